@@ -1,0 +1,144 @@
+// larder-bench: measurements you can rerun with one command.
+//
+//   larder-bench replay --trace FILE [--capacity-entries N | --capacity-bytes B]
+//                       [--stripes S] [--compare-exact]
+//
+// The last line printed is always one JSON object.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <string>
+
+#include "larder/cache.h"
+#include "trace.h"
+
+namespace {
+
+int Usage(const char* why) {
+  std::fprintf(stderr,
+               "error: %s\n"
+               "usage: larder-bench replay --trace FILE [--capacity-entries N | "
+               "--capacity-bytes B] [--stripes S] [--compare-exact]\n",
+               why);
+  return 2;
+}
+
+// Parses "--name value" pairs and bare "--flag"s.
+bool ParseFlags(int argc, char** argv, int first, std::map<std::string, std::string>* flags,
+                std::string* error) {
+  for (int i = first; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg.rfind("--", 0) != 0) {
+      *error = "unexpected argument " + arg;
+      return false;
+    }
+    if (i + 1 < argc && std::strncmp(argv[i + 1], "--", 2) != 0) {
+      (*flags)[arg.substr(2)] = argv[++i];
+    } else {
+      (*flags)[arg.substr(2)] = "";
+    }
+  }
+  return true;
+}
+
+bool ParseSize(const std::string& text, uint64_t* out) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+  if (text.empty() || errno != 0 || end == text.c_str()) return false;
+  uint64_t mult = 1;
+  std::string suffix = end;
+  if (suffix == "K" || suffix == "KiB") mult = 1ull << 10;
+  else if (suffix == "M" || suffix == "MiB") mult = 1ull << 20;
+  else if (suffix == "G" || suffix == "GiB") mult = 1ull << 30;
+  else if (!suffix.empty()) return false;
+  *out = v * mult;
+  return true;
+}
+
+int Replay(const std::map<std::string, std::string>& flags) {
+  auto get = [&](const char* name) -> const std::string* {
+    auto it = flags.find(name);
+    return it == flags.end() ? nullptr : &it->second;
+  };
+  const std::string* path = get("trace");
+  if (path == nullptr || path->empty()) return Usage("--trace is required");
+  uint64_t entries = 0, bytes = 0, stripes = 0;
+  if (const std::string* v = get("capacity-entries"); v && !ParseSize(*v, &entries)) {
+    return Usage("bad --capacity-entries");
+  }
+  if (const std::string* v = get("capacity-bytes"); v && !ParseSize(*v, &bytes)) {
+    return Usage("bad --capacity-bytes");
+  }
+  if (const std::string* v = get("stripes"); v && !ParseSize(*v, &stripes)) {
+    return Usage("bad --stripes");
+  }
+  if ((entries == 0) == (bytes == 0)) {
+    return Usage("give exactly one of --capacity-entries and --capacity-bytes (non-zero)");
+  }
+
+  larder::bench::Trace trace;
+  std::string error;
+  if (!larder::bench::LoadTrace(*path, &trace, &error)) return Usage(error.c_str());
+  const bool by_bytes = bytes != 0;
+  if (by_bytes && trace.sizes.empty()) return Usage("--capacity-bytes needs a trace with sizes");
+
+  larder::Options options;
+  options.capacity_entries = entries;
+  // Count mode: bytes are not the limit. Byte mode: each entry's charge is the
+  // request size, so the byte capacity is exactly the trace's capacity.
+  options.capacity_bytes = by_bytes ? bytes : (uint64_t{1} << 50);
+  options.stripes = stripes;
+  std::unique_ptr<larder::Cache> cache;
+  if (larder::Status s = larder::Cache::Create(options, &cache); s != larder::Status::kOk) {
+    return Usage(larder::StatusName(s));
+  }
+
+  auto start = std::chrono::steady_clock::now();
+  larder::bench::ReplayResult r = larder::bench::Replay(trace, *cache, by_bytes);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  larder::Stats stats = cache->GetStats();
+
+  std::printf("trace %s: %llu requests, %zu unique keys\n", path->c_str(),
+              static_cast<unsigned long long>(r.requests), trace.unique_keys);
+  std::printf("larder: %llu hits, hit ratio %.4f%%, %zu stripes, %.0f requests/s\n",
+              static_cast<unsigned long long>(r.hits), 100 * r.hit_ratio(), cache->stripe_count(),
+              r.requests / seconds);
+  std::string exact_json;
+  if (flags.count("compare-exact")) {
+    larder::bench::ReplayResult exact =
+        larder::bench::ReplayExactLru(trace, by_bytes ? bytes : entries, by_bytes);
+    std::printf("exact LRU: %llu hits, hit ratio %.4f%% (difference %+.3f points)\n",
+                static_cast<unsigned long long>(exact.hits), 100 * exact.hit_ratio(),
+                100 * (r.hit_ratio() - exact.hit_ratio()));
+    char buf[160];
+    std::snprintf(buf, sizeof buf, ",\"exact_hits\":%llu,\"exact_hit_ratio\":%.6f",
+                  static_cast<unsigned long long>(exact.hits), exact.hit_ratio());
+    exact_json = buf;
+  }
+  std::printf(
+      "{\"trace\":\"%s\",\"requests\":%llu,\"hits\":%llu,\"hit_ratio\":%.6f,"
+      "\"capacity\":%llu,\"capacity_unit\":\"%s\",\"stripes\":%zu,\"unique_keys\":%zu,"
+      "\"dropped_promotions\":%llu,\"requests_per_s\":%.0f%s}\n",
+      path->c_str(), static_cast<unsigned long long>(r.requests),
+      static_cast<unsigned long long>(r.hits), r.hit_ratio(),
+      static_cast<unsigned long long>(by_bytes ? bytes : entries), by_bytes ? "bytes" : "entries",
+      cache->stripe_count(), trace.unique_keys,
+      static_cast<unsigned long long>(stats.dropped_promotions), r.requests / seconds,
+      exact_json.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) return Usage("missing subcommand");
+  std::string command = argv[1];
+  std::map<std::string, std::string> flags;
+  std::string error;
+  if (!ParseFlags(argc, argv, 2, &flags, &error)) return Usage(error.c_str());
+  if (command == "replay") return Replay(flags);
+  return Usage(("unknown subcommand " + command).c_str());
+}

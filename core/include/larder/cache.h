@@ -1,0 +1,202 @@
+// Larder: an in-process, concurrent, size-bounded LRU cache with per-entry TTLs.
+//
+// Quick reference
+//   auto cache = larder::Cache::Create(options);    // Status + unique_ptr
+//   cache->Put("user:42", bytes, {.ttl = 30s});
+//   std::string v; if (cache->Get("user:42", &v) == larder::Status::kOk) ...
+//   larder::PinnedValue p = cache->Pin("user:42");  // zero-copy, survives eviction
+//   cache->Invalidate("user:42"); cache->InvalidatePrefix("user:");
+//
+// Keys and values are byte strings: binary-safe, values may be empty, keys may
+// not. A key is at most kMaxKeyLength bytes. Every method is thread-safe.
+// Reads (Get, Pin, Contains) take no lock in the common case; writes lock one
+// stripe. Removal listeners run after the stripe lock is released and may call
+// back into the cache.
+//
+// No Abseil or xxHash type appears in this header on purpose: callers build
+// against the standard library only.
+#ifndef LARDER_CACHE_H_
+#define LARDER_CACHE_H_
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include "larder/clock.h"
+#include "larder/status.h"
+
+namespace larder {
+
+namespace internal {
+struct Entry;
+class Stripe;
+}  // namespace internal
+
+// Longest accepted key, in bytes. Longer keys get Status::kKeyTooLong.
+inline constexpr size_t kMaxKeyLength = 65535;
+
+// Bytes charged to the capacity for every entry on top of its key and value:
+// the entry header plus its share of the index. Stable within a release.
+size_t EntryOverhead();
+
+enum class RemovalCause {
+  kExplicit,  // Invalidate, InvalidatePrefix, Clear
+  kReplaced,  // a Put of the same key
+  kExpired,   // its TTL passed
+  kEvicted,   // removed to stay within capacity
+};
+const char* RemovalCauseName(RemovalCause cause);
+
+// Called once per removed entry, with no cache lock held, on the thread that
+// made the change (or, for expiry, on the thread whose call reclaimed it). The
+// views are valid only during the call.
+using RemovalListener =
+    std::function<void(std::string_view key, std::string_view value, RemovalCause cause)>;
+
+struct Options {
+  // Upper bound on the sum of charges (key + value + EntryOverhead()). Required.
+  size_t capacity_bytes = 0;
+  // Optional upper bound on the number of entries; 0 means no entry bound.
+  size_t capacity_entries = 0;
+  // Number of stripes, rounded up to a power of two; 0 picks
+  // max(16, 4 x hardware threads). Each stripe gets an equal share of the
+  // capacity, so a cache much smaller than stripes x its largest entry should
+  // use fewer stripes.
+  size_t stripes = 0;
+  // TTL for puts that give none; zero means entries do not expire.
+  std::chrono::nanoseconds default_ttl{0};
+  // Monotonic time source; nullptr means the coarse system monotonic clock.
+  std::shared_ptr<Clock> clock;
+  RemovalListener removal_listener;
+};
+
+struct PutOptions {
+  // Time to live; zero uses Options::default_ttl. Negative is invalid.
+  std::chrono::nanoseconds ttl{0};
+  // When non-zero, the entry counts this many bytes toward capacity_bytes
+  // instead of key + value + overhead (a custom weight, as Caffeine's weigher).
+  size_t charge = 0;
+};
+
+struct Stats {
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+  uint64_t puts = 0;
+  uint64_t evictions = 0;
+  uint64_t expirations = 0;
+  uint64_t invalidations = 0;  // entries removed by Invalidate/Prefix/Clear
+  uint64_t entries = 0;        // current
+  uint64_t bytes = 0;          // current sum of charges
+  uint64_t capacity_bytes = 0;
+  uint64_t capacity_entries = 0;
+  // Accesses that were not applied to the LRU order because the stripe was
+  // busy and its access buffer full (only under contention; see docs/design.md).
+  uint64_t dropped_promotions = 0;
+  double hit_ratio() const {
+    uint64_t total = hits + misses;
+    return total == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(total);
+  }
+};
+
+// A reference to a value that stays readable until the PinnedValue is
+// destroyed or Reset, even if the entry is evicted, replaced or the cache is
+// destroyed meanwhile. Move-only. Empty when default-constructed or on a miss.
+class PinnedValue {
+ public:
+  PinnedValue() = default;
+  PinnedValue(PinnedValue&& other) noexcept : entry_(other.entry_) { other.entry_ = nullptr; }
+  PinnedValue& operator=(PinnedValue&& other) noexcept;
+  PinnedValue(const PinnedValue&) = delete;
+  PinnedValue& operator=(const PinnedValue&) = delete;
+  ~PinnedValue() { Reset(); }
+
+  explicit operator bool() const { return entry_ != nullptr; }
+  std::string_view value() const;
+  std::string_view key() const;
+  void Reset();
+
+ private:
+  friend class Cache;
+  explicit PinnedValue(internal::Entry* entry) : entry_(entry) {}
+  internal::Entry* entry_ = nullptr;
+};
+
+class Cache {
+ public:
+  // Validates options (non-zero capacity, sane stripes) and builds a cache.
+  static Status Create(Options options, std::unique_ptr<Cache>* out);
+  ~Cache();
+  Cache(const Cache&) = delete;
+  Cache& operator=(const Cache&) = delete;
+
+  // Inserts or replaces. kValueTooLarge when the charge exceeds a stripe's
+  // byte capacity: the value is not stored and any old value of the key is
+  // removed (a failed put never leaves a stale value readable).
+  Status Put(std::string_view key, std::string_view value, const PutOptions& options = {});
+
+  // Copies the value into *out. kNotFound on a miss or an expired entry.
+  Status Get(std::string_view key, std::string* out);
+  std::optional<std::string> Get(std::string_view key);
+
+  // Copies into a caller buffer. On kOk or kBufferTooSmall, *value_size is the
+  // value's full length; on kBufferTooSmall nothing is copied.
+  Status GetInto(std::string_view key, void* buffer, size_t buffer_size, size_t* value_size);
+
+  // Zero-copy read: an empty PinnedValue on a miss (or a bad key).
+  PinnedValue Pin(std::string_view key);
+
+  // Calls fn(value) with the value while it is guaranteed alive; fn must not
+  // block for long (it delays memory reclamation) and must not keep the view.
+  // Returns kNotFound without calling fn on a miss.
+  template <typename Fn>
+  Status Visit(std::string_view key, Fn&& fn) {
+    return VisitWith(key, &Cache::CallVisitor<std::remove_reference_t<Fn>>, &fn);
+  }
+  // The same without templates: fn(value, context).
+  Status VisitWith(std::string_view key, void (*fn)(std::string_view value, void* context),
+                   void* context);
+
+  // True when a live (unexpired) entry exists. Counts neither hit nor miss and
+  // does not refresh the entry's LRU position.
+  bool Contains(std::string_view key);
+
+  // kOk when an entry was removed, kNotFound when there was none.
+  Status Invalidate(std::string_view key);
+  // Removes every entry whose key starts with prefix (an empty prefix matches
+  // all); returns how many. Work is proportional to the cache size; stripes are
+  // processed in short locked batches so other callers are never held up long.
+  size_t InvalidatePrefix(std::string_view prefix);
+  void Clear();
+
+  // Entries and sum of charges right now (a consistent sum per stripe, not a
+  // global snapshot under concurrent writes).
+  size_t Size() const;
+  size_t Charge() const;
+  Stats GetStats() const;
+  size_t stripe_count() const { return stripe_count_; }
+
+ private:
+  Cache(Options options, size_t stripe_count);
+  template <typename Fn>
+  static void CallVisitor(std::string_view value, void* fn) {
+    (*static_cast<Fn*>(fn))(value);
+  }
+  internal::Stripe& StripeFor(uint64_t hash) const;
+  Status CheckKey(std::string_view key) const;
+
+  const Options options_;
+  const size_t stripe_count_;
+  const int stripe_shift_;  // hash >> stripe_shift_ selects the stripe
+  std::shared_ptr<Clock> clock_;
+  std::unique_ptr<std::unique_ptr<internal::Stripe>[]> stripes_;
+};
+
+}  // namespace larder
+
+#endif  // LARDER_CACHE_H_

@@ -1,0 +1,24 @@
+// Status codes returned by every fallible Larder call. The numeric values are
+// part of the C ABI (capi/) and are never renumbered; new codes go at the end.
+#ifndef LARDER_STATUS_H_
+#define LARDER_STATUS_H_
+
+namespace larder {
+
+enum class Status : int {
+  kOk = 0,
+  kNotFound = 1,         // no live entry for the key
+  kInvalidArgument = 2,  // bad option value, negative TTL, NULL where data is needed
+  kEmptyKey = 3,         // keys must be at least one byte
+  kKeyTooLong = 4,       // key longer than kMaxKeyLength
+  kValueTooLarge = 5,    // the entry's charge exceeds what one stripe may hold
+  kBufferTooSmall = 6,   // GetInto: the caller's buffer cannot hold the value
+  kNoMemory = 7,         // allocation failed; the cache is unchanged
+};
+
+// Never returns nullptr.
+const char* StatusName(Status status);
+
+}  // namespace larder
+
+#endif  // LARDER_STATUS_H_

@@ -1,0 +1,309 @@
+#include "larder/cache.h"
+
+#include <algorithm>
+#include <limits>
+#include <thread>
+
+#include "entry.h"
+#include "epoch.h"
+#include "hash.h"
+#include "stripe.h"
+
+namespace larder {
+
+using internal::Entry;
+using internal::ReadGuard;
+using internal::Removals;
+using internal::Stripe;
+
+namespace {
+
+// An entry's share of the index: slots are 8 bytes at a load factor between
+// 3/8 and 3/4, so about 16 bytes per entry on average.
+constexpr size_t kIndexBytesPerEntry = 16;
+
+// Auto-sizing keeps each stripe big enough that equal per-stripe shares do not
+// distort LRU order noticeably (see docs/design.md, "Striping").
+constexpr size_t kMinBytesPerAutoStripe = 32 * 1024;
+constexpr size_t kMinEntriesPerAutoStripe = 32;
+constexpr size_t kMaxStripes = size_t{1} << 16;
+
+size_t RoundUpPow2(size_t n) {
+  size_t p = 1;
+  while (p < n) p <<= 1;
+  return p;
+}
+
+int Log2(size_t pow2) {
+  int bits = 0;
+  while ((size_t{1} << bits) < pow2) ++bits;
+  return bits;
+}
+
+size_t ChooseStripeCount(const Options& o) {
+  if (o.stripes != 0) return RoundUpPow2(o.stripes);
+  size_t hw = std::max(1u, std::thread::hardware_concurrency());
+  size_t n = std::max<size_t>(16, RoundUpPow2(4 * hw));
+  while (n > 1 && (o.capacity_bytes / n < kMinBytesPerAutoStripe ||
+                   (o.capacity_entries != 0 && o.capacity_entries / n < kMinEntriesPerAutoStripe))) {
+    n /= 2;
+  }
+  return n;
+}
+
+// Splits total into n shares that add up to exactly total.
+size_t Share(size_t total, size_t n, size_t i) { return total / n + (i < total % n ? 1 : 0); }
+
+std::shared_ptr<Clock> DefaultClock() {
+  static const std::shared_ptr<Clock> clock = std::make_shared<CoarseMonotonicClock>();
+  return clock;
+}
+
+void Notify(const RemovalListener& listener, Removals& removed) {
+  for (const internal::Removal& r : removed) {
+    if (listener) {
+      try {
+        listener(r.entry->key(), r.entry->value(), r.cause);
+      } catch (...) {
+        // The removal has happened; a listener's failure cannot undo it and
+        // must not leak the remaining notifications.
+      }
+    }
+    internal::Unref(r.entry);
+  }
+  removed.clear();
+}
+
+}  // namespace
+
+size_t EntryOverhead() { return offsetof(Entry, data) + kIndexBytesPerEntry; }
+
+const char* RemovalCauseName(RemovalCause cause) {
+  switch (cause) {
+    case RemovalCause::kExplicit: return "explicit";
+    case RemovalCause::kReplaced: return "replaced";
+    case RemovalCause::kExpired: return "expired";
+    case RemovalCause::kEvicted: return "evicted";
+  }
+  return "unknown";
+}
+
+// ---- PinnedValue ----
+
+PinnedValue& PinnedValue::operator=(PinnedValue&& other) noexcept {
+  if (this != &other) {
+    Reset();
+    entry_ = other.entry_;
+    other.entry_ = nullptr;
+  }
+  return *this;
+}
+
+std::string_view PinnedValue::value() const { return entry_ ? entry_->value() : std::string_view(); }
+std::string_view PinnedValue::key() const { return entry_ ? entry_->key() : std::string_view(); }
+
+void PinnedValue::Reset() {
+  if (entry_ != nullptr) {
+    internal::Unref(entry_);
+    entry_ = nullptr;
+  }
+}
+
+// ---- Cache ----
+
+Status Cache::Create(Options options, std::unique_ptr<Cache>* out) {
+  if (out == nullptr) return Status::kInvalidArgument;
+  out->reset();
+  if (options.capacity_bytes == 0) return Status::kInvalidArgument;
+  if (options.default_ttl.count() < 0) return Status::kInvalidArgument;
+  if (options.stripes > kMaxStripes) return Status::kInvalidArgument;
+  const size_t stripes = ChooseStripeCount(options);
+  if (options.capacity_entries != 0 && options.capacity_entries < stripes) {
+    return Status::kInvalidArgument;  // some stripe could hold nothing
+  }
+  try {
+    out->reset(new Cache(std::move(options), stripes));
+  } catch (const std::bad_alloc&) {
+    return Status::kNoMemory;
+  }
+  return Status::kOk;
+}
+
+Cache::Cache(Options options, size_t stripe_count)
+    : options_(std::move(options)),
+      stripe_count_(stripe_count),
+      stripe_shift_(64 - Log2(stripe_count)),
+      clock_(options_.clock ? options_.clock : DefaultClock()),
+      stripes_(new std::unique_ptr<Stripe>[stripe_count]) {
+  const bool collect = static_cast<bool>(options_.removal_listener);
+  for (size_t i = 0; i < stripe_count_; ++i) {
+    stripes_[i] = std::make_unique<Stripe>(
+        Share(options_.capacity_bytes, stripe_count_, i),
+        options_.capacity_entries == 0 ? 0 : Share(options_.capacity_entries, stripe_count_, i),
+        clock_.get(), collect);
+  }
+}
+
+Cache::~Cache() = default;
+
+Stripe& Cache::StripeFor(uint64_t hash) const {
+  // A shift by 64 is undefined, and one stripe needs no bits.
+  return stripe_count_ == 1 ? *stripes_[0] : *stripes_[hash >> stripe_shift_];
+}
+
+Status Cache::CheckKey(std::string_view key) const {
+  if (key.empty()) return Status::kEmptyKey;
+  if (key.size() > kMaxKeyLength) return Status::kKeyTooLong;
+  return Status::kOk;
+}
+
+Status Cache::Put(std::string_view key, std::string_view value, const PutOptions& put) {
+  if (Status s = CheckKey(key); s != Status::kOk) return s;
+  if (put.ttl.count() < 0) return Status::kInvalidArgument;
+  const uint64_t hash = internal::HashKey(key);
+  Stripe& stripe = StripeFor(hash);
+  const int64_t now = clock_->NowNanos();
+  const size_t charge = put.charge != 0 ? put.charge : key.size() + value.size() + EntryOverhead();
+  Removals removed;
+  if (value.size() > std::numeric_limits<uint32_t>::max() || charge > stripe.bytes_capacity() ||
+      charge > std::numeric_limits<uint32_t>::max()) {
+    // Never leave the previous value readable after a put that did not land.
+    stripe.Remove(hash, key, RemovalCause::kReplaced, now, &removed);
+    Notify(options_.removal_listener, removed);
+    return Status::kValueTooLarge;
+  }
+  const int64_t ttl = (put.ttl.count() != 0 ? put.ttl : options_.default_ttl).count();
+  int64_t expiry = 0;
+  if (ttl > 0 && ttl < std::numeric_limits<int64_t>::max() - now) expiry = now + ttl;
+  Entry* e = internal::NewEntry(key, value, expiry, static_cast<uint32_t>(charge));
+  if (e == nullptr) return Status::kNoMemory;
+  Status s = stripe.Put(hash, e, now, &removed);
+  Notify(options_.removal_listener, removed);
+  return s;
+}
+
+Status Cache::VisitWith(std::string_view key, void (*fn)(std::string_view, void*),
+                        void* context) {
+  if (Status s = CheckKey(key); s != Status::kOk) return s;
+  const uint64_t hash = internal::HashKey(key);
+  Stripe& stripe = StripeFor(hash);
+  ReadGuard guard;
+  Entry* e = stripe.FindLive(hash, key);
+  if (e == nullptr) {
+    stripe.RecordMiss(guard.thread_id());
+    return Status::kNotFound;
+  }
+  fn(e->value(), context);
+  stripe.RecordHit(e, guard.thread_id());
+  return Status::kOk;
+}
+
+Status Cache::Get(std::string_view key, std::string* out) {
+  if (out == nullptr) return Status::kInvalidArgument;
+  return Visit(key, [out](std::string_view v) { out->assign(v.data(), v.size()); });
+}
+
+std::optional<std::string> Cache::Get(std::string_view key) {
+  std::string value;
+  if (Get(key, &value) != Status::kOk) return std::nullopt;
+  return value;
+}
+
+Status Cache::GetInto(std::string_view key, void* buffer, size_t buffer_size, size_t* value_size) {
+  if (value_size == nullptr || (buffer == nullptr && buffer_size != 0)) {
+    return Status::kInvalidArgument;
+  }
+  bool fits = true;
+  Status s = Visit(key, [&](std::string_view v) {
+    *value_size = v.size();
+    fits = v.size() <= buffer_size;
+    if (fits && !v.empty()) std::memcpy(buffer, v.data(), v.size());
+  });
+  if (s == Status::kOk && !fits) return Status::kBufferTooSmall;
+  return s;
+}
+
+PinnedValue Cache::Pin(std::string_view key) {
+  if (CheckKey(key) != Status::kOk) return PinnedValue();
+  const uint64_t hash = internal::HashKey(key);
+  Stripe& stripe = StripeFor(hash);
+  ReadGuard guard;
+  Entry* e = stripe.FindLive(hash, key);
+  if (e == nullptr) {
+    stripe.RecordMiss(guard.thread_id());
+    return PinnedValue();
+  }
+  // The guard keeps e's memory alive until the reference is taken, even if e
+  // was unlinked meanwhile; the reference then keeps it alive past the guard.
+  internal::Ref(e);
+  stripe.RecordHit(e, guard.thread_id());
+  return PinnedValue(e);
+}
+
+bool Cache::Contains(std::string_view key) {
+  if (CheckKey(key) != Status::kOk) return false;
+  const uint64_t hash = internal::HashKey(key);
+  ReadGuard guard;
+  return StripeFor(hash).FindLive(hash, key) != nullptr;
+}
+
+Status Cache::Invalidate(std::string_view key) {
+  if (Status s = CheckKey(key); s != Status::kOk) return s;
+  const uint64_t hash = internal::HashKey(key);
+  Removals removed;
+  bool found = StripeFor(hash).Remove(hash, key, RemovalCause::kExplicit, clock_->NowNanos(),
+                                      &removed);
+  Notify(options_.removal_listener, removed);
+  return found ? Status::kOk : Status::kNotFound;
+}
+
+size_t Cache::InvalidatePrefix(std::string_view prefix) {
+  size_t count = 0;
+  Removals removed;
+  for (size_t i = 0; i < stripe_count_; ++i) {
+    size_t cursor = 0;
+    const internal::SlotTable* seen = nullptr;
+    bool done = false;
+    while (!done) {
+      done = stripes_[i]->RemovePrefixChunk(prefix, &cursor, &seen, &count, clock_->NowNanos(),
+                                            &removed);
+      Notify(options_.removal_listener, removed);
+    }
+  }
+  return count;
+}
+
+void Cache::Clear() { InvalidatePrefix(std::string_view()); }
+
+size_t Cache::Size() const {
+  size_t n = 0;
+  for (size_t i = 0; i < stripe_count_; ++i) n += stripes_[i]->Counters().entries;
+  return n;
+}
+
+size_t Cache::Charge() const {
+  size_t n = 0;
+  for (size_t i = 0; i < stripe_count_; ++i) n += stripes_[i]->Counters().bytes;
+  return n;
+}
+
+Stats Cache::GetStats() const {
+  Stats s;
+  for (size_t i = 0; i < stripe_count_; ++i) {
+    internal::StripeCounters c = stripes_[i]->Counters();
+    s.hits += c.hits;
+    s.misses += c.misses;
+    s.puts += c.puts;
+    s.evictions += c.evictions;
+    s.expirations += c.expirations;
+    s.invalidations += c.invalidations;
+    s.entries += c.entries;
+    s.bytes += c.bytes;
+    s.dropped_promotions += c.dropped_promotions;
+  }
+  s.capacity_bytes = options_.capacity_bytes;
+  s.capacity_entries = options_.capacity_entries;
+  return s;
+}
+
+}  // namespace larder

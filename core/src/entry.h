@@ -1,0 +1,93 @@
+// One cache entry: a single allocation holding the header, the key bytes and
+// the value bytes (key first). See docs/design.md for the layout budget.
+//
+// Ownership: `refs` counts owners. The cache holds one reference from insert
+// until the entry, after being unlinked, has passed its epoch grace period;
+// each PinnedValue and each pending removal notification holds one more. The
+// last Unref frees the memory.
+//
+// Mutability: key, value, lengths, charge and expiry are written before the
+// entry is published in the index and never change afterwards, so lock-free
+// readers may read them. The LRU links, heap position and flags belong to the
+// owning stripe and are touched only under its lock.
+#ifndef LARDER_CORE_SRC_ENTRY_H_
+#define LARDER_CORE_SRC_ENTRY_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <string_view>
+#include <type_traits>
+
+namespace larder::internal {
+
+struct ListNode {
+  ListNode* prev;
+  ListNode* next;
+};
+
+struct Entry {
+  ListNode lru;          // first member: a ListNode* of the LRU list is an Entry*
+  int64_t expiry_nanos;  // 0: never expires
+  uint32_t value_size;
+  uint32_t charge;
+  std::atomic<uint32_t> refs;
+  uint32_t heap_pos;  // index in the stripe's expiry heap, kNotInHeap if none
+  uint16_t key_size;
+  uint8_t flags;  // kLinked while the entry is in its stripe's index and LRU list
+  char data[1];   // key_size + value_size bytes (storage starts at kDataOffset)
+
+  static constexpr uint8_t kLinked = 1;
+  static constexpr uint32_t kNotInHeap = UINT32_MAX;
+
+  std::string_view key() const { return {data, key_size}; }
+  std::string_view value() const { return {data + key_size, value_size}; }
+  size_t allocation_size() const { return AllocationSize(key_size, value_size); }
+  bool ExpiredAt(int64_t now) const { return expiry_nanos != 0 && expiry_nanos <= now; }
+
+  static size_t AllocationSize(size_t key_size, size_t value_size) {
+    return offsetof(Entry, data) + key_size + value_size;
+  }
+  static Entry* FromNode(ListNode* node) { return reinterpret_cast<Entry*>(node); }
+};
+static_assert(std::is_standard_layout_v<Entry>, "offsetof and FromNode need standard layout");
+
+// Allocation goes through these two functions only, so the allocator can be
+// swapped (jemalloc arena or system malloc) in one place.
+void* AllocateEntryMemory(size_t size);
+void FreeEntryMemory(void* p, size_t size);
+
+// Returns nullptr when memory is exhausted. refs starts at 1 (the cache's).
+inline Entry* NewEntry(std::string_view key, std::string_view value, int64_t expiry_nanos,
+                       uint32_t charge) {
+  void* memory = AllocateEntryMemory(Entry::AllocationSize(key.size(), value.size()));
+  if (memory == nullptr) return nullptr;
+  Entry* e = new (memory) Entry;
+  e->lru.prev = e->lru.next = nullptr;
+  e->expiry_nanos = expiry_nanos;
+  e->value_size = static_cast<uint32_t>(value.size());
+  e->charge = charge;
+  e->refs.store(1, std::memory_order_relaxed);
+  e->heap_pos = Entry::kNotInHeap;
+  e->key_size = static_cast<uint16_t>(key.size());
+  e->flags = 0;
+  if (!key.empty()) std::memcpy(e->data, key.data(), key.size());
+  if (!value.empty()) std::memcpy(e->data + key.size(), value.data(), value.size());
+  return e;
+}
+
+inline void Ref(Entry* e) { e->refs.fetch_add(1, std::memory_order_relaxed); }
+
+inline void Unref(Entry* e) {
+  if (e->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    size_t size = e->allocation_size();
+    e->~Entry();
+    FreeEntryMemory(e, size);
+  }
+}
+
+}  // namespace larder::internal
+
+#endif  // LARDER_CORE_SRC_ENTRY_H_

@@ -1,0 +1,74 @@
+// Epoch-based reclamation (EBR): lets readers use entries and index tables
+// without locks or reference counts while writers unlink and later free them.
+//
+// Invariants:
+//  * A reader announces the global epoch it observed before it loads any
+//    pointer to shared memory (ReadGuard), and withdraws the announcement
+//    after its last use of such a pointer.
+//  * A writer unlinks an object first, then reads the global epoch g (both
+//    seq_cst) and records g with the object ("retired at g").
+//  * The global epoch moves from g to g+1 only when every active reader has
+//    announced g. Hence once the global epoch is >= r+2, no reader that could
+//    have seen an object retired at r is still active, and it may be freed.
+// All epoch operations are seq_cst; on x86 only the announcement (an xchg)
+// costs anything, loads are plain moves.
+//
+// The domain is process-wide and shared by all caches; a thread's record is
+// created on its first read and reused by a later thread after it exits.
+#ifndef LARDER_CORE_SRC_EPOCH_H_
+#define LARDER_CORE_SRC_EPOCH_H_
+
+#include <atomic>
+#include <cstdint>
+
+namespace larder::internal {
+
+struct alignas(64) ThreadRecord {
+  // 0 when quiescent, else (announced_epoch << 1) | 1. Written by the owner,
+  // read by any thread trying to advance the epoch.
+  std::atomic<uint64_t> state{0};
+  // Owner-thread only: nesting depth of ReadGuards (listeners may re-enter).
+  int depth = 0;
+  // Small dense id (0, 1, 2, ...) used to spread threads over access lanes.
+  uint32_t id = 0;
+  std::atomic<bool> in_use{false};
+  ThreadRecord* next = nullptr;  // immutable once published
+};
+
+ThreadRecord* ThisThreadRecord();
+
+class Epoch {
+ public:
+  static uint64_t Current() { return global_.load(std::memory_order_seq_cst); }
+  // Advances the global epoch by one if every active reader has announced the
+  // current one. Costs one load per thread record. Returns the epoch after.
+  static uint64_t TryAdvance();
+
+ private:
+  friend class ReadGuard;
+  static std::atomic<uint64_t> global_;
+};
+
+// Scoped read-side critical section. Nesting is allowed.
+class ReadGuard {
+ public:
+  ReadGuard() : record_(ThisThreadRecord()) {
+    if (record_->depth++ == 0) {
+      uint64_t epoch = Epoch::global_.load(std::memory_order_seq_cst);
+      record_->state.exchange((epoch << 1) | 1, std::memory_order_seq_cst);
+    }
+  }
+  ~ReadGuard() {
+    if (--record_->depth == 0) record_->state.store(0, std::memory_order_release);
+  }
+  ReadGuard(const ReadGuard&) = delete;
+  ReadGuard& operator=(const ReadGuard&) = delete;
+  uint32_t thread_id() const { return record_->id; }
+
+ private:
+  ThreadRecord* const record_;
+};
+
+}  // namespace larder::internal
+
+#endif  // LARDER_CORE_SRC_EPOCH_H_

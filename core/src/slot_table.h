@@ -1,0 +1,121 @@
+// The per-stripe index: an open-addressing table with linear probing whose
+// slots are single atomic words, so readers probe it without a lock.
+//
+// A slot word is 0 (empty, ends a probe), 1 (tombstone, probe continues) or an
+// Entry pointer with 16 bits of the key's hash in its top bits (x86-64 and
+// AArch64 user addresses fit in 48 bits). The tag lets a probe skip
+// non-matching slots without touching the entry.
+//
+// Invariants (writers hold the stripe lock):
+//  * An entry never moves within a table; only a rebuild into a new table
+//    moves entries, and the old table stays readable until its epoch grace
+//    period ends. So a reader that probes from a key's home slot reaches the
+//    key's slot through non-empty slots, as long as the key is present.
+//  * Slots never go from non-empty back to empty; removal writes a tombstone.
+//  * used (live + tombstones) stays <= 3/4 of the slots, so probes end.
+#ifndef LARDER_CORE_SRC_SLOT_TABLE_H_
+#define LARDER_CORE_SRC_SLOT_TABLE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string_view>
+
+#include "entry.h"
+
+namespace larder::internal {
+
+class SlotTable {
+ public:
+  static constexpr uint64_t kEmpty = 0;
+  static constexpr uint64_t kTombstone = 1;
+  static constexpr int kTagShift = 48;
+  static constexpr uint64_t kPointerMask = (uint64_t{1} << kTagShift) - 1;
+
+  // slot_count must be a power of two. Returns nullptr on allocation failure.
+  static SlotTable* Create(size_t slot_count) {
+    void* memory = std::calloc(1, sizeof(SlotTable) + slot_count * sizeof(std::atomic<uint64_t>));
+    if (memory == nullptr) return nullptr;
+    auto* t = new (memory) SlotTable;
+    t->mask_ = slot_count - 1;
+    // calloc zeroed the slots; std::atomic<uint64_t> of all-zero bits is kEmpty.
+    return t;
+  }
+  static void Destroy(SlotTable* t) { std::free(t); }
+
+  size_t slot_count() const { return mask_ + 1; }
+  std::atomic<uint64_t>& slot(size_t i) { return slots()[i & mask_]; }
+
+  static uint64_t Tag(uint64_t hash) { return (hash >> 32) & 0xFFFF; }
+  static uint64_t Encode(Entry* e, uint64_t hash) {
+    return (Tag(hash) << kTagShift) | reinterpret_cast<uintptr_t>(e);
+  }
+  static Entry* Decode(uint64_t word) { return reinterpret_cast<Entry*>(word & kPointerMask); }
+  static bool IsEntry(uint64_t word) { return word > kTombstone; }
+
+  // Lock-free lookup; the caller holds a ReadGuard (or the stripe lock).
+  Entry* Find(uint64_t hash, std::string_view key) {
+    const uint64_t tag = Tag(hash);
+    size_t i = hash & mask_;
+    for (size_t probes = 0; probes <= mask_; ++probes, i = (i + 1) & mask_) {
+      uint64_t word = slots()[i].load(std::memory_order_seq_cst);
+      if (word == kEmpty) return nullptr;
+      if (word == kTombstone || (word >> kTagShift) != tag) continue;
+      Entry* e = Decode(word);
+      if (e->key_size == key.size() && std::memcmp(e->data, key.data(), key.size()) == 0) return e;
+    }
+    return nullptr;
+  }
+
+  // Under the stripe lock: index of the slot holding key, or -1.
+  ptrdiff_t FindSlot(uint64_t hash, std::string_view key) {
+    const uint64_t tag = Tag(hash);
+    size_t i = hash & mask_;
+    for (size_t probes = 0; probes <= mask_; ++probes, i = (i + 1) & mask_) {
+      uint64_t word = slots()[i].load(std::memory_order_relaxed);
+      if (word == kEmpty) return -1;
+      if (word == kTombstone || (word >> kTagShift) != tag) continue;
+      Entry* e = Decode(word);
+      if (e->key() == key) return static_cast<ptrdiff_t>(i);
+    }
+    return -1;
+  }
+
+  // Under the stripe lock, key known absent: the first tombstone or empty slot
+  // on the probe path. *was_empty tells whether it consumes an empty slot.
+  size_t FindInsertSlot(uint64_t hash, bool* was_empty) {
+    size_t i = hash & mask_;
+    for (;; i = (i + 1) & mask_) {
+      uint64_t word = slots()[i].load(std::memory_order_relaxed);
+      if (word == kEmpty || word == kTombstone) {
+        *was_empty = word == kEmpty;
+        return i;
+      }
+    }
+  }
+
+  // Under the stripe lock: the slot that holds exactly this entry, or -1.
+  ptrdiff_t FindEntrySlot(uint64_t hash, const Entry* e) {
+    size_t i = hash & mask_;
+    for (size_t probes = 0; probes <= mask_; ++probes, i = (i + 1) & mask_) {
+      uint64_t word = slots()[i].load(std::memory_order_relaxed);
+      if (word == kEmpty) return -1;
+      if (IsEntry(word) && Decode(word) == e) return static_cast<ptrdiff_t>(i);
+    }
+    return -1;
+  }
+
+ private:
+  SlotTable() = default;
+  std::atomic<uint64_t>* slots() { return reinterpret_cast<std::atomic<uint64_t>*>(this + 1); }
+
+  size_t mask_ = 0;
+  [[maybe_unused]] char pad_[64 - sizeof(size_t)];  // slots start on their own cache line
+};
+
+}  // namespace larder::internal
+
+#endif  // LARDER_CORE_SRC_SLOT_TABLE_H_

@@ -1,0 +1,185 @@
+// A stripe: one lock, one index, one LRU list, one expiry heap. The cache
+// routes each key to one stripe by hash; a stripe knows nothing of the others.
+//
+// Read path (no lock, no shared write in the common case):
+//   ReadGuard -> table_ -> SlotTable::Find -> expiry check -> use the value ->
+//   record the access in this thread's lane.
+// Write path: everything under mu_, starting with MaintainLocked(), which
+//   1. applies the buffered accesses of every lane to the LRU order, in lane
+//      order (one thread's accesses stay in order, so a single-threaded
+//      replay is exact LRU: every promotion is applied before any insert or
+//      eviction decision),
+//   2. removes entries whose TTL has passed (O(expired * log n), from a heap),
+//   3. frees retired entries and tables whose epoch grace period has ended.
+//
+// Invariants (under mu_):
+//  * An entry is kLinked iff it is in table_, in the LRU list, and (when it
+//    has a TTL) in the expiry heap; bytes_ and entries_ sum the linked entries.
+//  * An unlinked entry is in retired_ (holding the cache's reference) until
+//    its grace period ends. A lane may still name it; lanes are drained before
+//    every reclamation and a retired entry is only freed when that drain
+//    reached the end of every lane, so a lane never names freed memory.
+//  * After every public call, bytes_ <= bytes_capacity_ and, when bounded,
+//    entries_ <= entries_capacity_.
+#ifndef LARDER_CORE_SRC_STRIPE_H_
+#define LARDER_CORE_SRC_STRIPE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/inlined_vector.h"
+#include "entry.h"
+#include "epoch.h"
+#include "larder/cache.h"
+#include "larder/clock.h"
+#include "larder/status.h"
+#include "mutex.h"
+#include "slot_table.h"
+
+namespace larder::internal {
+
+// An entry removed under the lock whose listener call is still due. Holds a
+// reference so the entry outlives the unlock.
+struct Removal {
+  Entry* entry;
+  RemovalCause cause;
+};
+using Removals = absl::InlinedVector<Removal, 4>;
+
+struct StripeCounters {
+  uint64_t hits = 0, misses = 0, puts = 0, evictions = 0, expirations = 0, invalidations = 0;
+  uint64_t entries = 0, bytes = 0, dropped_promotions = 0;
+};
+
+class Stripe {
+ public:
+  Stripe(size_t bytes_capacity, size_t entries_capacity, Clock* clock, bool collect_removals);
+  ~Stripe();
+  Stripe(const Stripe&) = delete;
+  Stripe& operator=(const Stripe&) = delete;
+
+  size_t bytes_capacity() const { return bytes_capacity_; }
+
+  // ---- lock-free read side; the caller holds a ReadGuard ----
+
+  // The live entry for key, or nullptr (absent or expired).
+  Entry* FindLive(uint64_t hash, std::string_view key) {
+    Entry* e = table_.load(std::memory_order_seq_cst)->Find(hash, key);
+    if (e != nullptr && e->expiry_nanos != 0 && e->ExpiredAt(clock_->NowNanos())) return nullptr;
+    return e;
+  }
+  void RecordHit(Entry* e, uint32_t thread_id) {
+    Lane& lane = lanes_[thread_id & (kLanes - 1)];
+    lane.hits.fetch_add(1, std::memory_order_relaxed);
+    if (!lane.TryPush(e)) RecordAccessSlow(lane, e);
+  }
+  void RecordMiss(uint32_t thread_id) {
+    lanes_[thread_id & (kLanes - 1)].misses.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // ---- writers: each takes mu_ ----
+
+  // Publishes e (allocated by the caller, refs == 1, charge <= bytes_capacity)
+  // replacing any entry with the same key, then evicts to the bounds.
+  Status Put(uint64_t hash, Entry* e, int64_t now, Removals* removed);
+  // Removes key's entry (cause kExplicit, or kReplaced for a rejected put).
+  bool Remove(uint64_t hash, std::string_view key, RemovalCause cause, int64_t now,
+              Removals* removed);
+  // Removes matching entries from one bounded chunk of slots. Start with
+  // *cursor = 0, *table = nullptr; returns true once the whole stripe is done.
+  bool RemovePrefixChunk(std::string_view prefix, size_t* cursor, const SlotTable** table,
+                         size_t* count, int64_t now, Removals* removed);
+  // Applies buffered accesses and reclaims what it can (tests and stats use it).
+  void Maintain(int64_t now, Removals* removed);
+  StripeCounters Counters();
+
+ private:
+  static constexpr size_t kLanes = 4;
+  static constexpr uint32_t kLaneCapacity = 64;
+  static constexpr size_t kPrefixChunkSlots = 1024;
+  static constexpr size_t kReclaimBatch = 32;
+
+  // A bounded multi-producer, single-consumer ring of accessed entries (the
+  // consumer holds mu_). Threads map to lanes by id, so with up to kLanes
+  // threads each producer owns its lane's cache lines.
+  struct alignas(64) Lane {
+    std::atomic<uint32_t> tail{0};
+    std::atomic<uint32_t> head{0};
+    std::atomic<uint64_t> hits{0};
+    std::atomic<uint64_t> misses{0};
+    std::atomic<uint64_t> dropped{0};
+    alignas(64) std::atomic<Entry*> slots[kLaneCapacity] = {};
+
+    bool TryPush(Entry* e) {
+      uint32_t t = tail.load(std::memory_order_relaxed);
+      if (t - head.load(std::memory_order_acquire) >= kLaneCapacity) return false;
+      if (!tail.compare_exchange_strong(t, t + 1, std::memory_order_relaxed)) return false;
+      slots[t % kLaneCapacity].store(e, std::memory_order_release);
+      return true;
+    }
+  };
+
+  struct RetiredEntry {
+    uint64_t epoch;
+    Entry* entry;
+  };
+  struct RetiredTable {
+    uint64_t epoch;
+    SlotTable* table;
+  };
+
+  void RecordAccessSlow(Lane& lane, Entry* e);
+  void MaintainLocked(int64_t now, Removals* removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool DrainLanesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ExpireLocked(int64_t now, Removals* removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReclaimLocked(uint64_t epoch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EvictLocked(Removals* removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Unlinks the entry found at `slot` and retires it.
+  void UnlinkLocked(Entry* e, size_t slot, RemovalCause cause, Removals* removed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes a linked entry out of the LRU list, heap and counters (not the index).
+  void DetachLocked(Entry* e, RemovalCause cause, Removals* removed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RemoveByEntryLocked(Entry* e, RemovalCause cause, Removals* removed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Makes room for one more used slot, rebuilding the table when needed.
+  Status ReserveSlotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  void LruPushFront(Entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static void LruUnlink(Entry* e);
+  void HeapPush(Entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HeapRemove(Entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HeapSwap(size_t a, size_t b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HeapSiftUp(size_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HeapSiftDown(size_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const size_t bytes_capacity_;
+  const size_t entries_capacity_;  // 0: unbounded
+  Clock* const clock_;
+  const bool collect_removals_;
+
+  Lane lanes_[kLanes];
+
+  // Readers load it lock-free; written only under mu_.
+  std::atomic<SlotTable*> table_;
+
+  Mutex mu_;
+  size_t used_slots_ ABSL_GUARDED_BY(mu_) = 0;  // live + tombstones
+  ListNode lru_ ABSL_GUARDED_BY(mu_);           // lru_.next is the most recent
+  std::vector<Entry*> heap_ ABSL_GUARDED_BY(mu_);  // min-heap on expiry_nanos
+  std::vector<RetiredEntry> retired_ ABSL_GUARDED_BY(mu_);
+  std::vector<RetiredTable> retired_tables_ ABSL_GUARDED_BY(mu_);
+  uint64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t entries_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t puts_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t evictions_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t expirations_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t invalidations_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace larder::internal
+
+#endif  // LARDER_CORE_SRC_STRIPE_H_

@@ -1,0 +1,133 @@
+// Capacity promises: LRU order, and the byte and entry bounds after every call.
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "larder/cache.h"
+#include "test_util.h"
+
+namespace larder {
+namespace {
+
+using testing::GetOr;
+using testing::MakeCache;
+using testing::SmallCache;
+
+TEST(Eviction, LeastRecentlyUsedGoesFirst) {
+  auto cache = SmallCache(3);
+  cache->Put("a", "1");
+  cache->Put("b", "2");
+  cache->Put("c", "3");
+  cache->Get("a");       // order, most recent first: a c b
+  cache->Put("d", "4");  // evicts b
+  EXPECT_FALSE(cache->Contains("b"));
+  cache->Put("e", "5");  // evicts c
+  EXPECT_FALSE(cache->Contains("c"));
+  EXPECT_TRUE(cache->Contains("a"));
+  EXPECT_TRUE(cache->Contains("d"));
+  EXPECT_TRUE(cache->Contains("e"));
+}
+
+TEST(Eviction, PinAndVisitCountAsUseButContainsDoesNot) {
+  auto cache = SmallCache(2);
+  cache->Put("a", "1");
+  cache->Put("b", "2");
+  cache->Contains("a");  // not a use: a stays least recent
+  cache->Put("c", "3");
+  EXPECT_FALSE(cache->Contains("a"));
+  { PinnedValue p = cache->Pin("b"); }  // a use: c becomes least recent
+  cache->Put("d", "4");
+  EXPECT_FALSE(cache->Contains("c"));
+  EXPECT_TRUE(cache->Contains("b"));
+}
+
+TEST(Eviction, ReplacingMovesTheKeyToMostRecent) {
+  auto cache = SmallCache(2);
+  cache->Put("a", "1");
+  cache->Put("b", "2");
+  cache->Put("a", "1bis");
+  cache->Put("c", "3");  // evicts b, not a
+  EXPECT_EQ(GetOr(*cache, "a"), "1bis");
+  EXPECT_FALSE(cache->Contains("b"));
+}
+
+TEST(Eviction, ExactLruOrderMatchesAReferenceModelUnderManyAccesses) {
+  // Long random sequence on one stripe: the buffered promotions must give
+  // exactly the order of a plain list-based LRU.
+  constexpr size_t kCapacity = 50;
+  auto cache = SmallCache(kCapacity);
+  std::vector<std::string> model;  // front = most recent
+  std::mt19937 rng(7);
+  for (int step = 0; step < 20000; ++step) {
+    std::string key = "k" + std::to_string(rng() % 120);
+    bool hit = cache->Visit(key, [](std::string_view) {}) == Status::kOk;
+    auto it = std::find(model.begin(), model.end(), key);
+    ASSERT_EQ(hit, it != model.end()) << "step " << step;
+    if (hit) {
+      model.erase(it);
+      model.insert(model.begin(), key);
+    } else {
+      cache->Put(key, "v");
+      model.insert(model.begin(), key);
+      if (model.size() > kCapacity) model.pop_back();
+    }
+  }
+}
+
+TEST(Eviction, ByteBoundHoldsAfterEveryPut) {
+  Options o;
+  o.capacity_bytes = 256 * 1024;
+  o.stripes = 4;
+  auto cache = MakeCache(o);
+  std::mt19937 rng(1);
+  for (int i = 0; i < 20000; ++i) {
+    std::string value(rng() % 3000, 'x');
+    ASSERT_EQ(cache->Put("key" + std::to_string(rng() % 5000), value), Status::kOk);
+    ASSERT_LE(cache->Charge(), o.capacity_bytes) << "after put " << i;
+  }
+  EXPECT_GT(cache->GetStats().evictions, 0u);
+}
+
+TEST(Eviction, EntryBoundHoldsAfterEveryPut) {
+  Options o;
+  o.capacity_bytes = size_t{1} << 30;
+  o.capacity_entries = 1000;
+  o.stripes = 8;
+  auto cache = MakeCache(o);
+  for (int i = 0; i < 10000; ++i) {
+    cache->Put("key" + std::to_string(i), "v");
+    ASSERT_LE(cache->Size(), 1000u) << "after put " << i;
+  }
+  Stats s = cache->GetStats();
+  EXPECT_EQ(s.entries + s.evictions, 10000u);
+}
+
+TEST(Eviction, ValueLargerThanAStripeIsRejectedAndTheOldValueRemoved) {
+  Options o;
+  o.capacity_bytes = 4096;
+  o.stripes = 1;
+  auto cache = MakeCache(o);
+  cache->Put("k", "small");
+  EXPECT_EQ(cache->Put("k", std::string(5000, 'x')), Status::kValueTooLarge);
+  EXPECT_FALSE(cache->Contains("k"));  // never a stale value after a failed put
+  EXPECT_LE(cache->Charge(), o.capacity_bytes);
+}
+
+TEST(Eviction, CustomChargeReplacesTheComputedOne) {
+  Options o;
+  o.capacity_bytes = 1000;
+  o.stripes = 1;
+  auto cache = MakeCache(o);
+  PutOptions heavy;
+  heavy.charge = 400;
+  cache->Put("a", "", heavy);
+  cache->Put("b", "", heavy);
+  EXPECT_EQ(cache->Charge(), 800u);
+  cache->Put("c", "", heavy);  // 1200 > 1000: evicts a
+  EXPECT_FALSE(cache->Contains("a"));
+  EXPECT_EQ(cache->Charge(), 800u);
+}
+
+}  // namespace
+}  // namespace larder

@@ -1,0 +1,126 @@
+// TTL promises, on a clock the test moves by hand.
+#include <chrono>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "larder/cache.h"
+#include "test_util.h"
+
+namespace larder {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::GetOr;
+using testing::MakeCache;
+using testing::SmallCache;
+
+PutOptions Ttl(std::chrono::nanoseconds ttl) {
+  PutOptions p;
+  p.ttl = ttl;
+  return p;
+}
+
+TEST(Expiry, EntryExpiresExactlyAtItsTtl) {
+  auto clock = std::make_shared<ManualClock>();
+  auto cache = SmallCache(10, clock);
+  cache->Put("k", "v", Ttl(10s));
+  clock->Advance(10s - 1ns);
+  EXPECT_EQ(GetOr(*cache, "k"), "v");
+  clock->Advance(1ns);
+  EXPECT_EQ(GetOr(*cache, "k"), "<miss>");
+  EXPECT_FALSE(cache->Contains("k"));
+  PinnedValue p = cache->Pin("k");
+  EXPECT_FALSE(p);
+}
+
+TEST(Expiry, ExpiredEntryIsNeverReturnedEvenBeforeItIsReclaimed) {
+  auto clock = std::make_shared<ManualClock>();
+  auto cache = SmallCache(10, clock);
+  cache->Put("k", "v", Ttl(1s));
+  clock->Advance(2s);
+  // No write has happened, so nothing reclaimed it yet; reads still miss.
+  EXPECT_EQ(cache->Size(), 1u);
+  EXPECT_EQ(cache->Get("k"), std::nullopt);
+  EXPECT_EQ(cache->GetStats().misses, 1u);
+}
+
+TEST(Expiry, DefaultTtlAppliesWhenThePutGivesNone) {
+  auto clock = std::make_shared<ManualClock>();
+  Options o;
+  o.capacity_bytes = 1 << 20;
+  o.stripes = 1;
+  o.default_ttl = 5s;
+  o.clock = clock;
+  auto cache = MakeCache(o);
+  cache->Put("default", "v");
+  cache->Put("longer", "v", Ttl(60s));
+  clock->Advance(6s);
+  EXPECT_FALSE(cache->Contains("default"));
+  EXPECT_TRUE(cache->Contains("longer"));
+}
+
+TEST(Expiry, NoTtlMeansNoExpiry) {
+  auto clock = std::make_shared<ManualClock>();
+  auto cache = SmallCache(10, clock);
+  cache->Put("k", "v");
+  clock->Advance(std::chrono::hours(24 * 365 * 100));
+  EXPECT_TRUE(cache->Contains("k"));
+}
+
+TEST(Expiry, HugeTtlDoesNotOverflow) {
+  auto clock = std::make_shared<ManualClock>();
+  auto cache = SmallCache(10, clock);
+  cache->Put("k", "v", Ttl(std::chrono::nanoseconds::max()));
+  clock->Advance(std::chrono::hours(24 * 365));
+  EXPECT_TRUE(cache->Contains("k"));
+}
+
+TEST(Expiry, ReplacingResetsTheTtl) {
+  auto clock = std::make_shared<ManualClock>();
+  auto cache = SmallCache(10, clock);
+  cache->Put("k", "v1", Ttl(10s));
+  clock->Advance(8s);
+  cache->Put("k", "v2", Ttl(10s));
+  clock->Advance(8s);
+  EXPECT_EQ(GetOr(*cache, "k"), "v2");
+}
+
+TEST(Expiry, ExpiredEntriesAreReclaimedByTheNextWriteWithoutAScan) {
+  auto clock = std::make_shared<ManualClock>();
+  auto cache = SmallCache(100000, clock);
+  for (int i = 0; i < 10000; ++i) cache->Put("short" + std::to_string(i), "v", Ttl(1s));
+  for (int i = 0; i < 10000; ++i) cache->Put("long" + std::to_string(i), "v", Ttl(1h));
+  clock->Advance(2s);
+  cache->Put("trigger", "v");  // one write reclaims what expired, from the heap top
+  Stats s = cache->GetStats();
+  EXPECT_EQ(s.expirations, 10000u);
+  EXPECT_EQ(s.entries, 10001u);
+  EXPECT_EQ(s.bytes, cache->Charge());
+  EXPECT_TRUE(cache->Contains("long9999"));
+}
+
+TEST(Expiry, MemoryDoesNotGrowWithDeadEntries) {
+  // Churn of short-lived entries, far more than the capacity would ever
+  // evict: the resident count stays at what is alive.
+  auto clock = std::make_shared<ManualClock>();
+  auto cache = SmallCache(1000000, clock);
+  for (int round = 0; round < 50; ++round) {
+    for (int i = 0; i < 1000; ++i) {
+      cache->Put("r" + std::to_string(round) + ":" + std::to_string(i), "v", Ttl(1s));
+    }
+    clock->Advance(2s);
+  }
+  cache->Put("last", "v");
+  EXPECT_EQ(cache->Size(), 1u);
+  EXPECT_EQ(cache->GetStats().expirations, 50000u);
+  EXPECT_EQ(cache->GetStats().evictions, 0u);
+}
+
+TEST(Expiry, NegativeTtlIsRejected) {
+  auto cache = SmallCache(10);
+  EXPECT_EQ(cache->Put("k", "v", Ttl(-1s)), Status::kInvalidArgument);
+  EXPECT_FALSE(cache->Contains("k"));
+}
+
+}  // namespace
+}  // namespace larder
