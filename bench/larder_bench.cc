@@ -2,6 +2,10 @@
 //
 //   larder-bench replay --trace FILE [--capacity-entries N | --capacity-bytes B]
 //                       [--stripes S] [--compare-exact]
+//   larder-bench run [--dist zipf|uniform] [--zipf-s S] [--keys N] [--value-size B]
+//                    [--read-ratio R] [--delete-ratio D] [--threads T] [--seconds S]
+//                    [--rounds R] [--capacity-entries N] [--capacity-bytes B]
+//                    [--stripes S] [--ttl MS] [--baselines mutex,sharded,flat] [--seed N]
 //
 // The last line printed is always one JSON object.
 #include <chrono>
@@ -12,6 +16,7 @@
 #include <string>
 
 #include "larder/cache.h"
+#include "run.h"
 #include "trace.h"
 
 namespace {
@@ -20,7 +25,11 @@ int Usage(const char* why) {
   std::fprintf(stderr,
                "error: %s\n"
                "usage: larder-bench replay --trace FILE [--capacity-entries N | "
-               "--capacity-bytes B] [--stripes S] [--compare-exact]\n",
+               "--capacity-bytes B] [--stripes S] [--compare-exact]\n"
+               "       larder-bench run [--dist zipf|uniform] [--zipf-s S] [--keys N] "
+               "[--value-size B] [--read-ratio R] [--delete-ratio D] [--threads T] "
+               "[--seconds S] [--rounds R] [--capacity-entries N] [--capacity-bytes B] "
+               "[--stripes S] [--ttl MS] [--baselines mutex,sharded,flat] [--seed N]\n",
                why);
   return 2;
 }
@@ -131,6 +140,50 @@ int Replay(const std::map<std::string, std::string>& flags) {
   return 0;
 }
 
+int RunCommand(const std::map<std::string, std::string>& flags) {
+  larder::bench::RunConfig c;
+  for (const auto& [name, text] : flags) {
+    uint64_t n = 0;
+    char* end = nullptr;
+    auto number = [&](double lo, double hi, double* out) {
+      double v = std::strtod(text.c_str(), &end);
+      if (text.empty() || *end != '\0' || v < lo || v > hi) return false;
+      *out = v;
+      return true;
+    };
+    double d = 0;
+    if (name == "dist" && (text == "zipf" || text == "uniform")) c.dist = text;
+    else if (name == "zipf-s" && number(0, 10, &d)) c.zipf_s = d;
+    else if (name == "keys" && ParseSize(text, &n) && n > 0 && n < (1ull << 32)) c.keys = static_cast<uint32_t>(n);
+    else if (name == "value-size" && ParseSize(text, &n)) c.value_size = n;
+    else if (name == "read-ratio" && number(0, 1, &d)) c.read_ratio = d;
+    else if (name == "delete-ratio" && number(0, 1, &d)) c.delete_ratio = d;
+    else if (name == "threads" && ParseSize(text, &n) && n > 0 && n <= 1024) c.threads = static_cast<int>(n);
+    else if (name == "seconds" && number(0.01, 86400, &d)) c.seconds = d;
+    else if (name == "rounds" && ParseSize(text, &n) && n > 0) c.rounds = static_cast<int>(n);
+    else if (name == "capacity-entries" && ParseSize(text, &n)) c.capacity_entries = n;
+    else if (name == "capacity-bytes" && ParseSize(text, &n)) c.capacity_bytes = n;
+    else if (name == "stripes" && ParseSize(text, &n)) c.stripes = n;
+    else if (name == "ttl" && ParseSize(text, &n)) c.ttl_ms = static_cast<int64_t>(n);
+    else if (name == "seed" && ParseSize(text, &n)) c.seed = n;
+    else if (name == "baselines") {
+      c.baselines.clear();
+      size_t start = 0;
+      while (start <= text.size()) {
+        size_t comma = text.find(',', start);
+        std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (!item.empty()) c.baselines.push_back(item);
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+    } else {
+      return Usage(("bad or unknown flag --" + name + " " + text).c_str());
+    }
+  }
+  if (c.read_ratio + c.delete_ratio > 1.0) return Usage("--read-ratio + --delete-ratio > 1");
+  return larder::bench::Run(c);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -140,5 +193,6 @@ int main(int argc, char** argv) {
   std::string error;
   if (!ParseFlags(argc, argv, 2, &flags, &error)) return Usage(error.c_str());
   if (command == "replay") return Replay(flags);
+  if (command == "run") return RunCommand(flags);
   return Usage(("unknown subcommand " + command).c_str());
 }

@@ -1,0 +1,35 @@
+#ifndef LARDER_BENCH_RUN_H_
+#define LARDER_BENCH_RUN_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace larder::bench {
+
+struct RunConfig {
+  std::string dist = "zipf";
+  double zipf_s = 0.99;
+  uint32_t keys = 1'000'000;
+  size_t value_size = 100;
+  double read_ratio = 1.0;
+  double delete_ratio = 0.0;
+  int threads = 1;
+  double seconds = 3.0;
+  int rounds = 3;
+  size_t capacity_entries = 0;  // 0: all keys fit
+  size_t capacity_bytes = 0;    // 0: not the limit
+  size_t stripes = 0;
+  int64_t ttl_ms = 0;
+  uint64_t seed = 42;
+  size_t stream_length = 1 << 20;
+  std::vector<std::string> baselines = {"mutex", "sharded"};
+};
+
+// Prints a table and, as the last line, one JSON object. Returns an exit code.
+int Run(const RunConfig& config);
+
+}  // namespace larder::bench
+
+#endif  // LARDER_BENCH_RUN_H_
