@@ -142,7 +142,9 @@ int Replay(const std::map<std::string, std::string>& flags) {
 
 int RunCommand(const std::map<std::string, std::string>& flags) {
   larder::bench::RunConfig c;
-  for (const auto& [name, text] : flags) {
+  for (const auto& flag : flags) {
+    const std::string& name = flag.first;  // not a structured binding: clang 14
+    const std::string& text = flag.second;  // cannot capture those in lambdas
     uint64_t n = 0;
     char* end = nullptr;
     auto number = [&](double lo, double hi, double* out) {

@@ -1,12 +1,14 @@
 #include "larder/cache.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <thread>
 
 #include "entry.h"
 #include "epoch.h"
 #include "hash.h"
+#include "refresh_pool.h"
 #include "stripe.h"
 
 namespace larder {
@@ -115,7 +117,14 @@ Status Cache::Create(Options options, std::unique_ptr<Cache>* out) {
   if (out == nullptr) return Status::kInvalidArgument;
   out->reset();
   if (options.capacity_bytes == 0) return Status::kInvalidArgument;
-  if (options.default_ttl.count() < 0) return Status::kInvalidArgument;
+  if (options.default_ttl.count() < 0 || options.negative_ttl.count() < 0 ||
+      options.error_ttl.count() < 0 || options.default_refresh_delta.count() < 0 ||
+      options.stale_while_revalidate.count() < 0 || options.stale_if_error.count() < 0) {
+    return Status::kInvalidArgument;
+  }
+  if (!(options.refresh_beta >= 0) || std::isinf(options.refresh_beta)) {
+    return Status::kInvalidArgument;  // negative, NaN or infinite
+  }
   if (options.stripes > kMaxStripes) return Status::kInvalidArgument;
   const size_t stripes = ChooseStripeCount(options);
   if (options.capacity_entries != 0 && options.capacity_entries < stripes) {
@@ -136,11 +145,16 @@ Cache::Cache(Options options, size_t stripe_count)
       clock_(options_.clock ? options_.clock : DefaultClock()),
       stripes_(new std::unique_ptr<Stripe>[stripe_count]) {
   const bool collect = static_cast<bool>(options_.removal_listener);
+  const int64_t retain_grace =
+      std::max(options_.stale_while_revalidate, options_.stale_if_error).count();
   for (size_t i = 0; i < stripe_count_; ++i) {
     stripes_[i] = std::make_unique<Stripe>(
         Share(options_.capacity_bytes, stripe_count_, i),
         options_.capacity_entries == 0 ? 0 : Share(options_.capacity_entries, stripe_count_, i),
-        clock_.get(), collect);
+        clock_.get(), collect, retain_grace);
+  }
+  if (!options_.refresh_executor) {
+    refresh_pool_ = std::make_unique<internal::RefreshPool>(options_.refresh_threads);
   }
 }
 
@@ -176,8 +190,11 @@ Status Cache::Put(std::string_view key, std::string_view value, const PutOptions
   int64_t expiry = 0;
   if (ttl > 0 && ttl < std::numeric_limits<int64_t>::max() - now) expiry = now + ttl;
   Entry* e = internal::NewEntry(key, value, expiry, static_cast<uint32_t>(charge));
-  if (e == nullptr) return Status::kNoMemory;
-  Status s = stripe.Put(hash, e, now, &removed);
+  Status s = e == nullptr ? Status::kNoMemory : stripe.Put(hash, e, now, &removed);
+  if (s == Status::kNoMemory) {
+    // As for a value that does not fit: a failed put leaves no stale value.
+    stripe.Remove(hash, key, RemovalCause::kReplaced, now, &removed);
+  }
   Notify(options_.removal_listener, removed);
   return s;
 }
@@ -187,14 +204,28 @@ Status Cache::VisitWith(std::string_view key, void (*fn)(std::string_view, void*
   if (Status s = CheckKey(key); s != Status::kOk) return s;
   const uint64_t hash = internal::HashKey(key);
   Stripe& stripe = StripeFor(hash);
-  ReadGuard guard;
-  Entry* e = stripe.FindLive(hash, key);
-  if (e == nullptr) {
-    stripe.RecordMiss(guard.thread_id());
-    return Status::kNotFound;
+  bool refresh = false;
+  {
+    ReadGuard guard;
+    Entry* e = stripe.FindAny(hash, key);
+    int64_t now = 0;
+    // Only entries with a TTL pay for reading the clock.
+    if (e != nullptr && e->expiry_nanos != 0 && e->ExpiredAt(now = clock_->NowNanos())) {
+      e = nullptr;  // plain reads are strict: stale values only through GetOrLoad
+    }
+    if (e == nullptr) {
+      stripe.RecordMiss(guard.thread_id());
+      return Status::kNotFound;
+    }
+    if (!e->is_value()) {  // a cached "not found" or error
+      stripe.RecordNegativeHit(guard.thread_id());
+      return Status::kNotFound;
+    }
+    fn(e->value(), context);
+    stripe.RecordHit(e, guard.thread_id());
+    refresh = e->expiry_nanos != 0 && options_.loader && ShouldRefreshEarly(e, now);
   }
-  fn(e->value(), context);
-  stripe.RecordHit(e, guard.thread_id());
+  if (refresh) StartRefresh(stripe, hash, key, options_.loader);
   return Status::kOk;
 }
 
@@ -233,18 +264,23 @@ PinnedValue Cache::Pin(std::string_view key) {
     stripe.RecordMiss(guard.thread_id());
     return PinnedValue();
   }
+  if (!e->is_value()) {
+    stripe.RecordNegativeHit(guard.thread_id());
+    return PinnedValue();
+  }
   // The guard keeps e's memory alive until the reference is taken, even if e
   // was unlinked meanwhile; the reference then keeps it alive past the guard.
   internal::Ref(e);
   stripe.RecordHit(e, guard.thread_id());
-  return PinnedValue(e);
+  return internal::PinAccess::Adopt(e);
 }
 
 bool Cache::Contains(std::string_view key) {
   if (CheckKey(key) != Status::kOk) return false;
   const uint64_t hash = internal::HashKey(key);
   ReadGuard guard;
-  return StripeFor(hash).FindLive(hash, key) != nullptr;
+  Entry* e = StripeFor(hash).FindLive(hash, key);
+  return e != nullptr && e->is_value();
 }
 
 Status Cache::Invalidate(std::string_view key) {
@@ -261,16 +297,24 @@ size_t Cache::InvalidatePrefix(std::string_view prefix) {
   size_t count = 0;
   Removals removed;
   for (size_t i = 0; i < stripe_count_; ++i) {
-    size_t cursor = 0;
-    const internal::SlotTable* seen = nullptr;
+    Stripe::PrefixWalk walk;
     bool done = false;
     while (!done) {
-      done = stripes_[i]->RemovePrefixChunk(prefix, &cursor, &seen, &count, clock_->NowNanos(),
-                                            &removed);
+      done = stripes_[i]->RemovePrefixChunk(prefix, &walk, clock_->NowNanos(), &removed);
       Notify(options_.removal_listener, removed);
     }
+    count += walk.removed;
   }
+  if (count > 0) CleanUp();  // give the memory back now, not at the next writes
   return count;
+}
+
+void Cache::CleanUp() {
+  Removals removed;
+  for (size_t i = 0; i < stripe_count_; ++i) {
+    stripes_[i]->CleanUp(clock_->NowNanos(), &removed);
+    Notify(options_.removal_listener, removed);
+  }
 }
 
 void Cache::Clear() { InvalidatePrefix(std::string_view()); }
@@ -300,6 +344,16 @@ Stats Cache::GetStats() const {
     s.entries += c.entries;
     s.bytes += c.bytes;
     s.dropped_promotions += c.dropped_promotions;
+    s.loads += c.loads;
+    s.load_failures += c.load_failures;
+    s.load_time_nanos += c.load_time_nanos;
+    s.coalesced_waits += c.coalesced_waits;
+    s.refreshes_started += c.refreshes_started;
+    s.refreshes_discarded += c.refreshes_discarded;
+    s.loads_discarded += c.loads_discarded;
+    s.stale_hits += c.stale_hits;
+    s.negative_hits += c.negative_hits;
+    s.load_timeouts += c.load_timeouts;
   }
   s.capacity_bytes = options_.capacity_bytes;
   s.capacity_entries = options_.capacity_entries;

@@ -29,23 +29,37 @@ struct ListNode {
 };
 
 struct Entry {
-  ListNode lru;          // first member: a ListNode* of the LRU list is an Entry*
+  // First member: a ListNode* of the LRU list is an Entry*. Once an entry is
+  // unlinked the same bytes chain it into its stripe's retired list.
+  union {
+    ListNode lru;
+    struct {
+      Entry* next;
+      uint64_t epoch;
+    } retired;
+  };
   int64_t expiry_nanos;  // 0: never expires
   uint32_t value_size;
   uint32_t charge;
   std::atomic<uint32_t> refs;
-  uint32_t heap_pos;  // index in the stripe's expiry heap, kNotInHeap if none
+  uint32_t heap_pos;      // index in the stripe's expiry heap, kNotInHeap if none
+  uint32_t delta_micros;  // how long the load that produced it took (XFetch); 0: unknown
   uint16_t key_size;
   uint8_t flags;  // kLinked while the entry is in its stripe's index and LRU list
-  char data[1];   // key_size + value_size bytes (storage starts at kDataOffset)
+  uint8_t kind;   // kValue, kNegative (cached "not found") or kError (cached error message)
+  char data[1];   // key_size + value_size bytes, starting at offsetof(Entry, data)
 
   static constexpr uint8_t kLinked = 1;
+  static constexpr uint8_t kValue = 0;
+  static constexpr uint8_t kNegative = 1;
+  static constexpr uint8_t kError = 2;
   static constexpr uint32_t kNotInHeap = UINT32_MAX;
 
   std::string_view key() const { return {data, key_size}; }
   std::string_view value() const { return {data + key_size, value_size}; }
   size_t allocation_size() const { return AllocationSize(key_size, value_size); }
   bool ExpiredAt(int64_t now) const { return expiry_nanos != 0 && expiry_nanos <= now; }
+  bool is_value() const { return kind == kValue; }
 
   static size_t AllocationSize(size_t key_size, size_t value_size) {
     return offsetof(Entry, data) + key_size + value_size;
@@ -58,12 +72,19 @@ static_assert(std::is_standard_layout_v<Entry>, "offsetof and FromNode need stan
 // swapped (jemalloc arena or system malloc) in one place.
 void* AllocateEntryMemory(size_t size);
 void FreeEntryMemory(void* p, size_t size);
+int64_t LiveEntryAllocations();  // entries allocated and not yet freed
 
 // Returns nullptr when memory is exhausted. refs starts at 1 (the cache's).
 inline Entry* NewEntry(std::string_view key, std::string_view value, int64_t expiry_nanos,
-                       uint32_t charge) {
-  void* memory = AllocateEntryMemory(Entry::AllocationSize(key.size(), value.size()));
+                       uint32_t charge, uint8_t kind = Entry::kValue, uint32_t delta_micros = 0) {
+  const size_t size = Entry::AllocationSize(key.size(), value.size());
+  void* memory = AllocateEntryMemory(size);
   if (memory == nullptr) return nullptr;
+  if ((reinterpret_cast<uintptr_t>(memory) >> 48) != 0) {
+    // The index packs a 16-bit tag above 48-bit addresses (slot_table.h).
+    FreeEntryMemory(memory, size);
+    return nullptr;
+  }
   Entry* e = new (memory) Entry;
   e->lru.prev = e->lru.next = nullptr;
   e->expiry_nanos = expiry_nanos;
@@ -71,6 +92,8 @@ inline Entry* NewEntry(std::string_view key, std::string_view value, int64_t exp
   e->charge = charge;
   e->refs.store(1, std::memory_order_relaxed);
   e->heap_pos = Entry::kNotInHeap;
+  e->delta_micros = delta_micros;
+  e->kind = kind;
   e->key_size = static_cast<uint16_t>(key.size());
   e->flags = 0;
   if (!key.empty()) std::memcpy(e->data, key.data(), key.size());

@@ -35,7 +35,13 @@ struct alignas(64) ThreadRecord {
   ThreadRecord* next = nullptr;  // immutable once published
 };
 
-ThreadRecord* ThisThreadRecord();
+// This thread's record; the slow path registers the thread on first use.
+ThreadRecord* AcquireThisThreadRecord();
+extern thread_local constinit ThreadRecord* tls_record;
+inline ThreadRecord* ThisThreadRecord() {
+  ThreadRecord* r = tls_record;
+  return r != nullptr ? r : AcquireThisThreadRecord();
+}
 
 class Epoch {
  public:

@@ -49,6 +49,9 @@ class SlotTable {
   size_t slot_count() const { return mask_ + 1; }
   std::atomic<uint64_t>& slot(size_t i) { return slots()[i & mask_]; }
 
+  // False when the address does not fit below the tag bits (an allocator
+  // handing out addresses above 2^48: 5-level paging, tagged heaps).
+  static bool Encodable(const void* p) { return (reinterpret_cast<uintptr_t>(p) & ~kPointerMask) == 0; }
   static uint64_t Tag(uint64_t hash) { return (hash >> 32) & 0xFFFF; }
   static uint64_t Encode(Entry* e, uint64_t hash) {
     return (Tag(hash) << kTagShift) | reinterpret_cast<uintptr_t>(e);

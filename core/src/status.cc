@@ -12,6 +12,10 @@ const char* StatusName(Status status) {
     case Status::kValueTooLarge: return "value too large for the cache";
     case Status::kBufferTooSmall: return "buffer too small";
     case Status::kNoMemory: return "out of memory";
+    case Status::kLoadFailed: return "load failed";
+    case Status::kTimeout: return "timed out waiting for a load";
+    case Status::kRecursiveLoad: return "a loader asked for its own key";
+    case Status::kBusy: return "queue full";
   }
   return "unknown status";
 }

@@ -18,11 +18,12 @@ size_t RoundUpPow2(size_t n) {
 }  // namespace
 
 Stripe::Stripe(size_t bytes_capacity, size_t entries_capacity, Clock* clock,
-               bool collect_removals)
+               bool collect_removals, int64_t retain_grace)
     : bytes_capacity_(bytes_capacity),
       entries_capacity_(entries_capacity),
       clock_(clock),
-      collect_removals_(collect_removals) {
+      collect_removals_(collect_removals),
+      retain_grace_(retain_grace) {
   SlotTable* table = SlotTable::Create(kInitialSlots);
   if (table == nullptr) throw std::bad_alloc();
   table_.store(table, std::memory_order_release);
@@ -40,7 +41,11 @@ Stripe::~Stripe() {
     n = n->next;
     Unref(e);
   }
-  for (RetiredEntry& r : retired_) Unref(r.entry);
+  for (Entry* e = retired_head_; e != nullptr;) {
+    Entry* next = e->retired.next;
+    Unref(e);
+    e = next;
+  }
   for (RetiredTable& r : retired_tables_) SlotTable::Destroy(r.table);
   SlotTable::Destroy(table_.load(std::memory_order_relaxed));
 }
@@ -58,18 +63,14 @@ void Stripe::RecordAccessSlow(Lane& lane, Entry* e) {
   lane.dropped.fetch_add(1, std::memory_order_relaxed);
 }
 
-bool Stripe::DrainLanesLocked() {
-  bool complete = true;
+void Stripe::DrainLanesLocked() {
   for (Lane& lane : lanes_) {
     uint32_t head = lane.head.load(std::memory_order_relaxed);
     const uint32_t tail = lane.tail.load(std::memory_order_acquire);
     for (; head != tail; ++head) {
       std::atomic<Entry*>& slot = lane.slots[head % kLaneCapacity];
       Entry* e = slot.load(std::memory_order_acquire);
-      if (e == nullptr) {  // a producer claimed the slot but has not filled it yet
-        complete = false;
-        break;
-      }
+      if (e == nullptr) break;  // claimed but not yet filled: the next drain gets it
       slot.store(nullptr, std::memory_order_relaxed);
       if ((e->flags & Entry::kLinked) != 0) {
         LruUnlink(e);
@@ -78,39 +79,72 @@ bool Stripe::DrainLanesLocked() {
     }
     lane.head.store(head, std::memory_order_release);
   }
-  return complete;
 }
 
 // ---- maintenance ----
 
-void Stripe::Maintain(int64_t now, Removals* removed) {
+void Stripe::CleanUp(int64_t now, Removals* removed) {
   MutexLock lock(&mu_);
+  // Two advances end the grace period of everything retired so far, unless
+  // a reader is inside a guard right now.
+  Epoch::TryAdvance();
+  Epoch::TryAdvance();
   MaintainLocked(now, removed);
 }
 
 void Stripe::MaintainLocked(int64_t now, Removals* removed) {
-  if (retired_.size() >= kReclaimBatch || !retired_tables_.empty()) Epoch::TryAdvance();
-  // Read the epoch before draining: any reader that could still name a retired
-  // entry in a lane had finished its push before the epoch reached this value.
+  if (retired_count_ >= kReclaimBatch || !retired_tables_.empty()) Epoch::TryAdvance();
+  // A lane may name a retired entry. Every reader that could push an entry
+  // retired at r finished its push before the epoch reached r + 2; so read
+  // the epoch first, then note each lane's tail: once the drains have
+  // consumed every lane up to those tails, nothing retired at or before
+  // epoch - 2 can be named by a lane any more.
   const uint64_t epoch = Epoch::Current();
-  const bool lanes_empty = DrainLanesLocked();
+  uint32_t tails[kLanes];
+  for (size_t i = 0; i < kLanes; ++i) tails[i] = lanes_[i].tail.load(std::memory_order_acquire);
+  DrainLanesLocked();
   ExpireLocked(now, removed);
-  if (lanes_empty) ReclaimLocked(epoch);
+  bool lanes_consumed = true;
+  for (size_t i = 0; i < kLanes; ++i) {
+    uint32_t head = lanes_[i].head.load(std::memory_order_relaxed);
+    if (static_cast<int32_t>(head - tails[i]) < 0) lanes_consumed = false;
+  }
+  if (lanes_consumed) ReclaimLocked(epoch);
 }
 
 void Stripe::ReclaimLocked(uint64_t epoch) {
+  while (retired_head_ != nullptr && retired_head_->retired.epoch + 2 <= epoch) {
+    Entry* e = retired_head_;
+    retired_head_ = e->retired.next;
+    --retired_count_;
+    Unref(e);
+  }
+  if (retired_head_ == nullptr) retired_tail_ = nullptr;
   size_t n = 0;
-  while (n < retired_.size() && retired_[n].epoch + 2 <= epoch) Unref(retired_[n++].entry);
-  retired_.erase(retired_.begin(), retired_.begin() + static_cast<ptrdiff_t>(n));
-  n = 0;
   while (n < retired_tables_.size() && retired_tables_[n].epoch + 2 <= epoch) {
     SlotTable::Destroy(retired_tables_[n++].table);
   }
   retired_tables_.erase(retired_tables_.begin(), retired_tables_.begin() + static_cast<ptrdiff_t>(n));
 }
 
+void Stripe::RetireLocked(Entry* e) {
+  // After the unlinking seq_cst store: the epoch read here is the one the
+  // reclamation rule in epoch.h counts from.
+  e->retired.next = nullptr;
+  e->retired.epoch = Epoch::Current();
+  if (retired_tail_ != nullptr) {
+    retired_tail_->retired.next = e;
+  } else {
+    retired_head_ = e;
+  }
+  retired_tail_ = e;
+  ++retired_count_;
+}
+
 void Stripe::ExpireLocked(int64_t now, Removals* removed) {
-  while (!heap_.empty() && heap_.front()->expiry_nanos <= now) {
+  // Entries stay retain_grace_ past expiry so GetOrLoad can serve them stale;
+  // readers never return them as fresh meanwhile.
+  while (!heap_.empty() && heap_.front()->expiry_nanos <= now - retain_grace_) {
     RemoveByEntryLocked(heap_.front(), RemovalCause::kExpired, removed);
   }
 }
@@ -127,6 +161,21 @@ void Stripe::EvictLocked(Removals* removed) {
 Status Stripe::Put(uint64_t hash, Entry* e, int64_t now, Removals* removed) {
   MutexLock lock(&mu_);
   MaintainLocked(now, removed);
+  if (e->expiry_nanos != 0) {
+    // The only allocation a put can need under the lock, done before any
+    // change so that running out of memory leaves the stripe as it was.
+    try {
+      heap_.reserve(heap_.size() + 1);
+    } catch (const std::bad_alloc&) {
+      Unref(e);
+      return Status::kNoMemory;
+    }
+  }
+  SupersedeFlightLocked(e->key());
+  return PutLocked(hash, e, removed);
+}
+
+Status Stripe::PutLocked(uint64_t hash, Entry* e, Removals* removed) {
   SlotTable* table = table_.load(std::memory_order_relaxed);
   ptrdiff_t slot = table->FindSlot(hash, e->key());
   if (slot >= 0) {
@@ -134,7 +183,7 @@ Status Stripe::Put(uint64_t hash, Entry* e, int64_t now, Removals* removed) {
     // Readers see either the old or the new entry, never neither.
     table->slot(slot).store(SlotTable::Encode(e, hash), std::memory_order_seq_cst);
     DetachLocked(old, RemovalCause::kReplaced, removed);
-    retired_.push_back({Epoch::Current(), old});
+    RetireLocked(old);
   } else {
     if (Status s = ReserveSlotLocked(); s != Status::kOk) {
       Unref(e);
@@ -163,6 +212,12 @@ Status Stripe::ReserveSlotLocked() {
   // all tombstones. The old table stays readable until its grace period ends.
   SlotTable* fresh = SlotTable::Create(std::max(kInitialSlots, RoundUpPow2((entries_ + 1) * 2)));
   if (fresh == nullptr) return Status::kNoMemory;
+  try {
+    retired_tables_.reserve(retired_tables_.size() + 1);
+  } catch (const std::bad_alloc&) {
+    SlotTable::Destroy(fresh);
+    return Status::kNoMemory;
+  }
   for (ListNode* n = lru_.next; n != &lru_; n = n->next) {
     Entry* e = Entry::FromNode(n);
     uint64_t hash = HashKey(e->key());
@@ -172,6 +227,7 @@ Status Stripe::ReserveSlotLocked() {
   }
   used_slots_ = entries_;
   table_.store(fresh, std::memory_order_seq_cst);
+  ++rebuilds_;
   retired_tables_.push_back({Epoch::Current(), table});
   return Status::kOk;
 }
@@ -180,6 +236,7 @@ bool Stripe::Remove(uint64_t hash, std::string_view key, RemovalCause cause, int
                     Removals* removed) {
   MutexLock lock(&mu_);
   MaintainLocked(now, removed);
+  SupersedeFlightLocked(key);
   SlotTable* table = table_.load(std::memory_order_relaxed);
   ptrdiff_t slot = table->FindSlot(hash, key);
   if (slot < 0) return false;
@@ -188,26 +245,33 @@ bool Stripe::Remove(uint64_t hash, std::string_view key, RemovalCause cause, int
   return true;
 }
 
-bool Stripe::RemovePrefixChunk(std::string_view prefix, size_t* cursor, const SlotTable** seen,
-                               size_t* count, int64_t now, Removals* removed) {
+bool Stripe::RemovePrefixChunk(std::string_view prefix, PrefixWalk* walk, int64_t now,
+                               Removals* removed) {
+  constexpr int kMaxRestarts = 3;
   MutexLock lock(&mu_);
   MaintainLocked(now, removed);
   SlotTable* table = table_.load(std::memory_order_relaxed);
-  if (table != *seen) {  // rebuilt since the last chunk: entries moved, rescan
-    *seen = table;
-    *cursor = 0;
+  if (walk->rebuilds_seen != rebuilds_) {
+    // First chunk, or the table was rebuilt since the last one and entries
+    // moved: (re)start. After a few restarts, finish in one locked pass so a
+    // stream of inserts cannot starve the walk.
+    if (walk->rebuilds_seen != UINT64_MAX) ++walk->restarts;
+    walk->rebuilds_seen = rebuilds_;
+    walk->cursor = 0;
   }
-  const size_t end = std::min(*cursor + kPrefixChunkSlots, table->slot_count());
-  for (size_t i = *cursor; i < end; ++i) {
+  if (walk->cursor == 0) SupersedeFlightsWithPrefixLocked(prefix);
+  const size_t chunk = walk->restarts >= kMaxRestarts ? table->slot_count() : kPrefixChunkSlots;
+  const size_t end = std::min(walk->cursor + chunk, table->slot_count());
+  for (size_t i = walk->cursor; i < end; ++i) {
     uint64_t word = table->slot(i).load(std::memory_order_relaxed);
     if (!SlotTable::IsEntry(word)) continue;
     Entry* e = SlotTable::Decode(word);
     if (e->key().substr(0, prefix.size()) == prefix) {
       UnlinkLocked(e, i, RemovalCause::kExplicit, removed);
-      ++*count;
+      ++walk->removed;
     }
   }
-  *cursor = end;
+  walk->cursor = end;
   return end == table->slot_count();
 }
 
@@ -222,7 +286,7 @@ void Stripe::UnlinkLocked(Entry* e, size_t slot, RemovalCause cause, Removals* r
   table_.load(std::memory_order_relaxed)->slot(slot).store(SlotTable::kTombstone,
                                                             std::memory_order_seq_cst);
   DetachLocked(e, cause, removed);
-  retired_.push_back({Epoch::Current(), e});
+  RetireLocked(e);
 }
 
 void Stripe::DetachLocked(Entry* e, RemovalCause cause, Removals* removed) {
@@ -237,9 +301,15 @@ void Stripe::DetachLocked(Entry* e, RemovalCause cause, Removals* removed) {
     case RemovalCause::kExplicit: ++invalidations_; break;
     case RemovalCause::kReplaced: break;
   }
-  if (collect_removals_ && removed != nullptr) {
-    Ref(e);
+  if (collect_removals_ && removed != nullptr) NoteRemovalLocked(e, cause, removed);
+}
+
+void Stripe::NoteRemovalLocked(Entry* e, RemovalCause cause, Removals* removed) {
+  try {
     removed->push_back({e, cause});
+    Ref(e);
+  } catch (const std::bad_alloc&) {
+    ++lost_notifications_;  // the removal stands; only its notification is lost
   }
 }
 
@@ -249,8 +319,18 @@ StripeCounters Stripe::Counters() {
     c.hits += lane.hits.load(std::memory_order_relaxed);
     c.misses += lane.misses.load(std::memory_order_relaxed);
     c.dropped_promotions += lane.dropped.load(std::memory_order_relaxed);
+    c.stale_hits += lane.stale_hits.load(std::memory_order_relaxed);
+    c.negative_hits += lane.negative_hits.load(std::memory_order_relaxed);
   }
+  c.load_timeouts = load_timeouts_.load(std::memory_order_relaxed);
   MutexLock lock(&mu_);
+  c.loads = loads_;
+  c.load_failures = load_failures_;
+  c.load_time_nanos = load_time_nanos_;
+  c.coalesced_waits = coalesced_waits_;
+  c.refreshes_started = refreshes_started_;
+  c.refreshes_discarded = refreshes_discarded_;
+  c.loads_discarded = loads_discarded_;
   c.puts = puts_;
   c.evictions = evictions_;
   c.expirations = expirations_;
@@ -258,6 +338,108 @@ StripeCounters Stripe::Counters() {
   c.entries = entries_;
   c.bytes = bytes_;
   return c;
+}
+
+// ---- loading ----
+
+JoinOutcome Stripe::JoinOrLead(const void* owner, uint64_t hash, std::string_view key,
+                               int64_t now, Removals* removed) {
+  MutexLock lock(&mu_);
+  MaintainLocked(now, removed);
+  JoinOutcome out;
+  SlotTable* table = table_.load(std::memory_order_relaxed);
+  if (ptrdiff_t slot = table->FindSlot(hash, key); slot >= 0) {
+    Entry* e = SlotTable::Decode(table->slot(slot).load(std::memory_order_relaxed));
+    if (!e->ExpiredAt(now)) {  // installed between the caller's lock-free look and now
+      Ref(e);
+      out.entry = e;
+      return out;
+    }
+  }
+  auto it = flights_.find(absl::string_view(key.data(), key.size()));
+  if (it != flights_.end()) {
+    ++coalesced_waits_;
+    out.flight = it->second;
+    return out;
+  }
+  out.flight = std::make_shared<Flight>(owner, this, std::string(key), hash, now, false);
+  flights_.emplace(out.flight->key, out.flight);
+  ++loads_;
+  out.lead = true;
+  return out;
+}
+
+std::shared_ptr<Flight> Stripe::BeginRefresh(const void* owner, uint64_t hash,
+                                             std::string_view key, int64_t now) {
+  MutexLock lock(&mu_);
+  if (flights_.contains(absl::string_view(key.data(), key.size()))) return nullptr;  // joined
+  auto flight = std::make_shared<Flight>(owner, this, std::string(key), hash, now, true);
+  flights_.emplace(flight->key, flight);
+  ++refreshes_started_;
+  return flight;
+}
+
+FinishOutcome Stripe::FinishFlight(Flight* flight, Entry* e, bool failed, int64_t now,
+                                   int64_t stale_if_error, Removals* removed) {
+  MutexLock lock(&mu_);
+  MaintainLocked(now, removed);
+  FinishOutcome out;
+  if (flight->mapped) {
+    flights_.erase(flight->key);
+    flight->mapped = false;
+  }
+  load_time_nanos_ += static_cast<uint64_t>(std::max<int64_t>(0, now - flight->start_nanos));
+  SlotTable* table = table_.load(std::memory_order_relaxed);
+  Entry* current = nullptr;
+  if (ptrdiff_t slot = table->FindSlot(flight->hash, flight->key); slot >= 0) {
+    current = SlotTable::Decode(table->slot(slot).load(std::memory_order_relaxed));
+  }
+  if (failed) {
+    ++load_failures_;
+    if (current != nullptr && current->is_value() &&
+        (current->expiry_nanos == 0 || now < current->expiry_nanos + stale_if_error)) {
+      Ref(current);
+      out.fallback = current;
+    }
+    // Never replace a good value by a cached error.
+    const bool value_present = current != nullptr && current->is_value() && !current->ExpiredAt(now);
+    if (e == nullptr || flight->superseded || value_present || out.fallback != nullptr) return out;
+  } else if (flight->superseded) {
+    ++(flight->refresh ? refreshes_discarded_ : loads_discarded_);
+    return out;
+  }
+  if (e == nullptr || flight->superseded || e->charge > bytes_capacity_) return out;
+  if (e->expiry_nanos != 0) {
+    try {
+      heap_.reserve(heap_.size() + 1);
+    } catch (const std::bad_alloc&) {
+      return out;
+    }
+  }
+  Ref(e);  // PutLocked consumes a reference (the cache's) on failure
+  out.installed = PutLocked(flight->hash, e, removed) == Status::kOk;
+  return out;
+}
+
+void Stripe::SupersedeFlightLocked(std::string_view key) {
+  if (flights_.empty()) return;
+  auto it = flights_.find(absl::string_view(key.data(), key.size()));
+  if (it == flights_.end()) return;
+  it->second->superseded = true;
+  it->second->mapped = false;
+  flights_.erase(it);
+}
+
+void Stripe::SupersedeFlightsWithPrefixLocked(std::string_view prefix) {
+  for (auto it = flights_.begin(); it != flights_.end();) {
+    if (std::string_view(it->first).substr(0, prefix.size()) == prefix) {
+      it->second->superseded = true;
+      it->second->mapped = false;
+      flights_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
 }
 
 // ---- LRU list and expiry heap ----

@@ -15,10 +15,11 @@
 // Invariants (under mu_):
 //  * An entry is kLinked iff it is in table_, in the LRU list, and (when it
 //    has a TTL) in the expiry heap; bytes_ and entries_ sum the linked entries.
-//  * An unlinked entry is in retired_ (holding the cache's reference) until
-//    its grace period ends. A lane may still name it; lanes are drained before
-//    every reclamation and a retired entry is only freed when that drain
-//    reached the end of every lane, so a lane never names freed memory.
+//  * An unlinked entry is on the retired list (holding the cache's reference)
+//    until its grace period ends. A lane may still name it; a retired entry
+//    is freed only after the lanes were consumed up to the tails they had
+//    when the freeing epoch was read (see MaintainLocked), so a lane never
+//    names freed memory.
 //  * After every public call, bytes_ <= bytes_capacity_ and, when bounded,
 //    entries_ <= entries_capacity_.
 #ifndef LARDER_CORE_SRC_STRIPE_H_
@@ -30,9 +31,14 @@
 #include <string_view>
 #include <vector>
 
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "entry.h"
 #include "epoch.h"
+#include "flight.h"
 #include "larder/cache.h"
 #include "larder/clock.h"
 #include "larder/status.h"
@@ -52,11 +58,29 @@ using Removals = absl::InlinedVector<Removal, 4>;
 struct StripeCounters {
   uint64_t hits = 0, misses = 0, puts = 0, evictions = 0, expirations = 0, invalidations = 0;
   uint64_t entries = 0, bytes = 0, dropped_promotions = 0;
+  uint64_t stale_hits = 0, negative_hits = 0, load_timeouts = 0;
+  uint64_t loads = 0, load_failures = 0, load_time_nanos = 0, coalesced_waits = 0;
+  uint64_t refreshes_started = 0, refreshes_discarded = 0, loads_discarded = 0;
+};
+
+// What the locked part of a miss found.
+struct JoinOutcome {
+  Entry* entry = nullptr;  // a fresh entry installed meanwhile (one reference held)
+  std::shared_ptr<Flight> flight;
+  bool lead = false;  // the caller created `flight` and must complete it
+};
+
+// What the locked part of a flight's completion did.
+struct FinishOutcome {
+  bool installed = false;
+  Entry* fallback = nullptr;  // stale-if-error: the old value (one reference held)
 };
 
 class Stripe {
  public:
-  Stripe(size_t bytes_capacity, size_t entries_capacity, Clock* clock, bool collect_removals);
+  // retain_grace: how long past its expiry an entry is kept for stale serving.
+  Stripe(size_t bytes_capacity, size_t entries_capacity, Clock* clock, bool collect_removals,
+         int64_t retain_grace);
   ~Stripe();
   Stripe(const Stripe&) = delete;
   Stripe& operator=(const Stripe&) = delete;
@@ -71,6 +95,10 @@ class Stripe {
     if (e != nullptr && e->expiry_nanos != 0 && e->ExpiredAt(clock_->NowNanos())) return nullptr;
     return e;
   }
+  // The entry for key, expired or not (expired ones linger for stale serving).
+  Entry* FindAny(uint64_t hash, std::string_view key) {
+    return table_.load(std::memory_order_seq_cst)->Find(hash, key);
+  }
   void RecordHit(Entry* e, uint32_t thread_id) {
     Lane& lane = lanes_[thread_id & (kLanes - 1)];
     lane.hits.fetch_add(1, std::memory_order_relaxed);
@@ -79,21 +107,52 @@ class Stripe {
   void RecordMiss(uint32_t thread_id) {
     lanes_[thread_id & (kLanes - 1)].misses.fetch_add(1, std::memory_order_relaxed);
   }
+  void RecordStaleHit(Entry* e, uint32_t thread_id) {
+    Lane& lane = lanes_[thread_id & (kLanes - 1)];
+    lane.stale_hits.fetch_add(1, std::memory_order_relaxed);
+    if (!lane.TryPush(e)) RecordAccessSlow(lane, e);
+  }
+  void RecordNegativeHit(uint32_t thread_id) {
+    lanes_[thread_id & (kLanes - 1)].negative_hits.fetch_add(1, std::memory_order_relaxed);
+  }
+  void RecordTimeout() { load_timeouts_.fetch_add(1, std::memory_order_relaxed); }
 
   // ---- writers: each takes mu_ ----
 
   // Publishes e (allocated by the caller, refs == 1, charge <= bytes_capacity)
   // replacing any entry with the same key, then evicts to the bounds.
   Status Put(uint64_t hash, Entry* e, int64_t now, Removals* removed);
+  // Loading. JoinOrLead is the locked part of a miss: a fresh entry that
+  // arrived meanwhile, else the key's flight (joined), else a new flight.
+  JoinOutcome JoinOrLead(const void* owner, uint64_t hash, std::string_view key, int64_t now,
+                         Removals* removed);
+  // Creates a refresh flight unless the key has one; nullptr if it had.
+  std::shared_ptr<Flight> BeginRefresh(const void* owner, uint64_t hash, std::string_view key,
+                                       int64_t now);
+  // Unmaps the flight and installs `e` (may be null) unless a write
+  // superseded the flight. For a failed load (`failed`), looks for an old
+  // value within `stale_if_error` to return instead, and installs `e` (a
+  // cached error) only if no fresh value is present.
+  FinishOutcome FinishFlight(Flight* flight, Entry* e, bool failed, int64_t now,
+                             int64_t stale_if_error, Removals* removed);
+
   // Removes key's entry (cause kExplicit, or kReplaced for a rejected put).
   bool Remove(uint64_t hash, std::string_view key, RemovalCause cause, int64_t now,
               Removals* removed);
-  // Removes matching entries from one bounded chunk of slots. Start with
-  // *cursor = 0, *table = nullptr; returns true once the whole stripe is done.
-  bool RemovePrefixChunk(std::string_view prefix, size_t* cursor, const SlotTable** table,
-                         size_t* count, int64_t now, Removals* removed);
-  // Applies buffered accesses and reclaims what it can (tests and stats use it).
-  void Maintain(int64_t now, Removals* removed);
+  // Progress of a chunked prefix removal over one stripe.
+  struct PrefixWalk {
+    size_t cursor = 0;
+    uint64_t rebuilds_seen = UINT64_MAX;  // the table generation being walked
+    int restarts = 0;
+    size_t removed = 0;
+  };
+  // Removes matching entries from one bounded chunk of slots (and marks
+  // matching loads as superseded); returns true once the whole stripe is done.
+  bool RemovePrefixChunk(std::string_view prefix, PrefixWalk* walk, int64_t now,
+                         Removals* removed);
+  // Applies buffered accesses, expires, and reclaims everything whose grace
+  // period can be ended now (advancing the epoch when no reader blocks it).
+  void CleanUp(int64_t now, Removals* removed);
   StripeCounters Counters();
 
  private:
@@ -111,21 +170,21 @@ class Stripe {
     std::atomic<uint64_t> hits{0};
     std::atomic<uint64_t> misses{0};
     std::atomic<uint64_t> dropped{0};
+    std::atomic<uint64_t> stale_hits{0};
+    std::atomic<uint64_t> negative_hits{0};
     alignas(64) std::atomic<Entry*> slots[kLaneCapacity] = {};
 
+    // False only when the lane is full.
     bool TryPush(Entry* e) {
       uint32_t t = tail.load(std::memory_order_relaxed);
-      if (t - head.load(std::memory_order_acquire) >= kLaneCapacity) return false;
-      if (!tail.compare_exchange_strong(t, t + 1, std::memory_order_relaxed)) return false;
+      do {
+        if (t - head.load(std::memory_order_acquire) >= kLaneCapacity) return false;
+      } while (!tail.compare_exchange_weak(t, t + 1, std::memory_order_relaxed));
       slots[t % kLaneCapacity].store(e, std::memory_order_release);
       return true;
     }
   };
 
-  struct RetiredEntry {
-    uint64_t epoch;
-    Entry* entry;
-  };
   struct RetiredTable {
     uint64_t epoch;
     SlotTable* table;
@@ -133,7 +192,16 @@ class Stripe {
 
   void RecordAccessSlow(Lane& lane, Entry* e);
   void MaintainLocked(int64_t now, Removals* removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool DrainLanesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DrainLanesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RetireLocked(Entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void NoteRemovalLocked(Entry* e, RemovalCause cause, Removals* removed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Inserts or replaces; the caller has checked e->charge <= bytes_capacity_.
+  Status PutLocked(uint64_t hash, Entry* e, Removals* removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A write to key: its flight, if any, must not install its result (L8).
+  void SupersedeFlightLocked(std::string_view key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SupersedeFlightsWithPrefixLocked(std::string_view prefix)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ExpireLocked(int64_t now, Removals* removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReclaimLocked(uint64_t epoch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EvictLocked(Removals* removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -160,6 +228,7 @@ class Stripe {
   const size_t entries_capacity_;  // 0: unbounded
   Clock* const clock_;
   const bool collect_removals_;
+  const int64_t retain_grace_;
 
   Lane lanes_[kLanes];
 
@@ -170,8 +239,24 @@ class Stripe {
   size_t used_slots_ ABSL_GUARDED_BY(mu_) = 0;  // live + tombstones
   ListNode lru_ ABSL_GUARDED_BY(mu_);           // lru_.next is the most recent
   std::vector<Entry*> heap_ ABSL_GUARDED_BY(mu_);  // min-heap on expiry_nanos
-  std::vector<RetiredEntry> retired_ ABSL_GUARDED_BY(mu_);
+  // Unlinked entries in retirement order (epochs non-decreasing), chained
+  // through Entry::retired so retiring never allocates.
+  Entry* retired_head_ ABSL_GUARDED_BY(mu_) = nullptr;
+  Entry* retired_tail_ ABSL_GUARDED_BY(mu_) = nullptr;
+  size_t retired_count_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<RetiredTable> retired_tables_ ABSL_GUARDED_BY(mu_);
+  uint64_t rebuilds_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t lost_notifications_ ABSL_GUARDED_BY(mu_) = 0;  // only when memory ran out
+  // Absl's string_view differs from std's here, so lookups convert explicitly.
+  absl::flat_hash_map<std::string, std::shared_ptr<Flight>> flights_ ABSL_GUARDED_BY(mu_);
+  uint64_t loads_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t load_failures_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t load_time_nanos_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t coalesced_waits_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t refreshes_started_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t refreshes_discarded_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t loads_discarded_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<uint64_t> load_timeouts_{0};
   uint64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t entries_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t puts_ ABSL_GUARDED_BY(mu_) = 0;

@@ -29,13 +29,17 @@
 #include <type_traits>
 
 #include "larder/clock.h"
+#include "larder/loading.h"
+#include "larder/pinned_value.h"
 #include "larder/status.h"
 
 namespace larder {
 
 namespace internal {
 struct Entry;
+struct Flight;
 class Stripe;
+class RefreshPool;
 }  // namespace internal
 
 // Longest accepted key, in bytes. Longer keys get Status::kKeyTooLong.
@@ -74,6 +78,35 @@ struct Options {
   // Monotonic time source; nullptr means the coarse system monotonic clock.
   std::shared_ptr<Clock> clock;
   RemovalListener removal_listener;
+
+  // ---- loading (loading.h) ----
+  // The cache's own loader (like Caffeine's LoadingCache): used by GetOrLoad
+  // calls that give none, and by background refreshes that plain Gets start.
+  Loader loader;
+  // How long a loader's "not found" is cached; zero disables negative caching.
+  std::chrono::nanoseconds negative_ttl{0};
+  // How long a loader's error is cached; zero (the default) never caches one.
+  std::chrono::nanoseconds error_ttl{0};
+  // Probabilistic early refresh (XFetch): on a fresh hit with remaining time
+  // r, a refresh starts with probability exp(-r / (delta * beta)), delta being
+  // how long the entry took to load. Zero disables; negative is invalid.
+  double refresh_beta = 1.0;
+  // Delta for entries that did not come from a loader (Put); zero means such
+  // entries are not refreshed early.
+  std::chrono::nanoseconds default_refresh_delta{0};
+  // Stale-while-revalidate: within this long after expiry, GetOrLoad returns
+  // the old value (stale) and starts one refresh.
+  std::chrono::nanoseconds stale_while_revalidate{0};
+  // Stale-if-error: within this long after expiry, a failed load returns the
+  // old value (stale) instead of the error.
+  std::chrono::nanoseconds stale_if_error{0};
+  // Threads of the cache's own refresh pool, started on first use.
+  size_t refresh_threads = 1;
+  // Runs background refreshes instead of the pool when set.
+  std::function<void(std::function<void()> task)> refresh_executor;
+  // Seeds the early-refresh random draws (per thread) for reproducible tests;
+  // zero seeds from std::random_device.
+  uint64_t random_seed = 0;
 };
 
 struct PutOptions {
@@ -98,33 +131,21 @@ struct Stats {
   // Accesses that were not applied to the LRU order because the stripe was
   // busy and its access buffer full (only under contention; see docs/design.md).
   uint64_t dropped_promotions = 0;
+  // Loading (GetOrLoad, BeginFetch and refreshes).
+  uint64_t loads = 0;                // flights started by a miss
+  uint64_t load_failures = 0;        // loads and refreshes that ended in an error
+  uint64_t load_time_nanos = 0;      // total time from flight start to completion
+  uint64_t coalesced_waits = 0;      // callers that joined another caller's flight
+  uint64_t refreshes_started = 0;    // early refreshes and stale-while-revalidate
+  uint64_t refreshes_discarded = 0;  // refresh results not installed: a write raced
+  uint64_t loads_discarded = 0;      // load results not installed: a write raced
+  uint64_t stale_hits = 0;           // stale values served (not counted in hits)
+  uint64_t negative_hits = 0;        // cached not-found / error answers (not in hits)
+  uint64_t load_timeouts = 0;        // waiters whose deadline passed first
   double hit_ratio() const {
     uint64_t total = hits + misses;
     return total == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(total);
   }
-};
-
-// A reference to a value that stays readable until the PinnedValue is
-// destroyed or Reset, even if the entry is evicted, replaced or the cache is
-// destroyed meanwhile. Move-only. Empty when default-constructed or on a miss.
-class PinnedValue {
- public:
-  PinnedValue() = default;
-  PinnedValue(PinnedValue&& other) noexcept : entry_(other.entry_) { other.entry_ = nullptr; }
-  PinnedValue& operator=(PinnedValue&& other) noexcept;
-  PinnedValue(const PinnedValue&) = delete;
-  PinnedValue& operator=(const PinnedValue&) = delete;
-  ~PinnedValue() { Reset(); }
-
-  explicit operator bool() const { return entry_ != nullptr; }
-  std::string_view value() const;
-  std::string_view key() const;
-  void Reset();
-
- private:
-  friend class Cache;
-  explicit PinnedValue(internal::Entry* entry) : entry_(entry) {}
-  internal::Entry* entry_ = nullptr;
 };
 
 class Cache {
@@ -162,6 +183,18 @@ class Cache {
   Status VisitWith(std::string_view key, void (*fn)(std::string_view value, void* context),
                    void* context);
 
+  // ---- loading (loading.h) ----
+  // Returns the cached value or loads it: at most one load per key at a time
+  // (L1), run on this thread with no lock held (L2).
+  FetchResult GetOrLoad(std::string_view key, const FetchOptions& options);
+  FetchResult GetOrLoad(std::string_view key, Loader loader);
+  FetchResult GetOrLoad(std::string_view key);  // with Options::loader
+  // The asynchronous form (L9): never blocks on a load.
+  FetchLookup BeginFetch(std::string_view key, const FetchOptions& options = {});
+  // Starts a background refresh of key with the cache's loader (joining any
+  // flight for it); returns at once. kInvalidArgument without a cache loader.
+  Status Refresh(std::string_view key);
+
   // True when a live (unexpired) entry exists. Counts neither hit nor miss and
   // does not refresh the entry's LRU position.
   bool Contains(std::string_view key);
@@ -174,6 +207,11 @@ class Cache {
   size_t InvalidatePrefix(std::string_view prefix);
   void Clear();
 
+  // Does now the housekeeping that writes otherwise do as they go: applies
+  // buffered LRU accesses, removes expired entries and frees the memory of
+  // removed entries no reader can still see. Never required for correctness.
+  void CleanUp();
+
   // Entries and sum of charges right now (a consistent sum per stripe, not a
   // global snapshot under concurrent writes).
   size_t Size() const;
@@ -182,7 +220,13 @@ class Cache {
   size_t stripe_count() const { return stripe_count_; }
 
  private:
+  friend class LoadLease;
   Cache(Options options, size_t stripe_count);
+  FetchResult CompleteFlight(const std::shared_ptr<internal::Flight>& flight, LoadResult result);
+  void StartRefresh(internal::Stripe& stripe, uint64_t hash, std::string_view key,
+                    const Loader& loader);
+  bool ShouldRefreshEarly(const internal::Entry* e, int64_t now) const;
+  LoadResult RunLoader(const Loader& loader, const internal::Flight& flight);
   template <typename Fn>
   static void CallVisitor(std::string_view value, void* fn) {
     (*static_cast<Fn*>(fn))(value);
@@ -195,6 +239,8 @@ class Cache {
   const int stripe_shift_;  // hash >> stripe_shift_ selects the stripe
   std::shared_ptr<Clock> clock_;
   std::unique_ptr<std::unique_ptr<internal::Stripe>[]> stripes_;
+  // Declared last: destroyed (and joined) before the stripes its tasks use.
+  std::unique_ptr<internal::RefreshPool> refresh_pool_;
 };
 
 }  // namespace larder

@@ -14,6 +14,10 @@ enum class Status : int {
   kValueTooLarge = 5,    // the entry's charge exceeds what one stripe may hold
   kBufferTooSmall = 6,   // GetInto: the caller's buffer cannot hold the value
   kNoMemory = 7,         // allocation failed; the cache is unchanged
+  kLoadFailed = 8,       // the loader returned an error or threw (message alongside)
+  kTimeout = 9,          // a waiter's deadline passed before the load finished
+  kRecursiveLoad = 10,   // a loader asked the cache for the key it is loading
+  kBusy = 11,            // a bounded queue was full (e.g. the refresh pool)
 };
 
 // Never returns nullptr.

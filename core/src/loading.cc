@@ -1,0 +1,389 @@
+// GetOrLoad, BeginFetch, refreshes, and the lease/ticket handles (loading.h).
+#include <algorithm>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "entry.h"
+#include "epoch.h"
+#include "flight.h"
+#include "hash.h"
+#include "larder/cache.h"
+#include "refresh_pool.h"
+#include "stripe.h"
+#include "xfetch.h"
+
+namespace larder {
+
+using internal::Entry;
+using internal::Flight;
+using internal::PinAccess;
+using internal::ReadGuard;
+using internal::Removals;
+using internal::Stripe;
+
+namespace {
+
+// The flights whose loader this thread is running right now, innermost last:
+// a loader that asks for its own key would wait for itself forever (L2).
+thread_local std::vector<const Flight*> t_running_loads;
+
+bool ThisThreadIsLoading(const void* owner, std::string_view key) {
+  for (const Flight* f : t_running_loads) {
+    if (f->owner == owner && f->key == key) return true;
+  }
+  return false;
+}
+
+// Per-thread XFetch coin; reseeded per cache when a seed is configured so a
+// single-threaded test sees a reproducible sequence.
+struct ThreadCoin {
+  const void* seeded_for = nullptr;
+  bool seeded = false;
+  internal::XorShiftRng rng;
+};
+thread_local ThreadCoin t_coin;
+
+internal::XorShiftRng& CoinFor(const void* cache, uint64_t seed) {
+  if (seed != 0) {
+    if (t_coin.seeded_for != cache) {
+      t_coin.rng.Seed(seed ^ (uint64_t{internal::ThisThreadRecord()->id} << 32));
+      t_coin.seeded_for = cache;
+      t_coin.seeded = true;
+    }
+  } else if (!t_coin.seeded) {
+    std::random_device device;
+    t_coin.rng.Seed((uint64_t{device()} << 32) ^ device());
+    t_coin.seeded = true;
+  }
+  return t_coin.rng;
+}
+
+FetchResult Answer(Status status, FetchSource source, std::string error = {}) {
+  FetchResult r;
+  r.status = status;
+  r.source = source;
+  r.error = std::move(error);
+  return r;
+}
+
+int64_t ExpiryFor(int64_t now, std::chrono::nanoseconds ttl) {
+  if (ttl.count() <= 0) return 0;
+  if (ttl.count() >= std::numeric_limits<int64_t>::max() - now) return 0;  // never
+  return now + ttl.count();
+}
+
+void NotifyRemovals(const RemovalListener& listener, Removals& removed) {
+  for (const internal::Removal& r : removed) {
+    if (listener) {
+      try {
+        listener(r.entry->key(), r.entry->value(), r.cause);
+      } catch (...) {
+      }
+    }
+    internal::Unref(r.entry);
+  }
+  removed.clear();
+}
+
+}  // namespace
+
+const char* FetchSourceName(FetchSource source) {
+  switch (source) {
+    case FetchSource::kNone: return "none";
+    case FetchSource::kHit: return "hit";
+    case FetchSource::kStale: return "stale";
+    case FetchSource::kNegative: return "negative";
+    case FetchSource::kLoaded: return "loaded";
+    case FetchSource::kJoined: return "joined";
+  }
+  return "unknown";
+}
+
+// ---- Cache: loading ----
+
+bool Cache::ShouldRefreshEarly(const Entry* e, int64_t now) const {
+  if (e->expiry_nanos == 0 || options_.refresh_beta <= 0) return false;
+  const double delta = e->delta_micros != 0
+                           ? 1000.0 * e->delta_micros
+                           : static_cast<double>(options_.default_refresh_delta.count());
+  if (delta <= 0) return false;
+  return internal::XFetchTriggers(static_cast<double>(e->expiry_nanos - now), delta,
+                                  options_.refresh_beta, CoinFor(this, options_.random_seed));
+}
+
+FetchLookup Cache::BeginFetch(std::string_view key, const FetchOptions& fetch) {
+  FetchLookup out;
+  if (Status s = CheckKey(key); s != Status::kOk) {
+    out.result = Answer(s, FetchSource::kNone);
+    return out;
+  }
+  if (ThisThreadIsLoading(this, key)) {
+    out.result = Answer(Status::kRecursiveLoad, FetchSource::kNone,
+                        "the loader of this key asked the cache for the same key");
+    return out;
+  }
+  const Loader& loader = fetch.loader ? fetch.loader : options_.loader;
+  const uint64_t hash = internal::HashKey(key);
+  Stripe& stripe = StripeFor(hash);
+  const int64_t now = clock_->NowNanos();
+  bool answered = false, refresh = false;
+  {
+    ReadGuard guard;
+    if (Entry* e = stripe.FindAny(hash, key); e != nullptr) {
+      const bool fresh = e->expiry_nanos == 0 || now < e->expiry_nanos;
+      if (fresh && e->is_value()) {
+        internal::Ref(e);
+        out.result = Answer(Status::kOk, FetchSource::kHit);
+        out.result.value = PinAccess::Adopt(e);
+        stripe.RecordHit(e, guard.thread_id());
+        refresh = loader && ShouldRefreshEarly(e, now);
+        answered = true;
+      } else if (fresh) {  // cached "not found" or cached error
+        stripe.RecordNegativeHit(guard.thread_id());
+        out.result = e->kind == Entry::kNegative
+                         ? Answer(Status::kNotFound, FetchSource::kNegative)
+                         : Answer(Status::kLoadFailed, FetchSource::kNegative,
+                                  std::string(e->value()));
+        answered = true;
+      } else if (e->is_value() &&
+                 now < e->expiry_nanos + options_.stale_while_revalidate.count()) {
+        internal::Ref(e);  // stale-while-revalidate (L7)
+        out.result = Answer(Status::kOk, FetchSource::kStale);
+        out.result.value = PinAccess::Adopt(e);
+        out.result.stale = true;
+        stripe.RecordStaleHit(e, guard.thread_id());
+        refresh = static_cast<bool>(loader);
+        answered = true;
+      }
+    }
+    if (!answered) stripe.RecordMiss(guard.thread_id());
+  }
+  if (answered) {
+    if (refresh) StartRefresh(stripe, hash, key, loader);
+    return out;
+  }
+
+  Removals removed;
+  internal::JoinOutcome j = stripe.JoinOrLead(this, hash, key, now, &removed);
+  NotifyRemovals(options_.removal_listener, removed);
+  if (j.entry != nullptr) {  // arrived between the lock-free look and the lock
+    if (j.entry->is_value()) {
+      out.result = Answer(Status::kOk, FetchSource::kHit);
+      out.result.value = PinAccess::Adopt(j.entry);
+    } else {
+      out.result = j.entry->kind == Entry::kNegative
+                       ? Answer(Status::kNotFound, FetchSource::kNegative)
+                       : Answer(Status::kLoadFailed, FetchSource::kNegative,
+                                std::string(j.entry->value()));
+      internal::Unref(j.entry);
+    }
+  } else if (j.lead) {
+    out.kind = FetchLookup::Kind::kLead;
+    out.lease = LoadLease(this, std::move(j.flight));
+  } else {
+    out.kind = FetchLookup::Kind::kWait;
+    out.ticket = LoadTicket(std::move(j.flight));
+  }
+  return out;
+}
+
+LoadResult Cache::RunLoader(const Loader& loader, const Flight& flight) {
+  t_running_loads.push_back(&flight);
+  LoadResult result;
+  try {
+    result = loader(flight.key);
+  } catch (const std::exception& ex) {
+    result = LoadResult::Error(ex.what());
+  } catch (...) {
+    result = LoadResult::Error("the loader threw a non-standard exception");
+  }
+  t_running_loads.pop_back();
+  return result;
+}
+
+FetchResult Cache::GetOrLoad(std::string_view key, const FetchOptions& fetch) {
+  const Loader& loader = fetch.loader ? fetch.loader : options_.loader;
+  if (!loader) return Answer(Status::kInvalidArgument, FetchSource::kNone, "no loader");
+  FetchLookup lookup = BeginFetch(key, fetch);
+  switch (lookup.kind) {
+    case FetchLookup::Kind::kDone:
+      return std::move(lookup.result);
+    case FetchLookup::Kind::kWait:
+      return lookup.ticket.Wait(fetch.timeout);
+    case FetchLookup::Kind::kLead:
+      break;
+  }
+  return lookup.lease.Complete(RunLoader(loader, *lookup.lease.flight_));
+}
+
+FetchResult Cache::GetOrLoad(std::string_view key, Loader loader) {
+  FetchOptions fetch;
+  fetch.loader = std::move(loader);
+  return GetOrLoad(key, fetch);
+}
+
+FetchResult Cache::GetOrLoad(std::string_view key) { return GetOrLoad(key, FetchOptions{}); }
+
+Status Cache::Refresh(std::string_view key) {
+  if (Status s = CheckKey(key); s != Status::kOk) return s;
+  if (!options_.loader) return Status::kInvalidArgument;
+  const uint64_t hash = internal::HashKey(key);
+  StartRefresh(StripeFor(hash), hash, key, options_.loader);
+  return Status::kOk;
+}
+
+void Cache::StartRefresh(Stripe& stripe, uint64_t hash, std::string_view key,
+                         const Loader& loader) {
+  std::shared_ptr<Flight> flight = stripe.BeginRefresh(this, hash, key, clock_->NowNanos());
+  if (flight == nullptr) return;  // a flight is already on its way: joined
+  auto task = [this, flight, loader] { CompleteFlight(flight, RunLoader(loader, *flight)); };
+  bool scheduled = false;
+  try {
+    if (options_.refresh_executor) {
+      options_.refresh_executor(task);
+      scheduled = true;
+    } else {
+      scheduled = refresh_pool_->Submit(task);
+    }
+  } catch (...) {
+    scheduled = false;
+  }
+  if (!scheduled) CompleteFlight(flight, LoadResult::Error("refresh could not be scheduled"));
+}
+
+FetchResult Cache::CompleteFlight(const std::shared_ptr<Flight>& flight, LoadResult result) {
+  if (flight->completed.exchange(true)) {
+    return Answer(Status::kInvalidArgument, FetchSource::kNone, "load already completed");
+  }
+  const int64_t now = clock_->NowNanos();
+  const uint32_t delta_micros = static_cast<uint32_t>(std::clamp<int64_t>(
+      (now - flight->start_nanos) / 1000, 1, std::numeric_limits<uint32_t>::max()));
+  Status status = Status::kOk;
+  std::string error;
+  Entry* e = nullptr;  // one reference: the flight's
+  switch (result.kind) {
+    case LoadResult::Kind::kValue: {
+      const std::chrono::nanoseconds ttl =
+          result.ttl.count() > 0 ? result.ttl : options_.default_ttl;
+      const size_t charge = flight->key.size() + result.value.size() + EntryOverhead();
+      if (result.value.size() > std::numeric_limits<uint32_t>::max() ||
+          charge > std::numeric_limits<uint32_t>::max()) {
+        status = Status::kValueTooLarge;
+        break;
+      }
+      e = internal::NewEntry(flight->key, result.value, ExpiryFor(now, ttl),
+                             static_cast<uint32_t>(charge), Entry::kValue, delta_micros);
+      if (e == nullptr) status = Status::kNoMemory;
+      break;
+    }
+    case LoadResult::Kind::kNotFound:
+      status = Status::kNotFound;
+      if (options_.negative_ttl.count() > 0) {
+        e = internal::NewEntry(flight->key, {}, ExpiryFor(now, options_.negative_ttl),
+                               static_cast<uint32_t>(flight->key.size() + EntryOverhead()),
+                               Entry::kNegative, delta_micros);
+      }
+      break;
+    case LoadResult::Kind::kError:
+      status = Status::kLoadFailed;
+      error = result.error.empty() ? "the loader reported an error" : std::move(result.error);
+      if (options_.error_ttl.count() > 0 && error.size() < std::numeric_limits<uint32_t>::max() / 2) {
+        e = internal::NewEntry(flight->key, error, ExpiryFor(now, options_.error_ttl),
+                               static_cast<uint32_t>(flight->key.size() + error.size() +
+                                                     EntryOverhead()),
+                               Entry::kError, delta_micros);
+      }
+      break;
+  }
+
+  Removals removed;
+  internal::FinishOutcome outcome = flight->stripe->FinishFlight(
+      flight.get(), e, status != Status::kOk && status != Status::kNotFound, now,
+      options_.stale_if_error.count(), &removed);
+  NotifyRemovals(options_.removal_listener, removed);
+
+  bool stale = false;
+  if (outcome.fallback != nullptr) {  // stale-if-error (L7)
+    status = Status::kOk;
+    stale = true;
+    error.clear();
+    if (e != nullptr) internal::Unref(e);
+    e = outcome.fallback;
+  } else if (e != nullptr && !e->is_value()) {
+    internal::Unref(e);  // only values travel to the waiters
+    e = nullptr;
+  }
+  flight->Finish(status, e, stale, std::move(error));
+  std::lock_guard<std::mutex> lock(flight->mu);
+  return flight->ResultLocked(FetchSource::kLoaded);
+}
+
+// ---- LoadLease ----
+
+LoadLease::LoadLease(Cache* cache, std::shared_ptr<Flight> flight)
+    : cache_(cache), flight_(std::move(flight)) {}
+
+LoadLease::LoadLease(LoadLease&& other) noexcept
+    : cache_(other.cache_), flight_(std::move(other.flight_)) {
+  other.cache_ = nullptr;
+}
+
+LoadLease& LoadLease::operator=(LoadLease&& other) noexcept {
+  if (this != &other) {
+    if (flight_ != nullptr) cache_->CompleteFlight(flight_, LoadResult::Error("load abandoned"));
+    cache_ = other.cache_;
+    flight_ = std::move(other.flight_);
+    other.cache_ = nullptr;
+  }
+  return *this;
+}
+
+LoadLease::~LoadLease() {
+  // A leader that walks away must not leave the key stuck (L3).
+  if (flight_ != nullptr) cache_->CompleteFlight(flight_, LoadResult::Error("load abandoned"));
+}
+
+FetchResult LoadLease::Complete(LoadResult result) {
+  if (flight_ == nullptr) {
+    return Answer(Status::kInvalidArgument, FetchSource::kNone, "empty or completed lease");
+  }
+  std::shared_ptr<Flight> flight = std::move(flight_);
+  return cache_->CompleteFlight(flight, std::move(result));
+}
+
+// ---- LoadTicket ----
+
+bool LoadTicket::ready() const {
+  if (flight_ == nullptr) return false;
+  std::lock_guard<std::mutex> lock(flight_->mu);
+  return flight_->done;
+}
+
+FetchResult LoadTicket::Wait(std::chrono::nanoseconds timeout) const {
+  if (flight_ == nullptr) return Answer(Status::kInvalidArgument, FetchSource::kNone, "empty ticket");
+  std::unique_lock<std::mutex> lock(flight_->mu);
+  if (timeout.count() <= 0) {
+    flight_->cv.wait(lock, [this] { return flight_->done; });
+  } else if (!flight_->cv.wait_for(lock, timeout, [this] { return flight_->done; })) {
+    flight_->stripe->RecordTimeout();
+    return Answer(Status::kTimeout, FetchSource::kNone, "gave up waiting for the load");
+  }
+  return flight_->ResultLocked(FetchSource::kJoined);
+}
+
+void LoadTicket::OnReady(std::function<void(FetchResult)> callback) const {
+  if (flight_ == nullptr || !callback) return;
+  FetchResult now;
+  {
+    std::lock_guard<std::mutex> lock(flight_->mu);
+    if (!flight_->done) {
+      flight_->callbacks.push_back(std::move(callback));
+      return;
+    }
+    now = flight_->ResultLocked(FetchSource::kJoined);
+  }
+  callback(std::move(now));
+}
+
+}  // namespace larder
