@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   clang libclang-rt-dev          # clang 14: -Wthread-safety, TSan/ASan runtimes
   libabsl-dev libxxhash-dev libgtest-dev zlib1g-dev
+  abigail-tools                  # abidiff: the C ABI against its committed baseline
 )
 
 missing=()

@@ -8,6 +8,7 @@
 #include "entry.h"
 #include "epoch.h"
 #include "hash.h"
+#include "pin_access.h"
 #include "refresh_pool.h"
 #include "stripe.h"
 

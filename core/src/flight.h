@@ -9,6 +9,8 @@
 //  * Completion happens once: `completed` flips first, then the result is
 //    set under `mu`, `done` becomes true, waiters wake, callbacks run (outside
 //    every lock). After `done`, the result fields never change.
+//  * A refresh flight is run by whoever claims it first (`claimed`): its
+//    queued task or a missing caller. A task dropped unrun fails the flight.
 //  * The flight holds one reference on `entry` (the value delivered to
 //    waiters), so waiters can pin it even if it was evicted or never
 //    installed.
@@ -24,15 +26,11 @@
 
 #include "entry.h"
 #include "larder/loading.h"
+#include "pin_access.h"
 
 namespace larder::internal {
 
 class Stripe;
-
-struct PinAccess {
-  // Takes over one reference the caller already holds.
-  static PinnedValue Adopt(Entry* e) { return PinnedValue(e); }
-};
 
 struct Flight {
   Flight(const void* owner, Stripe* stripe, std::string key, uint64_t hash, int64_t start_nanos,
@@ -98,6 +96,10 @@ struct Flight {
 
   bool superseded = false;  // guarded by stripe's lock
   bool mapped = true;       // guarded by stripe's lock
+  // A refresh flight is claimed by whoever runs its loader first: the queued
+  // refresh task, or a caller that misses while the task still waits in the
+  // queue (that caller leads it instead of waiting behind the queue).
+  std::atomic<bool> claimed{false};
   std::atomic<bool> completed{false};
 
   std::mutex mu;

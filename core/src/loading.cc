@@ -67,6 +67,10 @@ FetchResult Answer(Status status, FetchSource source, std::string error = {}) {
   return r;
 }
 
+int64_t SaturatingAdd(int64_t a, int64_t b) {
+  return a > std::numeric_limits<int64_t>::max() - b ? std::numeric_limits<int64_t>::max() : a + b;
+}
+
 int64_t ExpiryFor(int64_t now, std::chrono::nanoseconds ttl) {
   if (ttl.count() <= 0) return 0;
   if (ttl.count() >= std::numeric_limits<int64_t>::max() - now) return 0;  // never
@@ -123,7 +127,7 @@ FetchLookup Cache::BeginFetch(std::string_view key, const FetchOptions& fetch) {
                         "the loader of this key asked the cache for the same key");
     return out;
   }
-  const Loader& loader = fetch.loader ? fetch.loader : options_.loader;
+  (void)fetch;  // the per-call loader is run by the leader (GetOrLoad), never here
   const uint64_t hash = internal::HashKey(key);
   Stripe& stripe = StripeFor(hash);
   const int64_t now = clock_->NowNanos();
@@ -137,7 +141,7 @@ FetchLookup Cache::BeginFetch(std::string_view key, const FetchOptions& fetch) {
         out.result = Answer(Status::kOk, FetchSource::kHit);
         out.result.value = PinAccess::Adopt(e);
         stripe.RecordHit(e, guard.thread_id());
-        refresh = loader && ShouldRefreshEarly(e, now);
+        refresh = options_.loader && ShouldRefreshEarly(e, now);
         answered = true;
       } else if (fresh) {  // cached "not found" or cached error
         stripe.RecordNegativeHit(guard.thread_id());
@@ -146,28 +150,31 @@ FetchLookup Cache::BeginFetch(std::string_view key, const FetchOptions& fetch) {
                          : Answer(Status::kLoadFailed, FetchSource::kNegative,
                                   std::string(e->value()));
         answered = true;
-      } else if (e->is_value() &&
-                 now < e->expiry_nanos + options_.stale_while_revalidate.count()) {
-        internal::Ref(e);  // stale-while-revalidate (L7)
+      } else if (e->is_value() && options_.loader &&
+                 now < SaturatingAdd(e->expiry_nanos, options_.stale_while_revalidate.count())) {
+        // Stale-while-revalidate (L7). Only with the cache's loader: a
+        // per-call loader may capture the caller's stack, so it never runs
+        // after the call returns; without one, the caller loads instead.
+        internal::Ref(e);
         out.result = Answer(Status::kOk, FetchSource::kStale);
         out.result.value = PinAccess::Adopt(e);
         out.result.stale = true;
         stripe.RecordStaleHit(e, guard.thread_id());
-        refresh = static_cast<bool>(loader);
+        refresh = true;
         answered = true;
       }
     }
     if (!answered) stripe.RecordMiss(guard.thread_id());
   }
   if (answered) {
-    if (refresh) StartRefresh(stripe, hash, key, loader);
+    if (refresh) StartRefresh(stripe, hash, key, options_.loader);
     return out;
   }
 
   Removals removed;
   internal::JoinOutcome j = stripe.JoinOrLead(this, hash, key, now, &removed);
   NotifyRemovals(options_.removal_listener, removed);
-  if (j.entry != nullptr) {  // arrived between the lock-free look and the lock
+  if (j.entry != nullptr) {  // arrived between the lock-free look and the lock (rare)
     if (j.entry->is_value()) {
       out.result = Answer(Status::kOk, FetchSource::kHit);
       out.result.value = PinAccess::Adopt(j.entry);
@@ -233,26 +240,65 @@ Status Cache::Refresh(std::string_view key) {
   return Status::kOk;
 }
 
+namespace {
+
+// A refresh waiting to run. Whoever claims the flight runs it; if the task is
+// destroyed without having run (pool shut down, executor dropped it) and no
+// caller claimed the flight, it fails the flight so no waiter is stranded.
+struct RefreshTask {
+  RefreshTask(Cache* cache, std::shared_ptr<Flight> flight, Loader loader,
+              FetchResult (*complete)(Cache*, const std::shared_ptr<Flight>&, LoadResult, bool),
+              LoadResult (*run)(Cache*, const Loader&, const Flight&))
+      : cache(cache), flight(std::move(flight)), loader(std::move(loader)), complete(complete),
+        run(run) {}
+  ~RefreshTask() {
+    if (Claim()) complete(cache, flight, LoadResult::Error("refresh dropped unrun"), false);
+  }
+  bool Claim() {
+    bool expected = false;
+    return flight->claimed.compare_exchange_strong(expected, true, std::memory_order_acq_rel);
+  }
+  void Run() {
+    if (Claim()) complete(cache, flight, run(cache, loader, *flight), true);
+  }
+  Cache* cache;
+  std::shared_ptr<Flight> flight;
+  Loader loader;
+  FetchResult (*complete)(Cache*, const std::shared_ptr<Flight>&, LoadResult, bool);
+  LoadResult (*run)(Cache*, const Loader&, const Flight&);
+};
+
+}  // namespace
+
 void Cache::StartRefresh(Stripe& stripe, uint64_t hash, std::string_view key,
                          const Loader& loader) {
   std::shared_ptr<Flight> flight = stripe.BeginRefresh(this, hash, key, clock_->NowNanos());
   if (flight == nullptr) return;  // a flight is already on its way: joined
-  auto task = [this, flight, loader] { CompleteFlight(flight, RunLoader(loader, *flight)); };
+  auto task = std::make_shared<RefreshTask>(
+      this, flight, loader,
+      [](Cache* c, const std::shared_ptr<Flight>& f, LoadResult r, bool from_loader) {
+        return c->CompleteFlight(f, std::move(r), from_loader);
+      },
+      [](Cache* c, const Loader& l, const Flight& f) { return c->RunLoader(l, f); });
+  std::function<void()> run = [task] { task->Run(); };
   bool scheduled = false;
   try {
     if (options_.refresh_executor) {
-      options_.refresh_executor(task);
+      options_.refresh_executor(std::move(run));
       scheduled = true;
     } else {
-      scheduled = refresh_pool_->Submit(task);
+      scheduled = refresh_pool_->Submit(std::move(run));
     }
   } catch (...) {
     scheduled = false;
   }
-  if (!scheduled) CompleteFlight(flight, LoadResult::Error("refresh could not be scheduled"));
+  if (!scheduled && task->Claim()) {
+    CompleteFlight(flight, LoadResult::Error("refresh could not be scheduled"), false);
+  }
 }
 
-FetchResult Cache::CompleteFlight(const std::shared_ptr<Flight>& flight, LoadResult result) {
+FetchResult Cache::CompleteFlight(const std::shared_ptr<Flight>& flight, LoadResult result,
+                                  bool from_loader) {
   if (flight->completed.exchange(true)) {
     return Answer(Status::kInvalidArgument, FetchSource::kNone, "load already completed");
   }
@@ -288,7 +334,9 @@ FetchResult Cache::CompleteFlight(const std::shared_ptr<Flight>& flight, LoadRes
     case LoadResult::Kind::kError:
       status = Status::kLoadFailed;
       error = result.error.empty() ? "the loader reported an error" : std::move(result.error);
-      if (options_.error_ttl.count() > 0 && error.size() < std::numeric_limits<uint32_t>::max() / 2) {
+      // Only a loader's own errors are cached, never "abandoned" or "dropped".
+      if (from_loader && options_.error_ttl.count() > 0 &&
+          error.size() < std::numeric_limits<uint32_t>::max() / 2) {
         e = internal::NewEntry(flight->key, error, ExpiryFor(now, options_.error_ttl),
                                static_cast<uint32_t>(flight->key.size() + error.size() +
                                                      EntryOverhead()),
@@ -331,7 +379,9 @@ LoadLease::LoadLease(LoadLease&& other) noexcept
 
 LoadLease& LoadLease::operator=(LoadLease&& other) noexcept {
   if (this != &other) {
-    if (flight_ != nullptr) cache_->CompleteFlight(flight_, LoadResult::Error("load abandoned"));
+    if (flight_ != nullptr) {
+      cache_->CompleteFlight(flight_, LoadResult::Error("load abandoned"), false);
+    }
     cache_ = other.cache_;
     flight_ = std::move(other.flight_);
     other.cache_ = nullptr;
@@ -341,7 +391,9 @@ LoadLease& LoadLease::operator=(LoadLease&& other) noexcept {
 
 LoadLease::~LoadLease() {
   // A leader that walks away must not leave the key stuck (L3).
-  if (flight_ != nullptr) cache_->CompleteFlight(flight_, LoadResult::Error("load abandoned"));
+  if (flight_ != nullptr) {
+    cache_->CompleteFlight(flight_, LoadResult::Error("load abandoned"), false);
+  }
 }
 
 FetchResult LoadLease::Complete(LoadResult result) {
@@ -349,7 +401,7 @@ FetchResult LoadLease::Complete(LoadResult result) {
     return Answer(Status::kInvalidArgument, FetchSource::kNone, "empty or completed lease");
   }
   std::shared_ptr<Flight> flight = std::move(flight_);
-  return cache_->CompleteFlight(flight, std::move(result));
+  return cache_->CompleteFlight(flight, std::move(result), true);
 }
 
 // ---- LoadTicket ----
@@ -363,7 +415,8 @@ bool LoadTicket::ready() const {
 FetchResult LoadTicket::Wait(std::chrono::nanoseconds timeout) const {
   if (flight_ == nullptr) return Answer(Status::kInvalidArgument, FetchSource::kNone, "empty ticket");
   std::unique_lock<std::mutex> lock(flight_->mu);
-  if (timeout.count() <= 0) {
+  // Beyond a year counts as no limit (and keeps wait_for's arithmetic sane).
+  if (timeout.count() <= 0 || timeout > std::chrono::hours(24 * 365)) {
     flight_->cv.wait(lock, [this] { return flight_->done; });
   } else if (!flight_->cv.wait_for(lock, timeout, [this] { return flight_->done; })) {
     flight_->stripe->RecordTimeout();

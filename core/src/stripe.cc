@@ -1,6 +1,7 @@
 #include "stripe.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "hash.h"
 
@@ -8,6 +9,11 @@ namespace larder::internal {
 namespace {
 
 constexpr size_t kInitialSlots = 16;
+
+// a + b for a, b >= 0, stopping at INT64_MAX instead of overflowing.
+int64_t SaturatingAdd(int64_t a, int64_t b) {
+  return a > std::numeric_limits<int64_t>::max() - b ? std::numeric_limits<int64_t>::max() : a + b;
+}
 
 size_t RoundUpPow2(size_t n) {
   size_t p = 1;
@@ -144,7 +150,7 @@ void Stripe::RetireLocked(Entry* e) {
 void Stripe::ExpireLocked(int64_t now, Removals* removed) {
   // Entries stay retain_grace_ past expiry so GetOrLoad can serve them stale;
   // readers never return them as fresh meanwhile.
-  while (!heap_.empty() && heap_.front()->expiry_nanos <= now - retain_grace_) {
+  while (!heap_.empty() && SaturatingAdd(heap_.front()->expiry_nanos, retain_grace_) <= now) {
     RemoveByEntryLocked(heap_.front(), RemovalCause::kExpired, removed);
   }
 }
@@ -351,18 +357,30 @@ JoinOutcome Stripe::JoinOrLead(const void* owner, uint64_t hash, std::string_vie
   if (ptrdiff_t slot = table->FindSlot(hash, key); slot >= 0) {
     Entry* e = SlotTable::Decode(table->slot(slot).load(std::memory_order_relaxed));
     if (!e->ExpiredAt(now)) {  // installed between the caller's lock-free look and now
+      LruUnlink(e);            // a use: promote it here, under the lock
+      LruPushFront(e);
       Ref(e);
       out.entry = e;
       return out;
     }
   }
-  auto it = flights_.find(absl::string_view(key.data(), key.size()));
+  auto it = flights_.find(key);
   if (it != flights_.end()) {
-    ++coalesced_waits_;
     out.flight = it->second;
+    bool expected = false;
+    if (out.flight->refresh &&
+        out.flight->claimed.compare_exchange_strong(expected, true, std::memory_order_acq_rel)) {
+      // A refresh still waiting in the queue: lead it rather than wait behind
+      // the queue (its task will find it claimed and do nothing).
+      out.lead = true;
+      ++loads_;
+      return out;
+    }
+    ++coalesced_waits_;
     return out;
   }
   out.flight = std::make_shared<Flight>(owner, this, std::string(key), hash, now, false);
+  out.flight->claimed.store(true, std::memory_order_relaxed);
   flights_.emplace(out.flight->key, out.flight);
   ++loads_;
   out.lead = true;
@@ -372,7 +390,7 @@ JoinOutcome Stripe::JoinOrLead(const void* owner, uint64_t hash, std::string_vie
 std::shared_ptr<Flight> Stripe::BeginRefresh(const void* owner, uint64_t hash,
                                              std::string_view key, int64_t now) {
   MutexLock lock(&mu_);
-  if (flights_.contains(absl::string_view(key.data(), key.size()))) return nullptr;  // joined
+  if (flights_.contains(key)) return nullptr;  // joined
   auto flight = std::make_shared<Flight>(owner, this, std::string(key), hash, now, true);
   flights_.emplace(flight->key, flight);
   ++refreshes_started_;
@@ -389,30 +407,41 @@ FinishOutcome Stripe::FinishFlight(Flight* flight, Entry* e, bool failed, int64_
     flight->mapped = false;
   }
   load_time_nanos_ += static_cast<uint64_t>(std::max<int64_t>(0, now - flight->start_nanos));
-  SlotTable* table = table_.load(std::memory_order_relaxed);
-  Entry* current = nullptr;
-  if (ptrdiff_t slot = table->FindSlot(flight->hash, flight->key); slot >= 0) {
-    current = SlotTable::Decode(table->slot(slot).load(std::memory_order_relaxed));
-  }
-  if (failed) {
-    ++load_failures_;
-    if (current != nullptr && current->is_value() &&
-        (current->expiry_nanos == 0 || now < current->expiry_nanos + stale_if_error)) {
-      Ref(current);
-      out.fallback = current;
-    }
-    // Never replace a good value by a cached error.
-    const bool value_present = current != nullptr && current->is_value() && !current->ExpiredAt(now);
-    if (e == nullptr || flight->superseded || value_present || out.fallback != nullptr) return out;
-  } else if (flight->superseded) {
+  if (failed) ++load_failures_;
+  if (flight->superseded) {  // a write raced with the load: it wins (L8)
     ++(flight->refresh ? refreshes_discarded_ : loads_discarded_);
     return out;
   }
-  if (e == nullptr || flight->superseded || e->charge > bytes_capacity_) return out;
+  SlotTable* table = table_.load(std::memory_order_relaxed);
+  ptrdiff_t slot = table->FindSlot(flight->hash, flight->key);
+  Entry* current =
+      slot >= 0 ? SlotTable::Decode(table->slot(slot).load(std::memory_order_relaxed)) : nullptr;
+  if (failed) {
+    if (current != nullptr && current->is_value() && current->expiry_nanos != 0 &&
+        stale_if_error > 0 && now < SaturatingAdd(current->expiry_nanos, stale_if_error)) {
+      Ref(current);  // stale-if-error (L7): the old value instead of the error
+      out.fallback = current;
+      return out;
+    }
+    // Never replace a good value by a cached error.
+    if (current != nullptr && current->is_value() && !current->ExpiredAt(now)) return out;
+  }
+  const bool installable = e != nullptr && e->charge <= bytes_capacity_;
+  if (!installable) {
+    // The load's answer cannot be cached, so the older entry must not
+    // survive it either (a refresh that learns the key is gone, say).
+    if (current != nullptr && !failed) {
+      UnlinkLocked(current, static_cast<size_t>(slot), RemovalCause::kReplaced, removed);
+    }
+    return out;
+  }
   if (e->expiry_nanos != 0) {
     try {
       heap_.reserve(heap_.size() + 1);
     } catch (const std::bad_alloc&) {
+      if (current != nullptr) {
+        UnlinkLocked(current, static_cast<size_t>(slot), RemovalCause::kReplaced, removed);
+      }
       return out;
     }
   }
@@ -423,7 +452,7 @@ FinishOutcome Stripe::FinishFlight(Flight* flight, Entry* e, bool failed, int64_
 
 void Stripe::SupersedeFlightLocked(std::string_view key) {
   if (flights_.empty()) return;
-  auto it = flights_.find(absl::string_view(key.data(), key.size()));
+  auto it = flights_.find(key);
   if (it == flights_.end()) return;
   it->second->superseded = true;
   it->second->mapped = false;

@@ -33,8 +33,8 @@
 
 #include <memory>
 #include <string>
+#include <unordered_map>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "entry.h"
 #include "epoch.h"
@@ -67,7 +67,7 @@ struct StripeCounters {
 struct JoinOutcome {
   Entry* entry = nullptr;  // a fresh entry installed meanwhile (one reference held)
   std::shared_ptr<Flight> flight;
-  bool lead = false;  // the caller created `flight` and must complete it
+  bool lead = false;  // the caller must run the loader and complete `flight`
 };
 
 // What the locked part of a flight's completion did.
@@ -129,10 +129,12 @@ class Stripe {
   // Creates a refresh flight unless the key has one; nullptr if it had.
   std::shared_ptr<Flight> BeginRefresh(const void* owner, uint64_t hash, std::string_view key,
                                        int64_t now);
-  // Unmaps the flight and installs `e` (may be null) unless a write
-  // superseded the flight. For a failed load (`failed`), looks for an old
-  // value within `stale_if_error` to return instead, and installs `e` (a
-  // cached error) only if no fresh value is present.
+  // Unmaps the flight; unless a write superseded it, makes the cache agree
+  // with the outcome: installs `e` (may be null), or, when nothing can be
+  // installed for a successful load (not found without negative caching, a
+  // value too large), removes the key's older entry. For a failed load
+  // (`failed`), returns the old value within `stale_if_error` instead, and
+  // installs `e` (a cached error) only if no fresh value is present.
   FinishOutcome FinishFlight(Flight* flight, Entry* e, bool failed, int64_t now,
                              int64_t stale_if_error, Removals* removed);
 
@@ -247,8 +249,15 @@ class Stripe {
   std::vector<RetiredTable> retired_tables_ ABSL_GUARDED_BY(mu_);
   uint64_t rebuilds_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t lost_notifications_ ABSL_GUARDED_BY(mu_) = 0;  // only when memory ran out
-  // Absl's string_view differs from std's here, so lookups convert explicitly.
-  absl::flat_hash_map<std::string, std::shared_ptr<Flight>> flights_ ABSL_GUARDED_BY(mu_);
+  // std::unordered_map, not absl::flat_hash_map: the engine uses Abseil only
+  // header-only, so static consumers of liblarder.a need no Abseil libraries;
+  // this map is touched on misses only. Heterogeneous lookup is C++20.
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  std::unordered_map<std::string, std::shared_ptr<Flight>, StringHash, std::equal_to<>> flights_
+      ABSL_GUARDED_BY(mu_);
   uint64_t loads_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t load_failures_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t load_time_nanos_ ABSL_GUARDED_BY(mu_) = 0;

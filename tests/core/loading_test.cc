@@ -385,29 +385,51 @@ TEST(LoadingL6, TriggerProbabilityIsExpOfMinusRemainingOverDeltaBeta) {
 TEST(LoadingL6, AHitNearExpiryStartsOneBackgroundRefreshAndReturnsAtOnce) {
   auto clock = std::make_shared<ManualClock>();
   std::vector<std::function<void()>> queued;  // a manual executor
+  int calls = 0;
   auto cache = LoadingCache(clock, [&](Options& o) {
+    o.loader = [&](std::string_view) {
+      ++calls;
+      clock->Advance(100ms);  // the load takes 100 ms: delta
+      return LoadResult::Value("v" + std::to_string(calls), 10s);
+    };
     o.refresh_executor = [&](std::function<void()> task) { queued.push_back(std::move(task)); };
     o.random_seed = 7;
   });
-  int calls = 0;
-  auto loader = [&](std::string_view) {
-    ++calls;
-    clock->Advance(100ms);  // the load takes 100 ms: delta
-    return LoadResult::Value("v" + std::to_string(calls), 10s);
-  };
-  EXPECT_EQ(ValueOf(cache->GetOrLoad("k", loader)), "v1");
+  EXPECT_EQ(ValueOf(cache->GetOrLoad("k")), "v1");
   clock->Advance(10s - 100ms - 1ms);  // 1 ms left: trigger probability ~0.99
   FetchResult r;
-  for (int i = 0; i < 20 && queued.empty(); ++i) r = cache->GetOrLoad("k", loader);
+  for (int i = 0; i < 20 && queued.empty(); ++i) r = cache->GetOrLoad("k");
   ASSERT_EQ(queued.size(), 1u);
   EXPECT_EQ(r.source, FetchSource::kHit);  // the caller did not wait
   EXPECT_EQ(ValueOf(r), "v1");
-  for (int i = 0; i < 10; ++i) cache->GetOrLoad("k", loader);
+  for (int i = 0; i < 10; ++i) cache->GetOrLoad("k");
   EXPECT_EQ(queued.size(), 1u);  // joined the flight: still one refresh
   queued[0]();
   EXPECT_EQ(calls, 2);
   EXPECT_EQ(GetOr(*cache, "k"), "v2");
   EXPECT_EQ(cache->GetStats().refreshes_started, 1u);
+}
+
+TEST(LoadingL6, APerCallLoaderNeverRunsInTheBackground) {
+  // It may capture the caller's stack by reference, so only the cache's own
+  // loader refreshes in the background.
+  auto clock = std::make_shared<ManualClock>();
+  std::vector<std::function<void()>> queued;
+  auto cache = LoadingCache(clock, [&](Options& o) {
+    o.refresh_executor = [&](std::function<void()> task) { queued.push_back(std::move(task)); };
+    o.stale_while_revalidate = 10s;
+  });
+  auto loader = [&](std::string_view) {
+    clock->Advance(100ms);
+    return LoadResult::Value("v", 10s);
+  };
+  cache->GetOrLoad("k", loader);
+  clock->Advance(10s - 101ms);
+  for (int i = 0; i < 100; ++i) cache->GetOrLoad("k", loader);
+  EXPECT_TRUE(queued.empty());
+  clock->Advance(2s);  // inside the stale window: the caller loads instead
+  EXPECT_EQ(cache->GetOrLoad("k", loader).source, FetchSource::kLoaded);
+  EXPECT_TRUE(queued.empty());
 }
 
 TEST(LoadingL6, PlainGetsRefreshEarlyWithTheCacheLoader) {
@@ -448,15 +470,15 @@ TEST(LoadingL6, ZeroBetaDisablesAndNegativeBetaIsRejected) {
   std::vector<std::function<void()>> queued;
   auto cache = LoadingCache(clock, [&](Options& o) {
     o.refresh_beta = 0;
+    o.loader = [&](std::string_view) {
+      clock->Advance(1s);
+      return LoadResult::Value("v", 10s);
+    };
     o.refresh_executor = [&](std::function<void()> task) { queued.push_back(std::move(task)); };
   });
-  auto loader = [&](std::string_view) {
-    clock->Advance(1s);
-    return LoadResult::Value("v", 10s);
-  };
-  cache->GetOrLoad("k", loader);
+  cache->GetOrLoad("k");
   clock->Advance(9s - 1ms);
-  for (int i = 0; i < 1000; ++i) cache->GetOrLoad("k", loader);
+  for (int i = 0; i < 1000; ++i) cache->GetOrLoad("k");
   EXPECT_TRUE(queued.empty());
 
   Options bad;
@@ -466,21 +488,66 @@ TEST(LoadingL6, ZeroBetaDisablesAndNegativeBetaIsRejected) {
   EXPECT_EQ(Cache::Create(bad, &rejected), Status::kInvalidArgument);
 }
 
+TEST(LoadingL6, AMissTakesOverARefreshStillWaitingInTheQueue) {
+  auto clock = std::make_shared<ManualClock>();
+  std::vector<std::function<void()>> queued;  // never run until the end
+  int calls = 0;
+  auto cache = LoadingCache(clock, [&](Options& o) {
+    o.loader = [&](std::string_view) {
+      ++calls;
+      return LoadResult::Value("v" + std::to_string(calls), 10s);
+    };
+    o.refresh_executor = [&](std::function<void()> task) { queued.push_back(std::move(task)); };
+  });
+  cache->GetOrLoad("k");
+  ASSERT_EQ(cache->Refresh("k"), Status::kOk);
+  ASSERT_EQ(queued.size(), 1u);
+  clock->Advance(11s);  // expired; the refresh is still queued
+  FetchResult r = cache->GetOrLoad("k");
+  EXPECT_EQ(r.source, FetchSource::kLoaded);  // led it, did not wait behind the queue
+  EXPECT_EQ(ValueOf(r), "v2");
+  queued[0]();  // finds the flight claimed: no second load
+  EXPECT_EQ(calls, 2);
+}
+
+TEST(LoadingL6, ARefreshDroppedUnrunDoesNotBlockLaterRefreshes) {
+  auto cache = LoadingCache(nullptr, [&](Options& o) {
+    o.loader = [](std::string_view) { return LoadResult::Value("v"); };
+    o.refresh_executor = [](std::function<void()>) {};  // drops every task
+  });
+  cache->Put("k", "v0");
+  ASSERT_EQ(cache->Refresh("k"), Status::kOk);
+  ASSERT_EQ(cache->Refresh("k"), Status::kOk);  // not joined to a stuck flight
+  EXPECT_EQ(cache->GetStats().refreshes_started, 2u);
+  EXPECT_EQ(GetOr(*cache, "k"), "v0");  // a dropped refresh changes nothing
+}
+
+TEST(LoadingL6, ARefreshThatFindsTheKeyGoneRemovesTheOldValue) {
+  auto cache = LoadingCache(nullptr, [&](Options& o) {
+    o.loader = [](std::string_view) { return LoadResult::NotFound(); };
+    o.refresh_executor = [](std::function<void()> task) { task(); };  // inline
+  });
+  cache->Put("k", "deleted in the store since");
+  ASSERT_EQ(cache->Refresh("k"), Status::kOk);
+  EXPECT_EQ(GetOr(*cache, "k"), "<miss>");
+}
+
 // ---- L7: stale-while-revalidate, stale-if-error ----
 
 TEST(LoadingL7, StaleWhileRevalidateServesTheOldValueAndStartsOneRefresh) {
   auto clock = std::make_shared<ManualClock>();
   std::vector<std::function<void()>> queued;
-  auto cache = LoadingCache(clock, [&](Options& o) {
-    o.stale_while_revalidate = 5s;
-    o.refresh_beta = 0;  // isolate L7 from L6
-    o.refresh_executor = [&](std::function<void()> task) { queued.push_back(std::move(task)); };
-  });
   int calls = 0;
   auto loader = [&](std::string_view) {
     ++calls;
     return LoadResult::Value("v" + std::to_string(calls), 10s);
   };
+  auto cache = LoadingCache(clock, [&](Options& o) {
+    o.stale_while_revalidate = 5s;
+    o.refresh_beta = 0;  // isolate L7 from L6
+    o.loader = loader;
+    o.refresh_executor = [&](std::function<void()> task) { queued.push_back(std::move(task)); };
+  });
   cache->GetOrLoad("k", loader);
   clock->Advance(12s);  // expired 2 s ago, within the 5 s grace
   FetchResult r = cache->GetOrLoad("k", loader);
@@ -529,6 +596,37 @@ TEST(LoadingL7, StaleIfErrorReturnsTheOldValueInsteadOfTheError) {
   r = cache->GetOrLoad("k", [](std::string_view) { return LoadResult::Error("still down"); });
   EXPECT_EQ(r.status, Status::kLoadFailed);
   EXPECT_EQ(r.error, "still down");
+}
+
+TEST(LoadingL7, WithoutStaleIfErrorAFailureIsReportedEvenIfAValueExists) {
+  auto cache = LoadingCache();
+  Latch started, release;
+  FetchResult failed;
+  std::thread loading([&] {
+    failed = cache->GetOrLoad("k", [&](std::string_view) {
+      started.Open();
+      release.Wait();
+      return LoadResult::Error("down");
+    });
+  });
+  started.Wait();
+  cache->Put("k", "written meanwhile");  // supersedes the load
+  release.Open();
+  loading.join();
+  EXPECT_EQ(failed.status, Status::kLoadFailed);
+  EXPECT_FALSE(failed.stale);
+  EXPECT_EQ(GetOr(*cache, "k"), "written meanwhile");
+}
+
+TEST(LoadingL3, FailuresTheLoaderDidNotReportAreNeverCached) {
+  auto cache = LoadingCache(nullptr, [](Options& o) { o.error_ttl = 1h; });
+  {
+    FetchLookup lead = cache->BeginFetch("k");
+    ASSERT_EQ(lead.kind, FetchLookup::Kind::kLead);
+  }  // abandoned
+  FetchResult r = cache->GetOrLoad("k", [](std::string_view) { return LoadResult::Value("ok"); });
+  EXPECT_EQ(r.status, Status::kOk);
+  EXPECT_EQ(r.source, FetchSource::kLoaded);
 }
 
 // ---- L8: races between loads and writes ----

@@ -82,23 +82,23 @@ TEST(SustainedLoad, WithEarlyRefreshNoReaderWaitsAfterTheFirstLoad) {
   constexpr int kPeriods = 200;
   auto clock = std::make_shared<ManualClock>();
   std::vector<std::function<void()>> queued;
+  int loads = 0;
   Options o;
   o.capacity_bytes = 1 << 20;
   o.clock = clock;
   o.random_seed = 2015;
-  o.refresh_executor = [&](std::function<void()> task) { queued.push_back(std::move(task)); };
-  std::unique_ptr<Cache> cache;
-  ASSERT_EQ(Cache::Create(o, &cache), Status::kOk);
-  int loads = 0;
-  auto loader = [&](std::string_view) {
+  o.loader = [&](std::string_view) {
     ++loads;
     clock->Advance(kLoadCost);
     return LoadResult::Value("v" + std::to_string(loads), kTtl);
   };
+  o.refresh_executor = [&](std::function<void()> task) { queued.push_back(std::move(task)); };
+  std::unique_ptr<Cache> cache;
+  ASSERT_EQ(Cache::Create(o, &cache), Status::kOk);
   uint64_t reads = 0, waits = 0;
   const int64_t end = clock->NowNanos() + kPeriods * std::chrono::nanoseconds(kTtl).count();
   while (clock->NowNanos() < end) {
-    FetchResult r = cache->GetOrLoad("hot", loader);
+    FetchResult r = cache->GetOrLoad("hot");
     ASSERT_EQ(r.status, Status::kOk);
     ++reads;
     if (reads > 1 && (r.source == FetchSource::kLoaded || r.source == FetchSource::kJoined)) {

@@ -95,7 +95,10 @@ struct Options {
   // entries are not refreshed early.
   std::chrono::nanoseconds default_refresh_delta{0};
   // Stale-while-revalidate: within this long after expiry, GetOrLoad returns
-  // the old value (stale) and starts one refresh.
+  // the old value (stale) and starts one refresh. Background refreshes (this
+  // and early refresh) use only `loader` above, never a loader passed to one
+  // call, since that may capture the caller's stack: without a cache loader,
+  // GetOrLoad loads in the caller instead.
   std::chrono::nanoseconds stale_while_revalidate{0};
   // Stale-if-error: within this long after expiry, a failed load returns the
   // old value (stale) instead of the error.
@@ -134,7 +137,7 @@ struct Stats {
   // Loading (GetOrLoad, BeginFetch and refreshes).
   uint64_t loads = 0;                // flights started by a miss
   uint64_t load_failures = 0;        // loads and refreshes that ended in an error
-  uint64_t load_time_nanos = 0;      // total time from flight start to completion
+  uint64_t load_time_nanos = 0;      // total time of loads and refreshes, start to completion
   uint64_t coalesced_waits = 0;      // callers that joined another caller's flight
   uint64_t refreshes_started = 0;    // early refreshes and stale-while-revalidate
   uint64_t refreshes_discarded = 0;  // refresh results not installed: a write raced
@@ -222,7 +225,10 @@ class Cache {
  private:
   friend class LoadLease;
   Cache(Options options, size_t stripe_count);
-  FetchResult CompleteFlight(const std::shared_ptr<internal::Flight>& flight, LoadResult result);
+  // from_loader: false for failures the loader did not report ("load
+  // abandoned", "refresh dropped"), which are never cached as errors.
+  FetchResult CompleteFlight(const std::shared_ptr<internal::Flight>& flight, LoadResult result,
+                             bool from_loader);
   void StartRefresh(internal::Stripe& stripe, uint64_t hash, std::string_view key,
                     const Loader& loader);
   bool ShouldRefreshEarly(const internal::Entry* e, int64_t now) const;

@@ -1,0 +1,372 @@
+/*
+ * larder.h: the stable C interface to Larder, an in-process cache engine.
+ *
+ * One header, C99, no includes beyond <stddef.h> and <stdint.h>. Link with
+ * -llarder (shared: liblarder.so.1) or statically (`pkg-config --static
+ * --libs larder` adds the C++ runtime and Abseil).
+ *
+ *   larder_options *o = larder_options_new();
+ *   larder_options_set_capacity_bytes(o, 64u << 20);
+ *   larder_cache *c;
+ *   if (larder_cache_create(o, &c) != LARDER_OK) ...
+ *   larder_options_free(o);
+ *   larder_put(c, "k", 1, "v", 1, 0);
+ *   char buf[64]; size_t n;
+ *   if (larder_get(c, "k", 1, buf, sizeof buf, &n) == LARDER_OK) ...
+ *   larder_cache_destroy(c);
+ *
+ * Conventions
+ *  - Every fallible function returns a status code (LARDER_OK is 0). Codes
+ *    are stable and never renumbered; larder_strerror() names them.
+ *  - Keys and values are (pointer, length) pairs and binary-safe. A key is 1
+ *    to LARDER_MAX_KEY_LENGTH bytes. Values may be empty; a NULL pointer is
+ *    accepted only with length 0.
+ *  - Durations are nanoseconds (int64_t). A TTL of 0 means "the default".
+ *  - Thread-safety: a larder_cache may be used from any number of threads at
+ *    once; options, leases and tickets belong to one thread at a time unless
+ *    said otherwise.
+ *  - Callbacks receive the user_data given with them, run with no engine lock
+ *    held, and may call back into the cache. They must not unwind (no C++
+ *    exceptions, no longjmp) through the library.
+ *  - Structs the library fills start with `size_t struct_size`, which the
+ *    caller sets to sizeof(the struct) as it knows it: older callers keep
+ *    working when fields are added at the end.
+ *  - No C++ exception crosses this interface: allocation failure is
+ *    LARDER_NO_MEMORY, anything unexpected LARDER_INTERNAL.
+ */
+#ifndef LARDER_H_
+#define LARDER_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define LARDER_API
+#else
+#define LARDER_API __attribute__((visibility("default")))
+#endif
+
+/* ---- Versions ---------------------------------------------------------- */
+
+#define LARDER_VERSION_MAJOR 0
+#define LARDER_VERSION_MINOR 1
+#define LARDER_VERSION_PATCH 0
+#define LARDER_VERSION_NUMBER \
+  (LARDER_VERSION_MAJOR * 10000 + LARDER_VERSION_MINOR * 100 + LARDER_VERSION_PATCH)
+/* The ABI major, also the shared library's SONAME suffix (liblarder.so.1). */
+#define LARDER_ABI_MAJOR 1
+
+/* The version of the library actually linked, e.g. "0.1.0". Never NULL. */
+LARDER_API const char *larder_version(void);
+/* The same as LARDER_VERSION_NUMBER of the linked library. */
+LARDER_API int larder_version_number(void);
+
+/* ---- Status codes ------------------------------------------------------ */
+
+typedef int larder_status;
+
+#define LARDER_OK 0
+#define LARDER_NOT_FOUND 1          /* no live entry; or the loader said "not found" */
+#define LARDER_INVALID_ARGUMENT 2   /* NULL handle or pointer, bad option value, ... */
+#define LARDER_EMPTY_KEY 3          /* keys are at least one byte */
+#define LARDER_KEY_TOO_LONG 4       /* longer than LARDER_MAX_KEY_LENGTH */
+#define LARDER_VALUE_TOO_LARGE 5    /* bigger than one stripe's share of the capacity */
+#define LARDER_BUFFER_TOO_SMALL 6   /* larder_get: *value_size says how much is needed */
+#define LARDER_NO_MEMORY 7          /* allocation failed; nothing changed */
+#define LARDER_LOAD_FAILED 8        /* the loader reported an error (see larder_fetch_info) */
+#define LARDER_TIMEOUT 9            /* a wait for another caller's load timed out */
+#define LARDER_RECURSIVE_LOAD 10    /* a loader asked for the key it is loading */
+#define LARDER_BUSY 11              /* a bounded queue was full */
+#define LARDER_CLOSED 12            /* the cache was closed with larder_cache_close */
+#define LARDER_INTERNAL 13          /* an unexpected internal failure */
+
+/* A static, human-readable description of a status. Never NULL (unknown
+ * codes give "unknown status"). Thread-safe. */
+LARDER_API const char *larder_strerror(larder_status status);
+
+#define LARDER_MAX_KEY_LENGTH 65535
+
+/* ---- Removal causes and fetch sources ---------------------------------- */
+
+#define LARDER_REMOVED_EXPLICIT 0 /* invalidate, invalidate_prefix, clear */
+#define LARDER_REMOVED_REPLACED 1 /* a put of the same key */
+#define LARDER_REMOVED_EXPIRED 2  /* its TTL passed */
+#define LARDER_REMOVED_EVICTED 3  /* removed to stay within capacity */
+
+#define LARDER_SOURCE_NONE 0     /* no value: error, timeout, bad call */
+#define LARDER_SOURCE_HIT 1      /* a fresh cached value */
+#define LARDER_SOURCE_STALE 2    /* an expired value within a grace period */
+#define LARDER_SOURCE_NEGATIVE 3 /* a cached "not found" or cached error */
+#define LARDER_SOURCE_LOADED 4   /* this caller ran the loader */
+#define LARDER_SOURCE_JOINED 5   /* this caller waited for another's load */
+
+/* ---- Callbacks ---------------------------------------------------------- */
+
+/* Called once per removed entry, after the change, with no lock held, on the
+ * thread whose call caused it. The pointers are valid only during the call. */
+typedef void (*larder_removal_fn)(void *user_data, const void *key, size_t key_size,
+                                  const void *value, size_t value_size, int cause);
+
+/* What a loader fills in: exactly one of the three setters below. */
+typedef struct larder_load_result larder_load_result;
+
+/* Loads `key` (for larder_get_or_load, refreshes, or the cache's loader).
+ * Runs on the calling thread (or a refresh thread) with no cache lock held;
+ * may use the cache, except to load its own key (LARDER_RECURSIVE_LOAD).
+ * Set the outcome on `result`; returning without setting one, or returning
+ * a non-zero value, counts as an error. */
+typedef int (*larder_loader_fn)(void *user_data, const void *key, size_t key_size,
+                                larder_load_result *result);
+
+/* The value, copied. ttl_ns 0 uses the cache's default TTL. */
+LARDER_API larder_status larder_load_result_set_value(larder_load_result *result,
+                                                      const void *value, size_t value_size,
+                                                      int64_t ttl_ns);
+/* "There is no such key" (cached for the negative TTL when one is set). */
+LARDER_API larder_status larder_load_result_set_not_found(larder_load_result *result);
+/* A failure; `message` (NUL-terminated, may be NULL) reaches every waiter. */
+LARDER_API larder_status larder_load_result_set_error(larder_load_result *result,
+                                                      const char *message);
+
+/* A monotonic clock in nanoseconds, for tests that control time. Must never
+ * go backwards; called from any thread. */
+typedef int64_t (*larder_clock_fn)(void *user_data);
+
+/* ---- Options ------------------------------------------------------------ */
+
+/* A set of settings for larder_cache_create. Not thread-safe: one thread
+ * configures it. The cache copies what it needs; free the options any time
+ * after create. Setters return LARDER_INVALID_ARGUMENT for a NULL or freed
+ * options object or a value out of range, and change nothing then. */
+typedef struct larder_options larder_options;
+
+/* A new options object with defaults (no capacity: setting one is required),
+ * or NULL when out of memory. Free with larder_options_free. */
+LARDER_API larder_options *larder_options_new(void);
+/* Frees; NULL is a no-op. Freeing twice is detected and ignored. */
+LARDER_API void larder_options_free(larder_options *options);
+
+/* Sum of charges (key + value + per-entry overhead) allowed. Required, > 0. */
+LARDER_API larder_status larder_options_set_capacity_bytes(larder_options *o, uint64_t bytes);
+/* Optional bound on the number of entries; 0 (default) means none. */
+LARDER_API larder_status larder_options_set_capacity_entries(larder_options *o, uint64_t entries);
+/* Stripes (rounded up to a power of two, at most 65536); 0 (default) picks. */
+LARDER_API larder_status larder_options_set_stripes(larder_options *o, uint32_t stripes);
+/* TTL of puts that give none; 0 (default): no expiry. Must be >= 0. */
+LARDER_API larder_status larder_options_set_default_ttl(larder_options *o, int64_t ttl_ns);
+/* How long a loader's "not found" is cached; 0 (default) disables. */
+LARDER_API larder_status larder_options_set_negative_ttl(larder_options *o, int64_t ttl_ns);
+/* How long a loader's error is cached; 0 (default) never caches errors. */
+LARDER_API larder_status larder_options_set_error_ttl(larder_options *o, int64_t ttl_ns);
+/* XFetch early refresh factor: >= 0, default 1.0, 0 disables. */
+LARDER_API larder_status larder_options_set_refresh_beta(larder_options *o, double beta);
+/* Load time assumed for put entries (enables their early refresh); 0: none. */
+LARDER_API larder_status larder_options_set_default_refresh_delta(larder_options *o,
+                                                                  int64_t delta_ns);
+/* Grace after expiry to serve stale values while refreshing (get_or_load). */
+LARDER_API larder_status larder_options_set_stale_while_revalidate(larder_options *o,
+                                                                   int64_t grace_ns);
+/* Grace after expiry to serve stale values when a load fails. */
+LARDER_API larder_status larder_options_set_stale_if_error(larder_options *o, int64_t grace_ns);
+/* Threads of the background refresh pool (default 1, 1 to 64). */
+LARDER_API larder_status larder_options_set_refresh_threads(larder_options *o, uint32_t threads);
+/* Seed for the early-refresh draws (reproducible tests); 0: random. */
+LARDER_API larder_status larder_options_set_random_seed(larder_options *o, uint64_t seed);
+/* Removal listener; fn NULL removes it. user_data must outlive the cache. */
+LARDER_API larder_status larder_options_set_removal_listener(larder_options *o,
+                                                             larder_removal_fn fn,
+                                                             void *user_data);
+/* The cache's own loader, used by get_or_load without a loader and by
+ * background refreshes. fn NULL removes it. user_data must outlive the cache. */
+LARDER_API larder_status larder_options_set_loader(larder_options *o, larder_loader_fn fn,
+                                                   void *user_data);
+/* A clock for expiry; fn NULL restores the system's monotonic clock. */
+LARDER_API larder_status larder_options_set_clock(larder_options *o, larder_clock_fn fn,
+                                                  void *user_data);
+
+/* ---- The cache ---------------------------------------------------------- */
+
+typedef struct larder_cache larder_cache;
+
+/* Creates a cache. On success *out owns it (free with larder_cache_destroy);
+ * on failure *out is NULL: LARDER_INVALID_ARGUMENT for NULL arguments or bad
+ * options (capacity 0, fewer entries than stripes, negative durations). */
+LARDER_API larder_status larder_cache_create(const larder_options *options, larder_cache **out);
+
+/* Makes every later call on the cache return LARDER_CLOSED and drops its
+ * entries now; the handle stays valid until destroy. Idempotent. Safe while
+ * other threads use the cache (their calls finish against the old state). */
+LARDER_API larder_status larder_cache_close(larder_cache *cache);
+
+/* Frees the cache. No other thread may be using it, and every lease and
+ * ticket of it must be finished first. Pinned values stay valid. NULL is a
+ * no-op. */
+LARDER_API void larder_cache_destroy(larder_cache *cache);
+
+/* Inserts or replaces. ttl_ns 0: the default TTL; negative: invalid.
+ * LARDER_VALUE_TOO_LARGE leaves no older value of the key readable. */
+LARDER_API larder_status larder_put(larder_cache *cache, const void *key, size_t key_size,
+                                    const void *value, size_t value_size, int64_t ttl_ns);
+/* As larder_put, with the entry's weight toward capacity_bytes given
+ * explicitly (charge > 0) instead of computed from its size. */
+LARDER_API larder_status larder_put_charged(larder_cache *cache, const void *key,
+                                            size_t key_size, const void *value,
+                                            size_t value_size, int64_t ttl_ns, uint64_t charge);
+
+/* Copies the value into buffer. *value_size receives the value's length on
+ * LARDER_OK and on LARDER_BUFFER_TOO_SMALL (then nothing is copied: retry
+ * with a buffer that large). buffer may be NULL when buffer_size is 0. */
+LARDER_API larder_status larder_get(larder_cache *cache, const void *key, size_t key_size,
+                                    void *buffer, size_t buffer_size, size_t *value_size);
+
+/* Copies the value into memory the library allocates; free it with
+ * larder_free. An empty value gives a non-NULL pointer and size 0. */
+LARDER_API larder_status larder_get_alloc(larder_cache *cache, const void *key, size_t key_size,
+                                          void **value, size_t *value_size);
+/* Frees memory from larder_get_alloc. NULL is a no-op. */
+LARDER_API void larder_free(void *p);
+
+/* A pinned, zero-copy value: data stays valid (even after eviction or cache
+ * destruction) until larder_value_release. Caller-owned struct; set
+ * struct_size before use. */
+typedef struct larder_value {
+  size_t struct_size;
+  const void *data;
+  size_t size;
+  void *internal_; /* the library's reference; NULL when empty or released */
+} larder_value;
+
+#define LARDER_VALUE_INIT {sizeof(larder_value), NULL, 0, NULL}
+
+/* Pins the value into *out (which must be empty or released). */
+LARDER_API larder_status larder_get_pinned(larder_cache *cache, const void *key,
+                                           size_t key_size, larder_value *out);
+/* Releases a pinned value and empties the struct; releasing an empty or
+ * already released value is a no-op returning LARDER_OK. Any thread. */
+LARDER_API larder_status larder_value_release(larder_value *value);
+
+/* LARDER_OK when a live entry exists, else LARDER_NOT_FOUND. Does not count
+ * as a hit or miss, nor refresh the LRU position. */
+LARDER_API larder_status larder_contains(larder_cache *cache, const void *key, size_t key_size);
+
+/* LARDER_OK when an entry was removed, LARDER_NOT_FOUND when none existed. */
+LARDER_API larder_status larder_invalidate(larder_cache *cache, const void *key,
+                                           size_t key_size);
+/* Removes every entry whose key starts with prefix (prefix_size 0: all);
+ * *removed (may be NULL) receives the count. */
+LARDER_API larder_status larder_invalidate_prefix(larder_cache *cache, const void *prefix,
+                                                  size_t prefix_size, uint64_t *removed);
+LARDER_API larder_status larder_clear(larder_cache *cache);
+/* Applies pending housekeeping now (expiry, memory reclamation). Optional. */
+LARDER_API larder_status larder_cleanup(larder_cache *cache);
+
+typedef struct larder_stats {
+  size_t struct_size; /* set by the caller to sizeof(larder_stats) */
+  uint64_t hits;
+  uint64_t misses;
+  uint64_t puts;
+  uint64_t evictions;
+  uint64_t expirations;
+  uint64_t invalidations;
+  uint64_t entries;
+  uint64_t bytes;
+  uint64_t capacity_bytes;
+  uint64_t capacity_entries;
+  uint64_t dropped_promotions;
+  uint64_t loads;
+  uint64_t load_failures;
+  uint64_t load_time_ns;
+  uint64_t coalesced_waits;
+  uint64_t refreshes_started;
+  uint64_t refreshes_discarded;
+  uint64_t loads_discarded;
+  uint64_t stale_hits;
+  uint64_t negative_hits;
+  uint64_t load_timeouts;
+} larder_stats;
+
+/* Fills the first out->struct_size bytes' worth of fields (a snapshot summed
+ * over stripes). LARDER_INVALID_ARGUMENT if struct_size is smaller than
+ * offsetof(larder_stats, hits) + 8. */
+LARDER_API larder_status larder_cache_stats(larder_cache *cache, larder_stats *out);
+
+/* ---- Loading (single-flight) -------------------------------------------- */
+
+/* Details of a fetch; optional everywhere (NULL). */
+typedef struct larder_fetch_info {
+  size_t struct_size; /* set by the caller */
+  int source;         /* LARDER_SOURCE_* */
+  int stale;          /* 1 when the value is past its TTL */
+  char error[256];    /* the loader's error message, NUL-terminated, truncated */
+} larder_fetch_info;
+
+/* Returns the cached value or loads it with fn (NULL: the cache's loader):
+ * at most one load per key at a time, however many callers miss at once.
+ * Callers that wait for another's load give up after timeout_ns (0: no
+ * limit) with LARDER_TIMEOUT. On LARDER_OK, *out holds a pinned value (release
+ * it). LARDER_NOT_FOUND: the loader said so (or a cached negative);
+ * LARDER_LOAD_FAILED: see info->error. */
+LARDER_API larder_status larder_get_or_load(larder_cache *cache, const void *key,
+                                            size_t key_size, larder_loader_fn fn,
+                                            void *user_data, int64_t timeout_ns,
+                                            larder_value *out, larder_fetch_info *info);
+
+/* Starts a background refresh of key with the cache's loader; returns at
+ * once. LARDER_INVALID_ARGUMENT when the cache has no loader. */
+LARDER_API larder_status larder_refresh(larder_cache *cache, const void *key, size_t key_size);
+
+/* The asynchronous form, for event loops: never blocks on a load. */
+typedef struct larder_lease larder_lease;   /* the duty to load one key */
+typedef struct larder_ticket larder_ticket; /* a place in line for a load */
+
+#define LARDER_FETCH_DONE 0 /* the answer is in the return status, *out, *info */
+#define LARDER_FETCH_LEAD 1 /* load the key, then complete *lease */
+#define LARDER_FETCH_WAIT 2 /* someone else loads: use *ticket */
+
+/* Looks key up. *kind says what to do next. DONE: the status is the answer
+ * (LARDER_OK with *out pinned, or NOT_FOUND / LOAD_FAILED from a cached
+ * negative, or an argument error). LEAD: *lease is yours: complete it with
+ * one of larder_lease_complete_* (or larder_lease_abandon). WAIT: *ticket is
+ * yours: larder_ticket_wait or larder_ticket_on_ready, then
+ * larder_ticket_free. Returns LARDER_OK for LEAD and WAIT. */
+LARDER_API larder_status larder_fetch_begin(larder_cache *cache, const void *key,
+                                            size_t key_size, int *kind, larder_value *out,
+                                            larder_fetch_info *info, larder_lease **lease,
+                                            larder_ticket **ticket);
+
+/* Complete a lease (each consumes and frees it): delivers the outcome to all
+ * waiters, installs it unless a write raced with the load, and reports this
+ * caller's own result in *out / *info (both may be NULL). */
+LARDER_API larder_status larder_lease_complete_value(larder_lease *lease, const void *value,
+                                                     size_t value_size, int64_t ttl_ns,
+                                                     larder_value *out);
+LARDER_API larder_status larder_lease_complete_not_found(larder_lease *lease);
+LARDER_API larder_status larder_lease_complete_error(larder_lease *lease, const char *message);
+/* Gives the duty up: waiters get LARDER_LOAD_FAILED ("load abandoned"). */
+LARDER_API void larder_lease_abandon(larder_lease *lease);
+
+/* Blocks until the load finishes or timeout_ns passes (0: no limit). May be
+ * called more than once; each LARDER_OK pins a new reference into *out. */
+LARDER_API larder_status larder_ticket_wait(larder_ticket *ticket, int64_t timeout_ns,
+                                            larder_value *out, larder_fetch_info *info);
+
+/* Called once when the load finishes: on the completing thread (or at once,
+ * on this thread, if it already has). The reference in *value is the
+ * callback's: copy the struct if needed and larder_value_release it (it is
+ * empty unless status is LARDER_OK). `info` is valid only during the call. */
+typedef void (*larder_ready_fn)(void *user_data, larder_status status, larder_value *value,
+                                const larder_fetch_info *info);
+LARDER_API larder_status larder_ticket_on_ready(larder_ticket *ticket, larder_ready_fn fn,
+                                                void *user_data);
+/* Frees the ticket handle (a registered callback still runs). NULL: no-op. */
+LARDER_API void larder_ticket_free(larder_ticket *ticket);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* LARDER_H_ */

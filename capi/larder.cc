@@ -1,0 +1,634 @@
+// The C ABI: argument checks, status codes, ownership. No caching logic here:
+// every function forwards to the C++ engine (core/) and translates.
+#include "larder.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <string>
+#include <unordered_set>
+
+#include "larder/cache.h"
+#include "pin_access.h"
+
+namespace {
+
+using larder::FetchResult;
+using larder::FetchSource;
+using larder::LoadResult;
+using larder::Status;
+
+// The engine's codes are the ABI's codes; the C-only ones come after them.
+static_assert(static_cast<int>(Status::kOk) == LARDER_OK);
+static_assert(static_cast<int>(Status::kNotFound) == LARDER_NOT_FOUND);
+static_assert(static_cast<int>(Status::kInvalidArgument) == LARDER_INVALID_ARGUMENT);
+static_assert(static_cast<int>(Status::kEmptyKey) == LARDER_EMPTY_KEY);
+static_assert(static_cast<int>(Status::kKeyTooLong) == LARDER_KEY_TOO_LONG);
+static_assert(static_cast<int>(Status::kValueTooLarge) == LARDER_VALUE_TOO_LARGE);
+static_assert(static_cast<int>(Status::kBufferTooSmall) == LARDER_BUFFER_TOO_SMALL);
+static_assert(static_cast<int>(Status::kNoMemory) == LARDER_NO_MEMORY);
+static_assert(static_cast<int>(Status::kLoadFailed) == LARDER_LOAD_FAILED);
+static_assert(static_cast<int>(Status::kTimeout) == LARDER_TIMEOUT);
+static_assert(static_cast<int>(Status::kRecursiveLoad) == LARDER_RECURSIVE_LOAD);
+static_assert(static_cast<int>(Status::kBusy) == LARDER_BUSY);
+static_assert(larder::kMaxKeyLength == LARDER_MAX_KEY_LENGTH);
+static_assert(static_cast<int>(larder::RemovalCause::kExplicit) == LARDER_REMOVED_EXPLICIT);
+static_assert(static_cast<int>(larder::RemovalCause::kReplaced) == LARDER_REMOVED_REPLACED);
+static_assert(static_cast<int>(larder::RemovalCause::kExpired) == LARDER_REMOVED_EXPIRED);
+static_assert(static_cast<int>(larder::RemovalCause::kEvicted) == LARDER_REMOVED_EVICTED);
+static_assert(static_cast<int>(FetchSource::kNone) == LARDER_SOURCE_NONE);
+static_assert(static_cast<int>(FetchSource::kHit) == LARDER_SOURCE_HIT);
+static_assert(static_cast<int>(FetchSource::kStale) == LARDER_SOURCE_STALE);
+static_assert(static_cast<int>(FetchSource::kNegative) == LARDER_SOURCE_NEGATIVE);
+static_assert(static_cast<int>(FetchSource::kLoaded) == LARDER_SOURCE_LOADED);
+static_assert(static_cast<int>(FetchSource::kJoined) == LARDER_SOURCE_JOINED);
+
+constexpr uint32_t kCacheMagic = 0x4C415244;  // "LARD"
+constexpr uint32_t kDeadMagic = 0xDEADCA5E;
+
+larder_status Code(Status s) { return static_cast<larder_status>(s); }
+
+// Options objects are few and cold, so a registry makes use after free and
+// double free detectable without touching freed memory.
+std::mutex g_options_mu;
+std::unordered_set<const larder_options*>& LiveOptions() {
+  static auto* live = new std::unordered_set<const larder_options*>;  // never destroyed
+  return *live;
+}
+bool IsLive(const larder_options* o) {
+  if (o == nullptr) return false;
+  std::lock_guard<std::mutex> lock(g_options_mu);
+  return LiveOptions().count(o) != 0;
+}
+
+class CallbackClock final : public larder::Clock {
+ public:
+  CallbackClock(larder_clock_fn fn, void* user_data) : fn_(fn), user_data_(user_data) {}
+  int64_t NowNanos() override { return fn_(user_data_); }
+
+ private:
+  larder_clock_fn fn_;
+  void* user_data_;
+};
+
+}  // namespace
+
+struct larder_options {
+  larder::Options options;
+  larder_loader_fn loader = nullptr;
+  void* loader_data = nullptr;
+};
+
+struct larder_cache {
+  uint32_t magic = kCacheMagic;
+  std::atomic<bool> closed{false};
+  std::unique_ptr<larder::Cache> cache;
+};
+
+struct larder_load_result {
+  LoadResult result;
+  bool set = false;
+};
+
+struct larder_lease {
+  larder::LoadLease lease;
+};
+
+struct larder_ticket {
+  larder::LoadTicket ticket;
+};
+
+// Every entry point catches everything: no exception crosses the ABI.
+#define LARDER_GUARD_BEGIN try {
+#define LARDER_GUARD_END                 \
+  }                                      \
+  catch (const std::bad_alloc&) {        \
+    return LARDER_NO_MEMORY;             \
+  }                                      \
+  catch (...) {                          \
+    return LARDER_INTERNAL;              \
+  }
+
+namespace {
+
+larder_status CheckCache(const larder_cache* c) {
+  if (c == nullptr || c->magic != kCacheMagic) return LARDER_INVALID_ARGUMENT;
+  if (c->closed.load(std::memory_order_acquire)) return LARDER_CLOSED;
+  return LARDER_OK;
+}
+
+// (NULL, n > 0) is invalid; (NULL, 0) is the empty string.
+bool ValidBytes(const void* p, size_t n) { return p != nullptr || n == 0; }
+
+std::string_view View(const void* p, size_t n) {
+  return n == 0 ? std::string_view() : std::string_view(static_cast<const char*>(p), n);
+}
+
+larder::Loader WrapLoader(larder_loader_fn fn, void* user_data) {
+  return [fn, user_data](std::string_view key) {
+    larder_load_result r;
+    int rc = fn(user_data, key.data(), key.size(), &r);
+    if (rc != 0) {
+      if (r.set && r.result.kind == LoadResult::Kind::kError) return std::move(r.result);
+      return LoadResult::Error("the loader returned " + std::to_string(rc));
+    }
+    if (!r.set) return LoadResult::Error("the loader set no result");
+    return std::move(r.result);
+  };
+}
+
+void FillValue(larder_value* out, larder::PinnedValue pin) {
+  if (out == nullptr) return;  // the pin's reference is dropped with `pin`
+  out->data = pin ? pin.value().data() : nullptr;
+  out->size = pin ? pin.value().size() : 0;
+  out->internal_ = larder::internal::PinAccess::Release(pin);
+}
+
+void FillInfo(larder_fetch_info* info, const FetchResult& r) {
+  if (info == nullptr) return;
+  const size_t n = info->struct_size;
+  if (n >= offsetof(larder_fetch_info, source) + sizeof info->source) {
+    info->source = static_cast<int>(r.source);
+  }
+  if (n >= offsetof(larder_fetch_info, stale) + sizeof info->stale) info->stale = r.stale ? 1 : 0;
+  if (n >= offsetof(larder_fetch_info, error) + sizeof info->error) {
+    size_t len = std::min(r.error.size(), sizeof info->error - 1);
+    std::memcpy(info->error, r.error.data(), len);
+    info->error[len] = '\0';
+  }
+}
+
+// For the results of fetches: fills the out-parameters, returns the status.
+larder_status Deliver(FetchResult r, larder_value* out, larder_fetch_info* info) {
+  FillInfo(info, r);
+  larder_status status = Code(r.status);
+  FillValue(out, std::move(r.value));
+  return status;
+}
+
+bool ValueSlotUsable(const larder_value* v) {
+  return v != nullptr && v->struct_size >= sizeof(larder_value) && v->internal_ == nullptr;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* larder_version(void) { return "0.1.0"; }
+int larder_version_number(void) { return LARDER_VERSION_NUMBER; }
+
+const char* larder_strerror(larder_status status) {
+  switch (status) {
+    case LARDER_CLOSED: return "the cache is closed";
+    case LARDER_INTERNAL: return "internal error";
+    default: break;
+  }
+  if (status < 0 || status > LARDER_BUSY) return "unknown status";
+  return larder::StatusName(static_cast<Status>(status));
+}
+
+// ---- options ----
+
+larder_options* larder_options_new(void) {
+  try {
+    auto* o = new larder_options;
+    std::lock_guard<std::mutex> lock(g_options_mu);
+    LiveOptions().insert(o);
+    return o;
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void larder_options_free(larder_options* o) {
+  if (o == nullptr) return;
+  {
+    std::lock_guard<std::mutex> lock(g_options_mu);
+    if (LiveOptions().erase(o) == 0) return;  // already freed (or never ours)
+  }
+  delete o;
+}
+
+#define LARDER_OPTIONS_SETTER(name, type, check, assign)        \
+  larder_status larder_options_set_##name(larder_options* o, type v) { \
+    LARDER_GUARD_BEGIN                                          \
+    if (!IsLive(o) || !(check)) return LARDER_INVALID_ARGUMENT; \
+    assign;                                                     \
+    return LARDER_OK;                                           \
+    LARDER_GUARD_END                                            \
+  }
+
+LARDER_OPTIONS_SETTER(capacity_bytes, uint64_t, v > 0, o->options.capacity_bytes = v)
+LARDER_OPTIONS_SETTER(capacity_entries, uint64_t, true, o->options.capacity_entries = v)
+LARDER_OPTIONS_SETTER(stripes, uint32_t, v <= 65536, o->options.stripes = v)
+LARDER_OPTIONS_SETTER(default_ttl, int64_t, v >= 0,
+                      o->options.default_ttl = std::chrono::nanoseconds(v))
+LARDER_OPTIONS_SETTER(negative_ttl, int64_t, v >= 0,
+                      o->options.negative_ttl = std::chrono::nanoseconds(v))
+LARDER_OPTIONS_SETTER(error_ttl, int64_t, v >= 0, o->options.error_ttl = std::chrono::nanoseconds(v))
+LARDER_OPTIONS_SETTER(refresh_beta, double, v >= 0 && v < 1e300, o->options.refresh_beta = v)
+LARDER_OPTIONS_SETTER(default_refresh_delta, int64_t, v >= 0,
+                      o->options.default_refresh_delta = std::chrono::nanoseconds(v))
+LARDER_OPTIONS_SETTER(stale_while_revalidate, int64_t, v >= 0,
+                      o->options.stale_while_revalidate = std::chrono::nanoseconds(v))
+LARDER_OPTIONS_SETTER(stale_if_error, int64_t, v >= 0,
+                      o->options.stale_if_error = std::chrono::nanoseconds(v))
+LARDER_OPTIONS_SETTER(refresh_threads, uint32_t, v >= 1 && v <= 64,
+                      o->options.refresh_threads = v)
+LARDER_OPTIONS_SETTER(random_seed, uint64_t, true, o->options.random_seed = v)
+
+larder_status larder_options_set_removal_listener(larder_options* o, larder_removal_fn fn,
+                                                  void* user_data) {
+  LARDER_GUARD_BEGIN
+  if (!IsLive(o)) return LARDER_INVALID_ARGUMENT;
+  if (fn == nullptr) {
+    o->options.removal_listener = nullptr;
+  } else {
+    o->options.removal_listener = [fn, user_data](std::string_view k, std::string_view v,
+                                                  larder::RemovalCause cause) {
+      fn(user_data, k.data(), k.size(), v.data(), v.size(), static_cast<int>(cause));
+    };
+  }
+  return LARDER_OK;
+  LARDER_GUARD_END
+}
+
+larder_status larder_options_set_loader(larder_options* o, larder_loader_fn fn, void* user_data) {
+  LARDER_GUARD_BEGIN
+  if (!IsLive(o)) return LARDER_INVALID_ARGUMENT;
+  o->options.loader = fn == nullptr ? larder::Loader() : WrapLoader(fn, user_data);
+  return LARDER_OK;
+  LARDER_GUARD_END
+}
+
+larder_status larder_options_set_clock(larder_options* o, larder_clock_fn fn, void* user_data) {
+  LARDER_GUARD_BEGIN
+  if (!IsLive(o)) return LARDER_INVALID_ARGUMENT;
+  o->options.clock = fn == nullptr ? nullptr : std::make_shared<CallbackClock>(fn, user_data);
+  return LARDER_OK;
+  LARDER_GUARD_END
+}
+
+// ---- cache ----
+
+larder_status larder_cache_create(const larder_options* o, larder_cache** out) {
+  LARDER_GUARD_BEGIN
+  if (out == nullptr) return LARDER_INVALID_ARGUMENT;
+  *out = nullptr;
+  if (!IsLive(o)) return LARDER_INVALID_ARGUMENT;
+  larder::Options copy;
+  {
+    std::lock_guard<std::mutex> lock(g_options_mu);  // a consistent copy
+    copy = o->options;
+  }
+  auto handle = std::make_unique<larder_cache>();
+  Status s = larder::Cache::Create(std::move(copy), &handle->cache);
+  if (s != Status::kOk) return Code(s);
+  *out = handle.release();
+  return LARDER_OK;
+  LARDER_GUARD_END
+}
+
+larder_status larder_cache_close(larder_cache* c) {
+  LARDER_GUARD_BEGIN
+  if (c == nullptr || c->magic != kCacheMagic) return LARDER_INVALID_ARGUMENT;
+  if (!c->closed.exchange(true, std::memory_order_acq_rel)) c->cache->Clear();
+  return LARDER_OK;
+  LARDER_GUARD_END
+}
+
+void larder_cache_destroy(larder_cache* c) {
+  if (c == nullptr || c->magic != kCacheMagic) return;
+  c->magic = kDeadMagic;
+  delete c;
+}
+
+larder_status larder_put(larder_cache* c, const void* key, size_t key_size, const void* value,
+                         size_t value_size, int64_t ttl_ns) {
+  return larder_put_charged(c, key, key_size, value, value_size, ttl_ns, 0);
+}
+
+larder_status larder_put_charged(larder_cache* c, const void* key, size_t key_size,
+                                 const void* value, size_t value_size, int64_t ttl_ns,
+                                 uint64_t charge) {
+  LARDER_GUARD_BEGIN
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  if (!ValidBytes(key, key_size) || !ValidBytes(value, value_size) || ttl_ns < 0) {
+    return LARDER_INVALID_ARGUMENT;
+  }
+  larder::PutOptions put;
+  put.ttl = std::chrono::nanoseconds(ttl_ns);
+  put.charge = charge;
+  return Code(c->cache->Put(View(key, key_size), View(value, value_size), put));
+  LARDER_GUARD_END
+}
+
+larder_status larder_get(larder_cache* c, const void* key, size_t key_size, void* buffer,
+                         size_t buffer_size, size_t* value_size) {
+  LARDER_GUARD_BEGIN
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  if (!ValidBytes(key, key_size) || value_size == nullptr || !ValidBytes(buffer, buffer_size)) {
+    return LARDER_INVALID_ARGUMENT;
+  }
+  return Code(c->cache->GetInto(View(key, key_size), buffer, buffer_size, value_size));
+  LARDER_GUARD_END
+}
+
+larder_status larder_get_alloc(larder_cache* c, const void* key, size_t key_size, void** value,
+                               size_t* value_size) {
+  LARDER_GUARD_BEGIN
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  if (!ValidBytes(key, key_size) || value == nullptr || value_size == nullptr) {
+    return LARDER_INVALID_ARGUMENT;
+  }
+  *value = nullptr;
+  *value_size = 0;
+  void* copy = nullptr;
+  size_t size = 0;
+  bool out_of_memory = false;
+  Status s = c->cache->Visit(View(key, key_size), [&](std::string_view v) {
+    copy = std::malloc(v.size() == 0 ? 1 : v.size());
+    if (copy == nullptr) {
+      out_of_memory = true;
+      return;
+    }
+    if (!v.empty()) std::memcpy(copy, v.data(), v.size());
+    size = v.size();
+  });
+  if (out_of_memory) return LARDER_NO_MEMORY;
+  if (s == Status::kOk) {
+    *value = copy;
+    *value_size = size;
+  }
+  return Code(s);
+  LARDER_GUARD_END
+}
+
+void larder_free(void* p) { std::free(p); }
+
+larder_status larder_get_pinned(larder_cache* c, const void* key, size_t key_size,
+                                larder_value* out) {
+  LARDER_GUARD_BEGIN
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  if (!ValidBytes(key, key_size) || !ValueSlotUsable(out)) return LARDER_INVALID_ARGUMENT;
+  std::string_view k = View(key, key_size);
+  if (k.empty()) return LARDER_EMPTY_KEY;
+  if (k.size() > larder::kMaxKeyLength) return LARDER_KEY_TOO_LONG;
+  larder::PinnedValue pin = c->cache->Pin(k);
+  if (!pin) return LARDER_NOT_FOUND;
+  FillValue(out, std::move(pin));
+  return LARDER_OK;
+  LARDER_GUARD_END
+}
+
+larder_status larder_value_release(larder_value* v) {
+  LARDER_GUARD_BEGIN
+  if (v == nullptr) return LARDER_INVALID_ARGUMENT;
+  if (v->internal_ != nullptr) {
+    // Rebuild the pin and let it drop its reference.
+    larder::PinnedValue pin =
+        larder::internal::PinAccess::Adopt(static_cast<larder::internal::Entry*>(v->internal_));
+    v->internal_ = nullptr;
+  }
+  v->data = nullptr;
+  v->size = 0;
+  return LARDER_OK;
+  LARDER_GUARD_END
+}
+
+larder_status larder_contains(larder_cache* c, const void* key, size_t key_size) {
+  LARDER_GUARD_BEGIN
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  if (!ValidBytes(key, key_size)) return LARDER_INVALID_ARGUMENT;
+  std::string_view k = View(key, key_size);
+  if (k.empty()) return LARDER_EMPTY_KEY;
+  if (k.size() > larder::kMaxKeyLength) return LARDER_KEY_TOO_LONG;
+  return c->cache->Contains(k) ? LARDER_OK : LARDER_NOT_FOUND;
+  LARDER_GUARD_END
+}
+
+larder_status larder_invalidate(larder_cache* c, const void* key, size_t key_size) {
+  LARDER_GUARD_BEGIN
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  if (!ValidBytes(key, key_size)) return LARDER_INVALID_ARGUMENT;
+  return Code(c->cache->Invalidate(View(key, key_size)));
+  LARDER_GUARD_END
+}
+
+larder_status larder_invalidate_prefix(larder_cache* c, const void* prefix, size_t prefix_size,
+                                       uint64_t* removed) {
+  LARDER_GUARD_BEGIN
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  if (!ValidBytes(prefix, prefix_size)) return LARDER_INVALID_ARGUMENT;
+  size_t n = c->cache->InvalidatePrefix(View(prefix, prefix_size));
+  if (removed != nullptr) *removed = n;
+  return LARDER_OK;
+  LARDER_GUARD_END
+}
+
+larder_status larder_clear(larder_cache* c) {
+  LARDER_GUARD_BEGIN
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  c->cache->Clear();
+  return LARDER_OK;
+  LARDER_GUARD_END
+}
+
+larder_status larder_cleanup(larder_cache* c) {
+  LARDER_GUARD_BEGIN
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  c->cache->CleanUp();
+  return LARDER_OK;
+  LARDER_GUARD_END
+}
+
+larder_status larder_cache_stats(larder_cache* c, larder_stats* out) {
+  LARDER_GUARD_BEGIN
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  if (out == nullptr || out->struct_size < offsetof(larder_stats, hits) + sizeof(uint64_t)) {
+    return LARDER_INVALID_ARGUMENT;
+  }
+  larder::Stats s = c->cache->GetStats();
+  larder_stats full;
+  full.struct_size = out->struct_size;
+  full.hits = s.hits;
+  full.misses = s.misses;
+  full.puts = s.puts;
+  full.evictions = s.evictions;
+  full.expirations = s.expirations;
+  full.invalidations = s.invalidations;
+  full.entries = s.entries;
+  full.bytes = s.bytes;
+  full.capacity_bytes = s.capacity_bytes;
+  full.capacity_entries = s.capacity_entries;
+  full.dropped_promotions = s.dropped_promotions;
+  full.loads = s.loads;
+  full.load_failures = s.load_failures;
+  full.load_time_ns = s.load_time_nanos;
+  full.coalesced_waits = s.coalesced_waits;
+  full.refreshes_started = s.refreshes_started;
+  full.refreshes_discarded = s.refreshes_discarded;
+  full.loads_discarded = s.loads_discarded;
+  full.stale_hits = s.stale_hits;
+  full.negative_hits = s.negative_hits;
+  full.load_timeouts = s.load_timeouts;
+  // An older caller's struct is a prefix of ours: fill only what it has.
+  std::memcpy(out, &full, std::min(out->struct_size, sizeof full));
+  return LARDER_OK;
+  LARDER_GUARD_END
+}
+
+// ---- loading ----
+
+larder_status larder_load_result_set_value(larder_load_result* r, const void* value,
+                                           size_t value_size, int64_t ttl_ns) {
+  LARDER_GUARD_BEGIN
+  if (r == nullptr || !ValidBytes(value, value_size) || ttl_ns < 0) return LARDER_INVALID_ARGUMENT;
+  r->result = LoadResult::Value(std::string(View(value, value_size)), std::chrono::nanoseconds(ttl_ns));
+  r->set = true;
+  return LARDER_OK;
+  LARDER_GUARD_END
+}
+
+larder_status larder_load_result_set_not_found(larder_load_result* r) {
+  if (r == nullptr) return LARDER_INVALID_ARGUMENT;
+  r->result = LoadResult::NotFound();
+  r->set = true;
+  return LARDER_OK;
+}
+
+larder_status larder_load_result_set_error(larder_load_result* r, const char* message) {
+  LARDER_GUARD_BEGIN
+  if (r == nullptr) return LARDER_INVALID_ARGUMENT;
+  r->result = LoadResult::Error(message != nullptr ? message : "the loader reported an error");
+  r->set = true;
+  return LARDER_OK;
+  LARDER_GUARD_END
+}
+
+larder_status larder_get_or_load(larder_cache* c, const void* key, size_t key_size,
+                                 larder_loader_fn fn, void* user_data, int64_t timeout_ns,
+                                 larder_value* out, larder_fetch_info* info) {
+  LARDER_GUARD_BEGIN
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  if (!ValidBytes(key, key_size) || timeout_ns < 0 || (out != nullptr && !ValueSlotUsable(out))) {
+    return LARDER_INVALID_ARGUMENT;
+  }
+  larder::FetchOptions fetch;
+  if (fn != nullptr) fetch.loader = WrapLoader(fn, user_data);
+  fetch.timeout = std::chrono::nanoseconds(timeout_ns);
+  return Deliver(c->cache->GetOrLoad(View(key, key_size), fetch), out, info);
+  LARDER_GUARD_END
+}
+
+larder_status larder_refresh(larder_cache* c, const void* key, size_t key_size) {
+  LARDER_GUARD_BEGIN
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  if (!ValidBytes(key, key_size)) return LARDER_INVALID_ARGUMENT;
+  return Code(c->cache->Refresh(View(key, key_size)));
+  LARDER_GUARD_END
+}
+
+larder_status larder_fetch_begin(larder_cache* c, const void* key, size_t key_size, int* kind,
+                                 larder_value* out, larder_fetch_info* info, larder_lease** lease,
+                                 larder_ticket** ticket) {
+  LARDER_GUARD_BEGIN
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  if (!ValidBytes(key, key_size) || kind == nullptr || lease == nullptr || ticket == nullptr ||
+      (out != nullptr && !ValueSlotUsable(out))) {
+    return LARDER_INVALID_ARGUMENT;
+  }
+  *lease = nullptr;
+  *ticket = nullptr;
+  // Allocate the handles first, so running out of memory cannot strand a
+  // flight that was already created.
+  auto lease_handle = std::make_unique<larder_lease>();
+  auto ticket_handle = std::make_unique<larder_ticket>();
+  larder::FetchLookup lookup = c->cache->BeginFetch(View(key, key_size));
+  switch (lookup.kind) {
+    case larder::FetchLookup::Kind::kDone:
+      *kind = LARDER_FETCH_DONE;
+      return Deliver(std::move(lookup.result), out, info);
+    case larder::FetchLookup::Kind::kLead:
+      *kind = LARDER_FETCH_LEAD;
+      lease_handle->lease = std::move(lookup.lease);
+      *lease = lease_handle.release();
+      return LARDER_OK;
+    case larder::FetchLookup::Kind::kWait:
+      *kind = LARDER_FETCH_WAIT;
+      ticket_handle->ticket = std::move(lookup.ticket);
+      *ticket = ticket_handle.release();
+      return LARDER_OK;
+  }
+  return LARDER_INTERNAL;
+  LARDER_GUARD_END
+}
+
+larder_status larder_lease_complete_value(larder_lease* lease, const void* value,
+                                          size_t value_size, int64_t ttl_ns, larder_value* out) {
+  LARDER_GUARD_BEGIN
+  if (lease == nullptr || !ValidBytes(value, value_size) || ttl_ns < 0 ||
+      (out != nullptr && !ValueSlotUsable(out))) {
+    return LARDER_INVALID_ARGUMENT;
+  }
+  std::unique_ptr<larder_lease> owned(lease);
+  return Deliver(owned->lease.Complete(LoadResult::Value(std::string(View(value, value_size)),
+                                                         std::chrono::nanoseconds(ttl_ns))),
+                 out, nullptr);
+  LARDER_GUARD_END
+}
+
+larder_status larder_lease_complete_not_found(larder_lease* lease) {
+  LARDER_GUARD_BEGIN
+  if (lease == nullptr) return LARDER_INVALID_ARGUMENT;
+  std::unique_ptr<larder_lease> owned(lease);
+  return Code(owned->lease.Complete(LoadResult::NotFound()).status);
+  LARDER_GUARD_END
+}
+
+larder_status larder_lease_complete_error(larder_lease* lease, const char* message) {
+  LARDER_GUARD_BEGIN
+  if (lease == nullptr) return LARDER_INVALID_ARGUMENT;
+  std::unique_ptr<larder_lease> owned(lease);
+  return Code(owned->lease
+                  .Complete(LoadResult::Error(message != nullptr ? message : "load failed"))
+                  .status);
+  LARDER_GUARD_END
+}
+
+void larder_lease_abandon(larder_lease* lease) {
+  try {
+    delete lease;  // ~LoadLease fails the flight
+  } catch (...) {
+  }
+}
+
+larder_status larder_ticket_wait(larder_ticket* ticket, int64_t timeout_ns, larder_value* out,
+                                 larder_fetch_info* info) {
+  LARDER_GUARD_BEGIN
+  if (ticket == nullptr || timeout_ns < 0 || (out != nullptr && !ValueSlotUsable(out))) {
+    return LARDER_INVALID_ARGUMENT;
+  }
+  return Deliver(ticket->ticket.Wait(std::chrono::nanoseconds(timeout_ns)), out, info);
+  LARDER_GUARD_END
+}
+
+larder_status larder_ticket_on_ready(larder_ticket* ticket, larder_ready_fn fn, void* user_data) {
+  LARDER_GUARD_BEGIN
+  if (ticket == nullptr || fn == nullptr) return LARDER_INVALID_ARGUMENT;
+  ticket->ticket.OnReady([fn, user_data](FetchResult r) {
+    larder_value value = LARDER_VALUE_INIT;
+    larder_fetch_info info;
+    info.struct_size = sizeof info;
+    larder_status status = Deliver(std::move(r), &value, &info);
+    fn(user_data, status, &value, &info);
+  });
+  return LARDER_OK;
+  LARDER_GUARD_END
+}
+
+void larder_ticket_free(larder_ticket* ticket) { delete ticket; }
+
+}  // extern "C"

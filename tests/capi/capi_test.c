@@ -1,0 +1,611 @@
+/* The C ABI from C: every feature, and every function's error paths.
+ * Compiled as C99. Prints "N passed, N failed" and exits non-zero on any
+ * failure. */
+#define _POSIX_C_SOURCE 200809L /* nanosleep under -std=c99 */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "larder.h"
+
+static int g_failed_checks = 0;
+static int g_test_failed = 0;
+
+#define CHECK(cond)                                                        \
+  do {                                                                     \
+    if (!(cond)) {                                                         \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+      ++g_failed_checks;                                                   \
+      g_test_failed = 1;                                                   \
+    }                                                                      \
+  } while (0)
+
+#define CHECK_STATUS(expr, expected)                                              \
+  do {                                                                            \
+    larder_status s_ = (expr);                                                    \
+    if (s_ != (expected)) {                                                       \
+      fprintf(stderr, "%s:%d: %s returned %d (%s), expected %d (%s)\n", __FILE__,  \
+              __LINE__, #expr, s_, larder_strerror(s_), (expected),               \
+              larder_strerror(expected));                                         \
+      ++g_failed_checks;                                                          \
+      g_test_failed = 1;                                                          \
+    }                                                                             \
+  } while (0)
+
+#define KEY(s) (s), strlen(s)
+
+static larder_cache *new_cache(uint64_t bytes, uint64_t entries, uint32_t stripes) {
+  larder_options *o = larder_options_new();
+  larder_cache *c = NULL;
+  CHECK(o != NULL);
+  CHECK_STATUS(larder_options_set_capacity_bytes(o, bytes), LARDER_OK);
+  CHECK_STATUS(larder_options_set_capacity_entries(o, entries), LARDER_OK);
+  CHECK_STATUS(larder_options_set_stripes(o, stripes), LARDER_OK);
+  CHECK_STATUS(larder_cache_create(o, &c), LARDER_OK);
+  larder_options_free(o);
+  return c;
+}
+
+/* ---- versions and status text ---- */
+
+static void test_version_and_strerror(void) {
+  int code;
+  CHECK(strcmp(larder_version(), "0.1.0") == 0);
+  CHECK(larder_version_number() == LARDER_VERSION_NUMBER);
+  for (code = -5; code < 40; ++code) CHECK(larder_strerror(code) != NULL);
+  CHECK(strcmp(larder_strerror(LARDER_OK), "ok") == 0);
+  CHECK(strcmp(larder_strerror(LARDER_CLOSED), "the cache is closed") == 0);
+  CHECK(strcmp(larder_strerror(9999), "unknown status") == 0);
+}
+
+/* ---- options ---- */
+
+static void test_options_errors(void) {
+  larder_options *o = larder_options_new();
+  larder_cache *c = (larder_cache *)&c; /* must be reset to NULL on failure */
+  CHECK_STATUS(larder_options_set_capacity_bytes(NULL, 1), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_options_set_capacity_bytes(o, 0), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_options_set_default_ttl(o, -1), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_options_set_negative_ttl(o, -1), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_options_set_error_ttl(o, -5), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_options_set_refresh_beta(o, -0.5), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_options_set_stale_if_error(o, -1), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_options_set_stale_while_revalidate(o, -1), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_options_set_default_refresh_delta(o, -1), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_options_set_refresh_threads(o, 0), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_options_set_stripes(o, 1u << 20), LARDER_INVALID_ARGUMENT);
+  /* No capacity set yet: creation refuses, *out is NULL. */
+  CHECK_STATUS(larder_cache_create(o, &c), LARDER_INVALID_ARGUMENT);
+  CHECK(c == NULL);
+  CHECK_STATUS(larder_cache_create(o, NULL), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_cache_create(NULL, &c), LARDER_INVALID_ARGUMENT);
+  /* Fewer entries than stripes. */
+  CHECK_STATUS(larder_options_set_capacity_bytes(o, 1 << 20), LARDER_OK);
+  CHECK_STATUS(larder_options_set_capacity_entries(o, 3), LARDER_OK);
+  CHECK_STATUS(larder_options_set_stripes(o, 8), LARDER_OK);
+  CHECK_STATUS(larder_cache_create(o, &c), LARDER_INVALID_ARGUMENT);
+  larder_options_free(o);
+  /* Destroyed options are detected, and a second free is ignored. */
+  CHECK_STATUS(larder_options_set_capacity_bytes(o, 1024), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_cache_create(o, &c), LARDER_INVALID_ARGUMENT);
+  larder_options_free(o);
+  larder_options_free(NULL);
+}
+
+/* ---- basic operations ---- */
+
+static void test_put_get_forms(void) {
+  larder_cache *c = new_cache(1 << 20, 0, 1);
+  char buf[32];
+  size_t n = 0;
+  void *copy = NULL;
+  larder_value v = LARDER_VALUE_INIT;
+  const char binary_key[] = {'a', 0, 'b'};
+  CHECK_STATUS(larder_put(c, KEY("k"), "hello", 5, 0), LARDER_OK);
+  CHECK_STATUS(larder_get(c, KEY("k"), buf, sizeof buf, &n), LARDER_OK);
+  CHECK(n == 5 && memcmp(buf, "hello", 5) == 0);
+  /* Too small a buffer: the size needed, nothing copied. */
+  memset(buf, 'x', sizeof buf);
+  CHECK_STATUS(larder_get(c, KEY("k"), buf, 2, &n), LARDER_BUFFER_TOO_SMALL);
+  CHECK(n == 5 && buf[0] == 'x');
+  CHECK_STATUS(larder_get(c, KEY("k"), NULL, 0, &n), LARDER_BUFFER_TOO_SMALL);
+  CHECK(n == 5);
+  /* Library-allocated copy. */
+  CHECK_STATUS(larder_get_alloc(c, KEY("k"), &copy, &n), LARDER_OK);
+  CHECK(n == 5 && memcmp(copy, "hello", 5) == 0);
+  larder_free(copy);
+  larder_free(NULL);
+  /* Pinned, surviving invalidation and the cache. */
+  CHECK_STATUS(larder_get_pinned(c, KEY("k"), &v), LARDER_OK);
+  CHECK(v.size == 5 && memcmp(v.data, "hello", 5) == 0);
+  CHECK_STATUS(larder_invalidate(c, KEY("k")), LARDER_OK);
+  CHECK_STATUS(larder_invalidate(c, KEY("k")), LARDER_NOT_FOUND);
+  CHECK_STATUS(larder_contains(c, KEY("k")), LARDER_NOT_FOUND);
+  /* Binary keys, empty values. */
+  CHECK_STATUS(larder_put(c, binary_key, 3, NULL, 0, 0), LARDER_OK);
+  CHECK_STATUS(larder_get_alloc(c, binary_key, 3, &copy, &n), LARDER_OK);
+  CHECK(copy != NULL && n == 0);
+  larder_free(copy);
+  CHECK_STATUS(larder_get(c, binary_key, 2, buf, sizeof buf, &n), LARDER_NOT_FOUND);
+  larder_cache_destroy(c);
+  CHECK(v.size == 5 && memcmp(v.data, "hello", 5) == 0);
+  CHECK_STATUS(larder_value_release(&v), LARDER_OK);
+  CHECK(v.data == NULL && v.internal_ == NULL);
+  /* Double release is detected (a no-op). */
+  CHECK_STATUS(larder_value_release(&v), LARDER_OK);
+  CHECK_STATUS(larder_value_release(NULL), LARDER_INVALID_ARGUMENT);
+}
+
+static void test_bad_arguments_everywhere(void) {
+  larder_cache *c = new_cache(1 << 20, 0, 1);
+  char buf[8];
+  size_t n;
+  void *p;
+  uint64_t removed;
+  larder_value v = LARDER_VALUE_INIT;
+  larder_value used = LARDER_VALUE_INIT;
+  char *huge_key = (char *)calloc(LARDER_MAX_KEY_LENGTH + 2, 1);
+  larder_stats stats;
+  memset(huge_key, 'k', LARDER_MAX_KEY_LENGTH + 1);
+  /* NULL handles. */
+  CHECK_STATUS(larder_put(NULL, KEY("k"), "v", 1, 0), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_get(NULL, KEY("k"), buf, sizeof buf, &n), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_get_alloc(NULL, KEY("k"), &p, &n), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_get_pinned(NULL, KEY("k"), &v), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_contains(NULL, KEY("k")), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_invalidate(NULL, KEY("k")), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_invalidate_prefix(NULL, KEY("k"), &removed), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_clear(NULL), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_cleanup(NULL), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_cache_stats(NULL, &stats), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_cache_close(NULL), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_refresh(NULL, KEY("k")), LARDER_INVALID_ARGUMENT);
+  larder_cache_destroy(NULL);
+  /* NULL key with a non-zero length; NULL value with a non-zero length. */
+  CHECK_STATUS(larder_put(c, NULL, 3, "v", 1, 0), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_put(c, KEY("k"), NULL, 4, 0), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_get(c, NULL, 1, buf, sizeof buf, &n), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_contains(c, NULL, 1), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_invalidate(c, NULL, 2), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_invalidate_prefix(c, NULL, 2, &removed), LARDER_INVALID_ARGUMENT);
+  /* Empty and oversized keys. */
+  CHECK_STATUS(larder_put(c, NULL, 0, "v", 1, 0), LARDER_EMPTY_KEY);
+  CHECK_STATUS(larder_put(c, "", 0, "v", 1, 0), LARDER_EMPTY_KEY);
+  CHECK_STATUS(larder_get(c, "", 0, buf, sizeof buf, &n), LARDER_EMPTY_KEY);
+  CHECK_STATUS(larder_get_pinned(c, "", 0, &v), LARDER_EMPTY_KEY);
+  CHECK_STATUS(larder_contains(c, "", 0), LARDER_EMPTY_KEY);
+  CHECK_STATUS(larder_put(c, huge_key, LARDER_MAX_KEY_LENGTH + 1, "v", 1, 0),
+               LARDER_KEY_TOO_LONG);
+  CHECK_STATUS(larder_get(c, huge_key, LARDER_MAX_KEY_LENGTH + 1, buf, sizeof buf, &n),
+               LARDER_KEY_TOO_LONG);
+  CHECK_STATUS(larder_get_pinned(c, huge_key, LARDER_MAX_KEY_LENGTH + 1, &v),
+               LARDER_KEY_TOO_LONG);
+  CHECK_STATUS(larder_put(c, huge_key, LARDER_MAX_KEY_LENGTH, "v", 1, 0), LARDER_OK);
+  /* Output pointers, buffers and TTLs. */
+  CHECK_STATUS(larder_get(c, KEY("k"), buf, sizeof buf, NULL), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_get(c, KEY("k"), NULL, 5, &n), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_get_alloc(c, KEY("k"), NULL, &n), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_get_alloc(c, KEY("k"), &p, NULL), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_get_pinned(c, KEY("k"), NULL), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_put(c, KEY("k"), "v", 1, -1), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_put(c, KEY("k"), "v", 1, 0), LARDER_OK);
+  CHECK_STATUS(larder_get_pinned(c, KEY("k"), &used), LARDER_OK);
+  /* A value slot still holding a pin may not be overwritten (it would leak). */
+  CHECK_STATUS(larder_get_pinned(c, KEY("k"), &used), LARDER_INVALID_ARGUMENT);
+  larder_value_release(&used);
+  v.struct_size = 0; /* an uninitialised struct */
+  CHECK_STATUS(larder_get_pinned(c, KEY("k"), &v), LARDER_INVALID_ARGUMENT);
+  /* Stats with a too-small struct. */
+  stats.struct_size = 4;
+  CHECK_STATUS(larder_cache_stats(c, &stats), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_cache_stats(c, NULL), LARDER_INVALID_ARGUMENT);
+  /* A value larger than the cache. */
+  {
+    larder_cache *tiny = new_cache(4096, 0, 1);
+    char *big = (char *)calloc(8192, 1);
+    CHECK_STATUS(larder_put(tiny, KEY("k"), "old", 3, 0), LARDER_OK);
+    CHECK_STATUS(larder_put(tiny, KEY("k"), big, 8192, 0), LARDER_VALUE_TOO_LARGE);
+    CHECK_STATUS(larder_contains(tiny, KEY("k")), LARDER_NOT_FOUND);
+    free(big);
+    larder_cache_destroy(tiny);
+  }
+  free(huge_key);
+  larder_cache_destroy(c);
+}
+
+static void test_closed_cache(void) {
+  larder_cache *c = new_cache(1 << 20, 0, 1);
+  char buf[8];
+  size_t n;
+  larder_value v = LARDER_VALUE_INIT;
+  larder_stats stats;
+  stats.struct_size = sizeof stats;
+  CHECK_STATUS(larder_put(c, KEY("k"), "v", 1, 0), LARDER_OK);
+  CHECK_STATUS(larder_get_pinned(c, KEY("k"), &v), LARDER_OK);
+  CHECK_STATUS(larder_cache_close(c), LARDER_OK);
+  CHECK_STATUS(larder_cache_close(c), LARDER_OK); /* idempotent */
+  CHECK_STATUS(larder_put(c, KEY("k"), "v", 1, 0), LARDER_CLOSED);
+  CHECK_STATUS(larder_get(c, KEY("k"), buf, sizeof buf, &n), LARDER_CLOSED);
+  CHECK_STATUS(larder_contains(c, KEY("k")), LARDER_CLOSED);
+  CHECK_STATUS(larder_cache_stats(c, &stats), LARDER_CLOSED);
+  CHECK(v.size == 1 && memcmp(v.data, "v", 1) == 0); /* pins outlive close */
+  larder_value_release(&v);
+  larder_cache_destroy(c);
+}
+
+/* ---- prefix, clear, stats, listener ---- */
+
+struct removals {
+  int count[4];
+  char last_key[32];
+};
+
+static void on_removal(void *user_data, const void *key, size_t key_size, const void *value,
+                       size_t value_size, int cause) {
+  struct removals *r = (struct removals *)user_data;
+  (void)value;
+  (void)value_size;
+  if (cause >= 0 && cause < 4) r->count[cause]++;
+  if (key_size < sizeof r->last_key) {
+    memcpy(r->last_key, key, key_size);
+    r->last_key[key_size] = 0;
+  }
+}
+
+static void test_prefix_clear_stats_listener(void) {
+  struct removals seen;
+  larder_options *o = larder_options_new();
+  larder_cache *c = NULL;
+  larder_stats stats;
+  uint64_t removed = 0;
+  int i;
+  char key[32];
+  memset(&seen, 0, sizeof seen);
+  larder_options_set_capacity_bytes(o, 1 << 20);
+  larder_options_set_capacity_entries(o, 100);
+  larder_options_set_stripes(o, 1);
+  CHECK_STATUS(larder_options_set_removal_listener(o, on_removal, &seen), LARDER_OK);
+  CHECK_STATUS(larder_cache_create(o, &c), LARDER_OK);
+  larder_options_free(o);
+  for (i = 0; i < 150; ++i) {
+    snprintf(key, sizeof key, "%s:%d", i % 2 ? "odd" : "even", i);
+    CHECK_STATUS(larder_put(c, key, strlen(key), "v", 1, 0), LARDER_OK);
+  }
+  CHECK(seen.count[LARDER_REMOVED_EVICTED] == 50);
+  CHECK_STATUS(larder_put(c, KEY("odd:149"), "w", 1, 0), LARDER_OK);
+  CHECK(seen.count[LARDER_REMOVED_REPLACED] == 1);
+  CHECK_STATUS(larder_invalidate_prefix(c, KEY("odd:"), &removed), LARDER_OK);
+  CHECK(removed == 50);
+  CHECK_STATUS(larder_invalidate_prefix(c, KEY("none"), NULL), LARDER_OK);
+  stats.struct_size = sizeof stats;
+  CHECK_STATUS(larder_cache_stats(c, &stats), LARDER_OK);
+  CHECK(stats.entries == 50 && stats.puts == 151 && stats.evictions == 50);
+  CHECK(stats.invalidations == 50 && stats.capacity_entries == 100);
+  CHECK_STATUS(larder_clear(c), LARDER_OK);
+  CHECK_STATUS(larder_cleanup(c), LARDER_OK);
+  CHECK(seen.count[LARDER_REMOVED_EXPLICIT] == 100);
+  /* An "older caller": a stats struct that ends after `misses`. */
+  {
+    larder_stats old;
+    memset(&old, 0xAB, sizeof old);
+    old.struct_size = offsetof(larder_stats, misses) + sizeof old.misses;
+    CHECK_STATUS(larder_cache_stats(c, &old), LARDER_OK);
+    CHECK(old.hits == 0 && old.misses == 0);
+    CHECK(old.puts == 0xABABABABABABABABull); /* untouched beyond its size */
+  }
+  larder_cache_destroy(c);
+}
+
+/* ---- TTL with a caller's clock ---- */
+
+static int64_t fake_now = 1000000000;
+static int64_t fake_clock(void *user_data) {
+  (void)user_data;
+  return fake_now;
+}
+
+static void test_ttl_with_injected_clock(void) {
+  larder_options *o = larder_options_new();
+  larder_cache *c = NULL;
+  larder_options_set_capacity_bytes(o, 1 << 20);
+  CHECK_STATUS(larder_options_set_clock(o, fake_clock, NULL), LARDER_OK);
+  CHECK_STATUS(larder_options_set_default_ttl(o, 5000000000LL), LARDER_OK);
+  CHECK_STATUS(larder_cache_create(o, &c), LARDER_OK);
+  larder_options_free(o);
+  CHECK_STATUS(larder_put(c, KEY("default"), "v", 1, 0), LARDER_OK);
+  CHECK_STATUS(larder_put(c, KEY("short"), "v", 1, 1000000000LL), LARDER_OK);
+  fake_now += 2000000000LL;
+  CHECK_STATUS(larder_contains(c, KEY("short")), LARDER_NOT_FOUND);
+  CHECK_STATUS(larder_contains(c, KEY("default")), LARDER_OK);
+  fake_now += 4000000000LL;
+  CHECK_STATUS(larder_contains(c, KEY("default")), LARDER_NOT_FOUND);
+  larder_cache_destroy(c);
+}
+
+/* ---- loading ---- */
+
+struct load_ctx {
+  larder_cache *cache;
+  int calls;
+  int mode; /* 0 value, 1 not found, 2 error, 3 no result, 4 nonzero return, 5 reenter */
+  larder_status inner;
+};
+
+static int loader(void *user_data, const void *key, size_t key_size, larder_load_result *r) {
+  struct load_ctx *ctx = (struct load_ctx *)user_data;
+  __atomic_fetch_add(&ctx->calls, 1, __ATOMIC_SEQ_CST); /* also runs on refresh threads */
+  switch (ctx->mode) {
+    case 0:
+      return larder_load_result_set_value(r, key, key_size, 0);
+    case 1:
+      return larder_load_result_set_not_found(r);
+    case 2:
+      return larder_load_result_set_error(r, "database down");
+    case 3:
+      return 0;
+    case 4:
+      return 42;
+    case 5: {
+      /* Re-enter the cache: other keys work, its own key is refused. */
+      larder_value v = LARDER_VALUE_INIT;
+      larder_put(ctx->cache, KEY("side"), "effect", 6, 0);
+      ctx->inner = larder_get_or_load(ctx->cache, key, key_size, loader, ctx, 0, &v, NULL);
+      return larder_load_result_set_value(r, "outer", 5, 0);
+    }
+  }
+  return 1;
+}
+
+static void test_get_or_load(void) {
+  larder_cache *c = new_cache(1 << 20, 0, 1);
+  struct load_ctx ctx;
+  larder_value v = LARDER_VALUE_INIT;
+  larder_fetch_info info;
+  char buf[16];
+  size_t n;
+  memset(&ctx, 0, sizeof ctx);
+  ctx.cache = c;
+  info.struct_size = sizeof info;
+  CHECK_STATUS(larder_get_or_load(c, KEY("alpha"), loader, &ctx, 0, &v, &info), LARDER_OK);
+  CHECK(v.size == 5 && memcmp(v.data, "alpha", 5) == 0);
+  CHECK(info.source == LARDER_SOURCE_LOADED);
+  larder_value_release(&v);
+  CHECK_STATUS(larder_get_or_load(c, KEY("alpha"), loader, &ctx, 0, &v, &info), LARDER_OK);
+  CHECK(info.source == LARDER_SOURCE_HIT && ctx.calls == 1);
+  larder_value_release(&v);
+  ctx.mode = 1;
+  CHECK_STATUS(larder_get_or_load(c, KEY("beta"), loader, &ctx, 0, &v, &info), LARDER_NOT_FOUND);
+  ctx.mode = 2;
+  CHECK_STATUS(larder_get_or_load(c, KEY("gamma"), loader, &ctx, 0, &v, &info),
+               LARDER_LOAD_FAILED);
+  CHECK(strcmp(info.error, "database down") == 0);
+  CHECK(v.internal_ == NULL);
+  ctx.mode = 3;
+  CHECK_STATUS(larder_get_or_load(c, KEY("delta"), loader, &ctx, 0, &v, &info),
+               LARDER_LOAD_FAILED);
+  CHECK(strstr(info.error, "no result") != NULL);
+  ctx.mode = 4;
+  CHECK_STATUS(larder_get_or_load(c, KEY("epsilon"), loader, &ctx, 0, NULL, NULL),
+               LARDER_LOAD_FAILED);
+  ctx.mode = 5;
+  CHECK_STATUS(larder_get_or_load(c, KEY("zeta"), loader, &ctx, 0, &v, &info), LARDER_OK);
+  CHECK(ctx.inner == LARDER_RECURSIVE_LOAD);
+  CHECK_STATUS(larder_get(c, KEY("side"), buf, sizeof buf, &n), LARDER_OK);
+  larder_value_release(&v);
+  /* No loader anywhere; bad arguments. */
+  CHECK_STATUS(larder_get_or_load(c, KEY("eta"), NULL, NULL, 0, &v, &info),
+               LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_get_or_load(c, KEY("eta"), loader, &ctx, -1, &v, &info),
+               LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_get_or_load(c, "", 0, loader, &ctx, 0, &v, &info), LARDER_EMPTY_KEY);
+  CHECK_STATUS(larder_refresh(c, KEY("alpha")), LARDER_INVALID_ARGUMENT); /* no cache loader */
+  CHECK_STATUS(larder_load_result_set_value(NULL, "v", 1, 0), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_load_result_set_not_found(NULL), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_load_result_set_error(NULL, "x"), LARDER_INVALID_ARGUMENT);
+  larder_cache_destroy(c);
+}
+
+static void test_cache_loader_and_refresh(void) {
+  struct load_ctx ctx;
+  larder_options *o = larder_options_new();
+  larder_cache *c = NULL;
+  larder_value v = LARDER_VALUE_INIT;
+  larder_stats stats;
+  int i;
+  memset(&ctx, 0, sizeof ctx);
+  larder_options_set_capacity_bytes(o, 1 << 20);
+  CHECK_STATUS(larder_options_set_loader(o, loader, &ctx), LARDER_OK);
+  CHECK_STATUS(larder_cache_create(o, &c), LARDER_OK);
+  larder_options_free(o);
+  ctx.cache = c;
+  CHECK_STATUS(larder_get_or_load(c, KEY("k"), NULL, NULL, 0, &v, NULL), LARDER_OK);
+  larder_value_release(&v);
+  CHECK_STATUS(larder_refresh(c, KEY("k")), LARDER_OK);
+  /* The refresh runs on the cache's pool: wait for it to land. */
+  stats.struct_size = sizeof stats;
+  for (i = 0; i < 5000; ++i) {
+    struct timespec ms = {0, 1000000};
+    larder_cache_stats(c, &stats);
+    if (__atomic_load_n(&ctx.calls, __ATOMIC_SEQ_CST) == 2) break; /* the refresh ran */
+    nanosleep(&ms, NULL);
+  }
+  CHECK(stats.refreshes_started == 1 && stats.loads == 1);
+  larder_cache_destroy(c); /* joins the pool */
+  CHECK(ctx.calls == 2);
+}
+
+/* ---- the asynchronous form ---- */
+
+struct ready_ctx {
+  int calls;
+  larder_status status;
+  char value[16];
+  int source;
+};
+
+static void on_ready(void *user_data, larder_status status, larder_value *value,
+                     const larder_fetch_info *info) {
+  struct ready_ctx *r = (struct ready_ctx *)user_data;
+  r->calls++;
+  r->status = status;
+  r->source = info->source;
+  if (status == LARDER_OK && value->size < sizeof r->value) {
+    memcpy(r->value, value->data, value->size);
+    r->value[value->size] = 0;
+  }
+  larder_value_release(value);
+}
+
+static void test_async_lead_wait(void) {
+  larder_cache *c = new_cache(1 << 20, 0, 1);
+  int kind = -1;
+  larder_lease *lease = NULL;
+  larder_ticket *ticket = NULL, *ticket2 = NULL, *unused = NULL;
+  larder_lease *unused_lease = NULL;
+  larder_value v = LARDER_VALUE_INIT;
+  larder_fetch_info info;
+  struct ready_ctx ready;
+  memset(&ready, 0, sizeof ready);
+  info.struct_size = sizeof info;
+  CHECK_STATUS(larder_fetch_begin(c, KEY("k"), &kind, &v, &info, &lease, &unused), LARDER_OK);
+  CHECK(kind == LARDER_FETCH_LEAD && lease != NULL && unused == NULL);
+  CHECK_STATUS(larder_fetch_begin(c, KEY("k"), &kind, &v, &info, &unused_lease, &ticket),
+               LARDER_OK);
+  CHECK(kind == LARDER_FETCH_WAIT && ticket != NULL);
+  CHECK_STATUS(larder_fetch_begin(c, KEY("k"), &kind, &v, &info, &unused_lease, &ticket2),
+               LARDER_OK);
+  CHECK_STATUS(larder_ticket_on_ready(ticket, on_ready, &ready), LARDER_OK);
+  CHECK(ready.calls == 0);
+  /* A waiter with a short deadline gives up; the load goes on. */
+  CHECK_STATUS(larder_ticket_wait(ticket2, 1000000, &v, &info), LARDER_TIMEOUT);
+  CHECK_STATUS(larder_lease_complete_value(lease, "loaded", 6, 0, &v), LARDER_OK);
+  CHECK(v.size == 6);
+  larder_value_release(&v);
+  CHECK(ready.calls == 1 && ready.status == LARDER_OK && strcmp(ready.value, "loaded") == 0);
+  CHECK(ready.source == LARDER_SOURCE_JOINED);
+  CHECK_STATUS(larder_ticket_wait(ticket2, 0, &v, &info), LARDER_OK);
+  CHECK(info.source == LARDER_SOURCE_JOINED && v.size == 6);
+  larder_value_release(&v);
+  larder_ticket_free(ticket);
+  larder_ticket_free(ticket2);
+  /* Now a hit. */
+  CHECK_STATUS(larder_fetch_begin(c, KEY("k"), &kind, &v, &info, &lease, &ticket), LARDER_OK);
+  CHECK(kind == LARDER_FETCH_DONE && info.source == LARDER_SOURCE_HIT && v.size == 6);
+  larder_value_release(&v);
+  /* Abandon and error completions reach waiters. */
+  CHECK_STATUS(larder_fetch_begin(c, KEY("a"), &kind, NULL, NULL, &lease, &ticket), LARDER_OK);
+  CHECK(kind == LARDER_FETCH_LEAD);
+  CHECK_STATUS(larder_fetch_begin(c, KEY("a"), &kind, NULL, NULL, &unused_lease, &ticket),
+               LARDER_OK);
+  larder_lease_abandon(lease);
+  CHECK_STATUS(larder_ticket_wait(ticket, 0, &v, &info), LARDER_LOAD_FAILED);
+  CHECK(strcmp(info.error, "load abandoned") == 0);
+  larder_ticket_free(ticket);
+  CHECK_STATUS(larder_fetch_begin(c, KEY("b"), &kind, NULL, NULL, &lease, &ticket), LARDER_OK);
+  CHECK_STATUS(larder_lease_complete_error(lease, "nope"), LARDER_LOAD_FAILED);
+  CHECK_STATUS(larder_fetch_begin(c, KEY("c"), &kind, NULL, NULL, &lease, &ticket), LARDER_OK);
+  CHECK_STATUS(larder_lease_complete_not_found(lease), LARDER_NOT_FOUND);
+  /* Bad arguments. */
+  CHECK_STATUS(larder_fetch_begin(c, KEY("d"), NULL, NULL, NULL, &lease, &ticket),
+               LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_fetch_begin(c, KEY("d"), &kind, NULL, NULL, NULL, &ticket),
+               LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_lease_complete_value(NULL, "v", 1, 0, NULL), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_lease_complete_not_found(NULL), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_lease_complete_error(NULL, NULL), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_ticket_wait(NULL, 0, NULL, NULL), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_ticket_on_ready(NULL, on_ready, NULL), LARDER_INVALID_ARGUMENT);
+  larder_lease_abandon(NULL);
+  larder_ticket_free(NULL);
+  larder_cache_destroy(c);
+}
+
+/* ---- threads: a stampede through the C ABI ---- */
+
+struct stampede {
+  larder_cache *cache;
+  int loader_calls;
+  pthread_mutex_t mu;
+  int ok;
+};
+
+static int slow_loader(void *user_data, const void *key, size_t key_size, larder_load_result *r) {
+  struct stampede *s = (struct stampede *)user_data;
+  struct timespec ts = {0, 50 * 1000 * 1000};
+  pthread_mutex_lock(&s->mu);
+  s->loader_calls++;
+  pthread_mutex_unlock(&s->mu);
+  nanosleep(&ts, NULL);
+  return larder_load_result_set_value(r, key, key_size, 0);
+}
+
+static void *stampede_thread(void *arg) {
+  struct stampede *s = (struct stampede *)arg;
+  larder_value v = LARDER_VALUE_INIT;
+  if (larder_get_or_load(s->cache, KEY("hot"), slow_loader, s, 0, &v, NULL) == LARDER_OK &&
+      v.size == 3) {
+    pthread_mutex_lock(&s->mu);
+    s->ok++;
+    pthread_mutex_unlock(&s->mu);
+  }
+  larder_value_release(&v);
+  return NULL;
+}
+
+static void test_stampede_through_the_c_abi(void) {
+  enum { kThreads = 32 };
+  pthread_t threads[kThreads];
+  struct stampede s;
+  int i;
+  s.cache = new_cache(1 << 20, 0, 0);
+  s.loader_calls = 0;
+  s.ok = 0;
+  pthread_mutex_init(&s.mu, NULL);
+  for (i = 0; i < kThreads; ++i) pthread_create(&threads[i], NULL, stampede_thread, &s);
+  for (i = 0; i < kThreads; ++i) pthread_join(threads[i], NULL);
+  CHECK(s.ok == kThreads);
+  /* Threads that started after the load finished got hits: still one load. */
+  CHECK(s.loader_calls == 1);
+  pthread_mutex_destroy(&s.mu);
+  larder_cache_destroy(s.cache);
+}
+
+/* ---- runner ---- */
+
+struct test_case {
+  const char *name;
+  void (*fn)(void);
+};
+
+int main(void) {
+  static const struct test_case tests[] = {
+      {"version_and_strerror", test_version_and_strerror},
+      {"options_errors", test_options_errors},
+      {"put_get_forms", test_put_get_forms},
+      {"bad_arguments_everywhere", test_bad_arguments_everywhere},
+      {"closed_cache", test_closed_cache},
+      {"prefix_clear_stats_listener", test_prefix_clear_stats_listener},
+      {"ttl_with_injected_clock", test_ttl_with_injected_clock},
+      {"get_or_load", test_get_or_load},
+      {"cache_loader_and_refresh", test_cache_loader_and_refresh},
+      {"async_lead_wait", test_async_lead_wait},
+      {"stampede_through_the_c_abi", test_stampede_through_the_c_abi},
+  };
+  size_t i;
+  int passed = 0, failed = 0;
+  for (i = 0; i < sizeof tests / sizeof tests[0]; ++i) {
+    g_test_failed = 0;
+    tests[i].fn();
+    printf("[%s] %s\n", g_test_failed ? "FAIL" : " ok ", tests[i].name);
+    if (g_test_failed) {
+      ++failed;
+    } else {
+      ++passed;
+    }
+  }
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed == 0 && g_failed_checks == 0 ? 0 : 1;
+}

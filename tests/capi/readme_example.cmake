@@ -1,0 +1,21 @@
+# The README's C example must compile as written (-std=c99 -Wall -Werror)
+# and run successfully.
+file(READ ${README} readme)
+string(REGEX MATCH "```c\n([^`]*)```" block "${readme}")
+if(NOT CMAKE_MATCH_1)
+  message(FATAL_ERROR "no ```c block in ${README}")
+endif()
+file(MAKE_DIRECTORY ${WORK})
+file(WRITE ${WORK}/example.c "${CMAKE_MATCH_1}")
+get_filename_component(libdir ${LIB} DIRECTORY)
+execute_process(COMMAND cc -std=c99 -Wall -Wextra -Werror -I${INCLUDE} ${WORK}/example.c
+                        -L${libdir} -llarder -Wl,-rpath,${libdir} -o ${WORK}/example
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "the README example does not compile:\n${err}")
+endif()
+execute_process(COMMAND ${WORK}/example RESULT_VARIABLE rc OUTPUT_VARIABLE out)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "the README example exited with ${rc}:\n${out}")
+endif()
+message(STATUS "README example output:\n${out}")
