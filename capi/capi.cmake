@@ -20,7 +20,12 @@ set_target_properties(larder_shared PROPERTIES VERSION ${PROJECT_VERSION}
 # The version script makes the export list exact: -fvisibility=hidden alone
 # still exports weak std:: template instantiations.
 target_link_options(larder_shared PRIVATE
-  "LINKER:--version-script=${CMAKE_CURRENT_SOURCE_DIR}/capi/larder.map" "LINKER:--no-undefined")
+  "LINKER:--version-script=${CMAKE_CURRENT_SOURCE_DIR}/capi/larder.map")
+if(LARDER_SANITIZER STREQUAL "")
+  # Every symbol resolved at link time (a sanitizer build leaves its runtime's
+  # symbols to the executable, so it cannot use this).
+  target_link_options(larder_shared PRIVATE "LINKER:--no-undefined")
+endif()
 set_target_properties(larder_shared PROPERTIES LINK_DEPENDS
                       ${CMAKE_CURRENT_SOURCE_DIR}/capi/larder.map)
 add_library(larder::larder ALIAS larder_shared)
