@@ -8,6 +8,7 @@
 #include "entry.h"
 #include "epoch.h"
 #include "hash.h"
+#include "keyed_mutex.h"
 #include "pin_access.h"
 #include "refresh_pool.h"
 #include "stripe.h"
@@ -144,7 +145,8 @@ Cache::Cache(Options options, size_t stripe_count)
       stripe_count_(stripe_count),
       stripe_shift_(64 - Log2(stripe_count)),
       clock_(options_.clock ? options_.clock : DefaultClock()),
-      stripes_(new std::unique_ptr<Stripe>[stripe_count]) {
+      stripes_(new std::unique_ptr<Stripe>[stripe_count]),
+      write_locks_(std::make_unique<internal::KeyedMutex>()) {
   const bool collect = static_cast<bool>(options_.removal_listener);
   const int64_t retain_grace =
       std::max(options_.stale_while_revalidate, options_.stale_if_error).count();
@@ -215,6 +217,13 @@ Status Cache::VisitWith(std::string_view key, void (*fn)(std::string_view, void*
       e = nullptr;  // plain reads are strict: stale values only through GetOrLoad
     }
     if (e == nullptr) {
+      std::optional<std::string> pending;
+      if (LookupPending(key, &pending)) {  // read-your-writes (write-behind)
+        if (!pending) return Status::kNotFound;
+        fn(*pending, context);
+        stripe.RecordHit(nullptr, guard.thread_id());
+        return Status::kOk;
+      }
       stripe.RecordMiss(guard.thread_id());
       return Status::kNotFound;
     }
@@ -262,6 +271,14 @@ PinnedValue Cache::Pin(std::string_view key) {
   ReadGuard guard;
   Entry* e = stripe.FindLive(hash, key);
   if (e == nullptr) {
+    std::optional<std::string> pending;
+    if (LookupPending(key, &pending) && pending) {  // read-your-writes (write-behind)
+      Entry* copy = internal::NewEntry(key, *pending, 0, 0);
+      if (copy != nullptr) {
+        stripe.RecordHit(nullptr, guard.thread_id());
+        return internal::PinAccess::Adopt(copy);
+      }
+    }
     stripe.RecordMiss(guard.thread_id());
     return PinnedValue();
   }
@@ -279,9 +296,74 @@ PinnedValue Cache::Pin(std::string_view key) {
 bool Cache::Contains(std::string_view key) {
   if (CheckKey(key) != Status::kOk) return false;
   const uint64_t hash = internal::HashKey(key);
-  ReadGuard guard;
-  Entry* e = StripeFor(hash).FindLive(hash, key);
-  return e != nullptr && e->is_value();
+  {
+    ReadGuard guard;
+    Entry* e = StripeFor(hash).FindLive(hash, key);
+    if (e != nullptr) return e->is_value();
+  }
+  std::optional<std::string> pending;
+  return LookupPending(key, &pending) && pending.has_value();
+}
+
+bool Cache::LookupPending(std::string_view key, std::optional<std::string>* value) const {
+  if (!has_pending_writes_.load(std::memory_order_acquire)) return false;
+  std::shared_ptr<internal::PendingWrites> pending = pending_writes();
+  return pending != nullptr && pending->Lookup(key, value);
+}
+
+void Cache::AttachPendingWrites(std::shared_ptr<internal::PendingWrites> pending) {
+  std::lock_guard<std::mutex> lock(pending_mu_);
+  has_pending_writes_.store(pending != nullptr, std::memory_order_release);
+  pending_writes_ = std::move(pending);
+}
+
+std::shared_ptr<internal::PendingWrites> Cache::pending_writes() const {
+  std::lock_guard<std::mutex> lock(pending_mu_);
+  return pending_writes_;
+}
+
+Status Cache::WriteThrough(std::string_view key, std::string_view value, const StoreWriter& writer,
+                           const PutOptions& options, std::string* error) {
+  if (Status s = CheckKey(key); s != Status::kOk) return s;
+  if (!writer || options.ttl.count() < 0) return Status::kInvalidArgument;
+  internal::KeyedMutex::Lock key_lock(write_locks_.get(), key);  // one write of a key at a time
+  WriteOutcome outcome;
+  try {
+    outcome = writer(key, value);
+  } catch (const std::exception& ex) {
+    outcome = WriteOutcome::Failed(ex.what());
+  } catch (...) {
+    outcome = WriteOutcome::Failed("the writer threw a non-standard exception");
+  }
+  if (!outcome.ok) {
+    if (error != nullptr) *error = outcome.error;
+    return Status::kWriteFailed;  // the store did not change, so neither does the cache
+  }
+  // Put supersedes any load of the key that is running, so it cannot install
+  // what it read before this write (L8).
+  Status s = Put(key, value, options);
+  if (s == Status::kValueTooLarge) s = Status::kOk;  // stored; too big to cache (and not stale)
+  return s;
+}
+
+Status Cache::DeleteThrough(std::string_view key, const StoreWriter& writer, std::string* error) {
+  if (Status s = CheckKey(key); s != Status::kOk) return s;
+  if (!writer) return Status::kInvalidArgument;
+  internal::KeyedMutex::Lock key_lock(write_locks_.get(), key);
+  WriteOutcome outcome;
+  try {
+    outcome = writer(key, std::nullopt);
+  } catch (const std::exception& ex) {
+    outcome = WriteOutcome::Failed(ex.what());
+  } catch (...) {
+    outcome = WriteOutcome::Failed("the writer threw a non-standard exception");
+  }
+  if (!outcome.ok) {
+    if (error != nullptr) *error = outcome.error;
+    return Status::kWriteFailed;
+  }
+  Invalidate(key);
+  return Status::kOk;
 }
 
 Status Cache::Invalidate(std::string_view key) {

@@ -171,6 +171,22 @@ FetchLookup Cache::BeginFetch(std::string_view key, const FetchOptions& fetch) {
     return out;
   }
 
+  // Read-your-writes: a key with a pending write-behind write is answered
+  // from the queue, never loaded from the store.
+  if (std::optional<std::string> pending; LookupPending(key, &pending)) {
+    if (!pending) {
+      out.result = Answer(Status::kNotFound, FetchSource::kHit);
+    } else {
+      Entry* copy = internal::NewEntry(key, *pending, 0, 0);
+      if (copy == nullptr) {
+        out.result = Answer(Status::kNoMemory, FetchSource::kNone);
+      } else {
+        out.result = Answer(Status::kOk, FetchSource::kHit);
+        out.result.value = PinAccess::Adopt(copy);
+      }
+    }
+    return out;
+  }
   Removals removed;
   internal::JoinOutcome j = stripe.JoinOrLead(this, hash, key, now, &removed);
   NotifyRemovals(options_.removal_listener, removed);
@@ -272,6 +288,8 @@ struct RefreshTask {
 
 void Cache::StartRefresh(Stripe& stripe, uint64_t hash, std::string_view key,
                          const Loader& loader) {
+  // The store is behind a pending write-behind write: never refresh from it.
+  if (std::optional<std::string> pending; LookupPending(key, &pending)) return;
   std::shared_ptr<Flight> flight = stripe.BeginRefresh(this, hash, key, clock_->NowNanos());
   if (flight == nullptr) return;  // a flight is already on its way: joined
   auto task = std::make_shared<RefreshTask>(

@@ -16,6 +16,10 @@ const char* StatusName(Status status) {
     case Status::kTimeout: return "timed out waiting for a load";
     case Status::kRecursiveLoad: return "a loader asked for its own key";
     case Status::kBusy: return "queue full";
+    case Status::kClosed: return "closed";
+    case Status::kInternal: return "internal error";
+    case Status::kWriteFailed: return "the writer failed";
+    case Status::kIoError: return "journal I/O error";
   }
   return "unknown status";
 }

@@ -99,10 +99,11 @@ class Stripe {
   Entry* FindAny(uint64_t hash, std::string_view key) {
     return table_.load(std::memory_order_seq_cst)->Find(hash, key);
   }
+  // e may be null for a hit served from elsewhere (a pending write).
   void RecordHit(Entry* e, uint32_t thread_id) {
     Lane& lane = lanes_[thread_id & (kLanes - 1)];
     lane.hits.fetch_add(1, std::memory_order_relaxed);
-    if (!lane.TryPush(e)) RecordAccessSlow(lane, e);
+    if (e != nullptr && !lane.TryPush(e)) RecordAccessSlow(lane, e);
   }
   void RecordMiss(uint32_t thread_id) {
     lanes_[thread_id & (kLanes - 1)].misses.fetch_add(1, std::memory_order_relaxed);

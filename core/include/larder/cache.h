@@ -21,7 +21,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <atomic>
 #include <functional>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,6 +34,7 @@
 #include "larder/loading.h"
 #include "larder/pinned_value.h"
 #include "larder/status.h"
+#include "larder/write_behind.h"
 
 namespace larder {
 
@@ -40,6 +43,14 @@ struct Entry;
 struct Flight;
 class Stripe;
 class RefreshPool;
+class KeyedMutex;
+// What a write-behind queue tells the cache about keys with pending writes.
+class PendingWrites {
+ public:
+  virtual ~PendingWrites() = default;
+  // True if key has a pending write; *value is its value (nullopt: a delete).
+  virtual bool Lookup(std::string_view key, std::optional<std::string>* value) = 0;
+};
 }  // namespace internal
 
 // Longest accepted key, in bytes. Longer keys get Status::kKeyTooLong.
@@ -198,6 +209,19 @@ class Cache {
   // flight for it); returns at once. kInvalidArgument without a cache loader.
   Status Refresh(std::string_view key);
 
+  // ---- writing to a store (write_behind.h) ----
+  // Write-through (W1): runs writer(key, value) first, with no cache lock
+  // held; on success installs the value, on failure leaves the cache as it
+  // was and returns kWriteFailed (with the writer's message in *error).
+  // Write-throughs of one key are serialised, so the cache ends with the
+  // value of the last completed write; other keys run in parallel. A load of
+  // the key that was running meanwhile will not install its older value.
+  Status WriteThrough(std::string_view key, std::string_view value, const StoreWriter& writer,
+                      const PutOptions& options = {}, std::string* error = nullptr);
+  // Deletes from the store, then invalidates (same rules).
+  Status DeleteThrough(std::string_view key, const StoreWriter& writer,
+                       std::string* error = nullptr);
+
   // True when a live (unexpired) entry exists. Counts neither hit nor miss and
   // does not refresh the entry's LRU position.
   bool Contains(std::string_view key);
@@ -224,6 +248,12 @@ class Cache {
 
  private:
   friend class LoadLease;
+  friend class WriteBehind;
+  // Read-your-writes for write-behind: consulted on misses only.
+  void AttachPendingWrites(std::shared_ptr<internal::PendingWrites> pending);
+  std::shared_ptr<internal::PendingWrites> pending_writes() const;
+  bool LookupPending(std::string_view key, std::optional<std::string>* value) const;
+  internal::KeyedMutex& write_locks() { return *write_locks_; }
   Cache(Options options, size_t stripe_count);
   // from_loader: false for failures the loader did not report ("load
   // abandoned", "refresh dropped"), which are never cached as errors.
@@ -245,6 +275,10 @@ class Cache {
   const int stripe_shift_;  // hash >> stripe_shift_ selects the stripe
   std::shared_ptr<Clock> clock_;
   std::unique_ptr<std::unique_ptr<internal::Stripe>[]> stripes_;
+  std::unique_ptr<internal::KeyedMutex> write_locks_;
+  std::atomic<bool> has_pending_writes_{false};
+  mutable std::mutex pending_mu_;
+  std::shared_ptr<internal::PendingWrites> pending_writes_;  // guarded by pending_mu_
   // Declared last: destroyed (and joined) before the stripes its tasks use.
   std::unique_ptr<internal::RefreshPool> refresh_pool_;
 };

@@ -17,7 +17,11 @@ enum class Status : int {
   kLoadFailed = 8,       // the loader returned an error or threw (message alongside)
   kTimeout = 9,          // a waiter's deadline passed before the load finished
   kRecursiveLoad = 10,   // a loader asked the cache for the key it is loading
-  kBusy = 11,            // a bounded queue was full (e.g. the refresh pool)
+  kBusy = 11,            // a bounded queue was full (write-behind queue, refresh pool)
+  kClosed = 12,          // the write-behind queue (or, in the C ABI, the cache) was closed
+  kInternal = 13,        // (C ABI) an unexpected internal failure
+  kWriteFailed = 14,     // the user's writer reported a failure (write-through)
+  kIoError = 15,         // the write-behind journal could not be read or written
 };
 
 // Never returns nullptr.

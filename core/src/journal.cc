@@ -1,0 +1,353 @@
+#include "journal.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <unordered_map>
+
+#include "crc32c.h"
+
+namespace larder::internal {
+namespace {
+
+constexpr size_t kHeaderBytes = 8;                   // length + CRC
+constexpr size_t kFixedPayload = 1 + 8 + 4 + 4;      // type, sequence, key and value lengths
+constexpr uint32_t kMaxPayload = 1u << 30;           // refuse absurd lengths on read
+
+void PutU32(std::string* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+void PutU64(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+uint32_t GetU32(const unsigned char* p) {
+  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
+}
+uint64_t GetU64(const unsigned char* p) {
+  return uint64_t{GetU32(p)} | uint64_t{GetU32(p + 4)} << 32;
+}
+
+bool WriteAll(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+bool ReadFile(const std::string& path, std::string* out) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return false;
+  char buf[1 << 16];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out->append(buf, n);
+  bool ok = !std::ferror(f);
+  std::fclose(f);
+  return ok;
+}
+
+// Segment files are named journal-<8 hex digits>.log.
+bool ParseSegmentName(const char* name, uint32_t* id) {
+  unsigned v = 0;
+  int consumed = 0;
+  if (std::sscanf(name, "journal-%8x.log%n", &v, &consumed) != 1) return false;
+  if (name[consumed] != '\0' || std::strlen(name) != 20) return false;
+  *id = v;
+  return true;
+}
+
+}  // namespace
+
+void EncodeJournalRecord(const JournalRecord& r, std::string* out) {
+  std::string payload;
+  payload.reserve(kFixedPayload + r.key.size() + r.value.size());
+  payload.push_back(static_cast<char>(r.type));
+  PutU64(&payload, r.sequence);
+  PutU32(&payload, static_cast<uint32_t>(r.key.size()));
+  PutU32(&payload, static_cast<uint32_t>(r.value.size()));
+  payload += r.key;
+  payload += r.value;
+  PutU32(out, static_cast<uint32_t>(payload.size()));
+  PutU32(out, Crc32c(payload.data(), payload.size()));
+  *out += payload;
+}
+
+size_t DecodeJournalSegment(std::string_view bytes, std::vector<JournalRecord>* records) {
+  const auto* base = reinterpret_cast<const unsigned char*>(bytes.data());
+  size_t pos = 0;
+  while (bytes.size() - pos >= kHeaderBytes) {
+    const uint32_t length = GetU32(base + pos);
+    const uint32_t crc = GetU32(base + pos + 4);
+    if (length < kFixedPayload || length > kMaxPayload) break;
+    if (bytes.size() - pos - kHeaderBytes < length) break;  // torn
+    const unsigned char* p = base + pos + kHeaderBytes;
+    if (Crc32c(p, length) != crc) break;  // corrupt
+    const uint8_t type = p[0];
+    const uint64_t sequence = GetU64(p + 1);
+    const uint32_t key_size = GetU32(p + 9);
+    const uint32_t value_size = GetU32(p + 13);
+    if (type < JournalRecord::kPut || type > JournalRecord::kAck) break;
+    if (uint64_t{key_size} + value_size != length - kFixedPayload) break;
+    if (type != JournalRecord::kPut && value_size != 0) break;
+    JournalRecord r;
+    r.type = static_cast<JournalRecord::Type>(type);
+    r.sequence = sequence;
+    r.key.assign(reinterpret_cast<const char*>(p + kFixedPayload), key_size);
+    r.value.assign(reinterpret_cast<const char*>(p + kFixedPayload + key_size), value_size);
+    records->push_back(std::move(r));
+    pos += kHeaderBytes + length;
+  }
+  return pos;
+}
+
+Journal::Journal(std::string dir, FsyncPolicy policy, int64_t interval_nanos,
+                 uint64_t segment_bytes)
+    : dir_(std::move(dir)),
+      policy_(policy),
+      interval_nanos_(interval_nanos),
+      segment_bytes_(segment_bytes) {}
+
+std::string Journal::SegmentPath(uint32_t id) const {
+  char name[32];
+  std::snprintf(name, sizeof name, "journal-%08x.log", id);
+  return dir_ + "/" + name;
+}
+
+Status Journal::Open(const std::string& dir, FsyncPolicy policy, int64_t interval_nanos,
+                     uint64_t segment_bytes, std::unique_ptr<Journal>* out, Recovery* recovery) {
+  if (dir.empty() || segment_bytes < 4096) return Status::kInvalidArgument;
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return Status::kIoError;
+  std::unique_ptr<Journal> j(new Journal(dir, policy, interval_nanos, segment_bytes));
+
+  std::vector<uint32_t> ids;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* entry = ::readdir(d)) {
+      uint32_t id;
+      if (ParseSegmentName(entry->d_name, &id)) ids.push_back(id);
+    }
+    ::closedir(d);
+  } else {
+    return Status::kIoError;
+  }
+  std::sort(ids.begin(), ids.end());
+
+  // Read every segment's intact prefix; cut off what follows it.
+  struct Located {
+    JournalRecord record;
+    uint32_t segment;
+  };
+  std::vector<Located> writes;
+  std::unordered_map<std::string, uint64_t> acked;  // key -> largest acked sequence
+  uint64_t max_sequence = 0;
+  *recovery = Recovery();
+  for (uint32_t id : ids) {
+    std::string bytes;
+    const std::string path = j->SegmentPath(id);
+    if (!ReadFile(path, &bytes)) return Status::kIoError;
+    std::vector<JournalRecord> records;
+    const size_t intact = DecodeJournalSegment(bytes, &records);
+    if (intact < bytes.size()) {
+      recovery->truncated_bytes += bytes.size() - intact;
+      if (::truncate(path.c_str(), static_cast<off_t>(intact)) != 0) return Status::kIoError;
+    }
+    j->sizes_[id] = intact;
+    j->outstanding_[id] = 0;
+    recovery->records_read += records.size();
+    for (JournalRecord& r : records) {
+      max_sequence = std::max(max_sequence, r.sequence);
+      if (r.type == JournalRecord::kAck) {
+        uint64_t& a = acked[r.key];
+        a = std::max(a, r.sequence);
+      } else {
+        writes.push_back({std::move(r), id});
+      }
+    }
+  }
+  // The newest unacked write per key, covering all of that key's unacked ones.
+  std::unordered_map<std::string, size_t> newest;  // key -> index into pending
+  for (Located& w : writes) {
+    auto a = acked.find(w.record.key);
+    if (a != acked.end() && a->second >= w.record.sequence) continue;
+    ++j->outstanding_[w.segment];
+    auto it = newest.find(w.record.key);
+    if (it == newest.end()) {
+      newest.emplace(w.record.key, recovery->pending.size());
+      recovery->pending.push_back({std::move(w.record), {w.segment}});
+    } else {
+      PendingRecord& p = recovery->pending[it->second];
+      p.segments.push_back(w.segment);
+      if (w.record.sequence > p.record.sequence) p.record = std::move(w.record);
+    }
+  }
+  std::sort(recovery->pending.begin(), recovery->pending.end(),
+            [](const PendingRecord& a, const PendingRecord& b) {
+              return a.record.sequence < b.record.sequence;
+            });
+  recovery->next_sequence = max_sequence + 1;
+
+  {
+    std::lock_guard<std::mutex> lock(j->mu_);
+    j->active_ = ids.empty() ? 0 : ids.back();  // the next segment follows the newest
+    if (Status s = j->StartSegmentLocked(); s != Status::kOk) return s;
+    j->DeleteReleasedSegmentsLocked();
+  }
+  if (policy == FsyncPolicy::kInterval) j->syncer_ = std::thread([p = j.get()] { p->SyncLoop(); });
+  *out = std::move(j);
+  return Status::kOk;
+}
+
+Journal::~Journal() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  if (syncer_.joinable()) syncer_.join();
+  if (fd_ >= 0) {
+    if (policy_ != FsyncPolicy::kNever) ::fdatasync(fd_);
+    ::close(fd_);
+  }
+}
+
+Status Journal::StartSegmentLocked() {
+  if (fd_ >= 0) {
+    if (policy_ != FsyncPolicy::kNever && ::fdatasync(fd_) != 0) return Status::kIoError;
+    ::close(fd_);
+    fd_ = -1;
+    RaiseSynced(appended_);  // everything so far is in the synced, closed segment
+  }
+  const uint32_t id = active_ + 1;
+  int fd = ::open(SegmentPath(id).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::kIoError;
+  if (policy_ != FsyncPolicy::kNever) {
+    // Make the new file's name durable too.
+    int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      ::fsync(dfd);
+      ::close(dfd);
+    }
+  }
+  fd_ = fd;
+  active_ = id;
+  active_size_ = 0;
+  sizes_[id] = 0;
+  outstanding_[id] += 0;
+  return Status::kOk;
+}
+
+Status Journal::AppendLocked(const std::string& bytes, uint32_t* segment) {
+  if (active_size_ > 0 && active_size_ + bytes.size() > segment_bytes_) {
+    if (Status s = StartSegmentLocked(); s != Status::kOk) return s;
+    DeleteReleasedSegmentsLocked();
+  }
+  if (!WriteAll(fd_, bytes.data(), bytes.size())) return Status::kIoError;
+  active_size_ += bytes.size();
+  sizes_[active_] += bytes.size();
+  appended_ += bytes.size();
+  if (segment != nullptr) *segment = active_;
+  return Status::kOk;
+}
+
+Status Journal::AppendWrite(const JournalRecord& record, uint32_t* segment) {
+  std::string bytes;
+  EncodeJournalRecord(record, &bytes);
+  uint64_t end;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = AppendLocked(bytes, segment); s != Status::kOk) return s;
+    ++outstanding_[*segment];
+    end = appended_;
+  }
+  if (policy_ == FsyncPolicy::kEveryWrite) SyncTo(end);
+  return Status::kOk;
+}
+
+Status Journal::AppendAcks(const std::vector<std::pair<std::string, uint64_t>>& acks) {
+  std::string bytes;
+  for (const auto& [key, sequence] : acks) {
+    JournalRecord r;
+    r.type = JournalRecord::kAck;
+    r.sequence = sequence;
+    r.key = key;
+    EncodeJournalRecord(r, &bytes);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  return AppendLocked(bytes, nullptr);
+}
+
+void Journal::Release(uint32_t segment, uint32_t count) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = outstanding_.find(segment);
+  if (it == outstanding_.end()) return;
+  it->second -= std::min<uint64_t>(it->second, count);
+  DeleteReleasedSegmentsLocked();
+}
+
+void Journal::DeleteReleasedSegmentsLocked() {
+  // Oldest first, stopping at the first with outstanding records, and never
+  // the active one (see the invariants in journal.h).
+  while (!outstanding_.empty()) {
+    auto oldest = outstanding_.begin();
+    if (oldest->first == active_ || oldest->second != 0) break;
+    ::unlink(SegmentPath(oldest->first).c_str());
+    sizes_.erase(oldest->first);
+    outstanding_.erase(oldest);
+  }
+}
+
+void Journal::RaiseSynced(uint64_t offset) {
+  uint64_t seen = synced_.load(std::memory_order_acquire);
+  while (seen < offset &&
+         !synced_.compare_exchange_weak(seen, offset, std::memory_order_acq_rel)) {
+  }
+}
+
+void Journal::SyncTo(uint64_t offset) {
+  std::lock_guard<std::mutex> sync_lock(sync_mu_);
+  if (synced_.load(std::memory_order_acquire) >= offset) return;  // covered by another's sync
+  int fd;
+  uint64_t upto;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    fd = ::dup(fd_);
+    upto = appended_;
+  }
+  if (fd >= 0) {
+    ::fdatasync(fd);
+    ::close(fd);
+  }
+  RaiseSynced(upto);
+}
+
+void Journal::SyncLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    stop_cv_.wait_for(lock, std::chrono::nanoseconds(interval_nanos_));
+    if (stopping_) break;
+    const uint64_t end = appended_;
+    lock.unlock();
+    SyncTo(end);
+    lock.lock();
+  }
+}
+
+uint64_t Journal::bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t total = 0;
+  for (const auto& [id, size] : sizes_) total += size;
+  return total;
+}
+
+}  // namespace larder::internal

@@ -1,0 +1,117 @@
+// The write-behind journal (DESIGN.md W3): append-only segment files in one
+// directory, so a queued write survives the process.
+//
+// Record: u32 payload length | u32 CRC-32C of the payload | payload, where
+// payload = u8 type | u64 sequence | u32 key length | u32 value length | key |
+// value (little-endian). Types: put, delete (no value), ack (no value): "the
+// write of `key` with `sequence` and every older write of that key reached
+// the writer".
+//
+// Invariants:
+//  * Sequences grow across the journal's whole life: on open, the next one
+//    follows the largest seen (acks included), and the active segment of the
+//    last run is never deleted, so the largest survives a clean close.
+//  * A write record is outstanding until an ack for its key with a sequence
+//    at least its own exists. Segments are deleted oldest first, and only
+//    when no outstanding record is left in them and they are not active, so
+//    an ack is never deleted while a write it covers still exists.
+//  * Reading stops at the first record whose length or CRC is wrong: a torn
+//    or corrupt tail is cut off (the file is truncated there) and the intact
+//    prefix is kept.
+#ifndef LARDER_CORE_SRC_JOURNAL_H_
+#define LARDER_CORE_SRC_JOURNAL_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "larder/status.h"
+
+namespace larder::internal {
+
+struct JournalRecord {
+  enum Type : uint8_t { kPut = 1, kDelete = 2, kAck = 3 };
+  Type type = kPut;
+  uint64_t sequence = 0;
+  std::string key;
+  std::string value;
+};
+
+// Appends the encoding of `record` to *out.
+void EncodeJournalRecord(const JournalRecord& record, std::string* out);
+
+// Decodes the intact prefix of a segment's bytes into *records; returns its
+// length in bytes (where a torn or corrupt tail begins). Never fails.
+size_t DecodeJournalSegment(std::string_view bytes, std::vector<JournalRecord>* records);
+
+enum class FsyncPolicy { kEveryWrite, kInterval, kNever };
+
+class Journal {
+ public:
+  // A write found in the journal that no ack covers: the newest per key.
+  struct PendingRecord {
+    JournalRecord record;
+    std::vector<uint32_t> segments;  // one per outstanding record it covers
+  };
+  struct Recovery {
+    std::vector<PendingRecord> pending;  // in sequence order
+    uint64_t next_sequence = 1;
+    uint64_t truncated_bytes = 0;  // torn or corrupt tails cut off
+    uint64_t records_read = 0;
+  };
+
+  static Status Open(const std::string& dir, FsyncPolicy policy, int64_t interval_nanos,
+                     uint64_t segment_bytes, std::unique_ptr<Journal>* out, Recovery* recovery);
+  ~Journal();
+
+  // Appends a put or delete; *segment receives the segment that holds it.
+  // With kEveryWrite, returns only once the record is on stable storage.
+  Status AppendWrite(const JournalRecord& record, uint32_t* segment);
+  // Appends acks (not synced: a lost ack only means a repeated delivery).
+  Status AppendAcks(const std::vector<std::pair<std::string, uint64_t>>& acks);
+  // `count` outstanding records of `segment` are now covered by acks.
+  void Release(uint32_t segment, uint32_t count);
+
+  uint64_t bytes() const;  // live bytes in all segment files
+
+ private:
+  Journal(std::string dir, FsyncPolicy policy, int64_t interval_nanos, uint64_t segment_bytes);
+  Status StartSegmentLocked();
+  Status AppendLocked(const std::string& bytes, uint32_t* segment);
+  void DeleteReleasedSegmentsLocked();
+  void SyncTo(uint64_t offset);
+  void RaiseSynced(uint64_t offset);
+  void SyncLoop();
+  std::string SegmentPath(uint32_t id) const;
+
+  const std::string dir_;
+  const FsyncPolicy policy_;
+  const int64_t interval_nanos_;
+  const uint64_t segment_bytes_;
+
+  mutable std::mutex mu_;
+  int fd_ = -1;                   // active segment
+  uint32_t active_ = 0;           // its id
+  uint64_t active_size_ = 0;
+  uint64_t appended_ = 0;         // total bytes appended by this process
+  std::map<uint32_t, uint64_t> outstanding_;  // segment -> outstanding write records
+  std::map<uint32_t, uint64_t> sizes_;        // segment -> bytes
+
+  std::mutex sync_mu_;            // one fdatasync at a time (group commit); never held with mu_
+  std::atomic<uint64_t> synced_{0};  // appended_ known to be on disk
+
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
+  std::thread syncer_;            // kInterval only
+};
+
+}  // namespace larder::internal
+
+#endif  // LARDER_CORE_SRC_JOURNAL_H_
