@@ -6,6 +6,7 @@
 //                    [--read-ratio R] [--delete-ratio D] [--threads T] [--seconds S]
 //                    [--rounds R] [--capacity-entries N] [--capacity-bytes B]
 //                    [--stripes S] [--ttl MS] [--baselines mutex,sharded,flat] [--seed N]
+//   larder-bench writes [--threads T] [--seconds S] [--store-micros US] [--journal-dir DIR]
 //
 // The last line printed is always one JSON object.
 #include <chrono>
@@ -17,6 +18,7 @@
 
 #include "larder/cache.h"
 #include "run.h"
+#include "writes.h"
 #include "trace.h"
 
 namespace {
@@ -196,5 +198,18 @@ int main(int argc, char** argv) {
   if (!ParseFlags(argc, argv, 2, &flags, &error)) return Usage(error.c_str());
   if (command == "replay") return Replay(flags);
   if (command == "run") return RunCommand(flags);
+  if (command == "writes") {
+    larder::bench::WritesConfig c;
+    for (const auto& flag : flags) {
+      uint64_t n = 0;
+      if (flag.first == "threads" && ParseSize(flag.second, &n) && n > 0) c.threads = static_cast<int>(n);
+      else if (flag.first == "seconds") c.seconds = std::atof(flag.second.c_str());
+      else if (flag.first == "store-micros" && ParseSize(flag.second, &n)) c.store_micros = static_cast<int64_t>(n);
+      else if (flag.first == "journal-dir") c.journal_dir = flag.second;
+      else return Usage(("bad or unknown flag --" + flag.first).c_str());
+    }
+    if (!(c.seconds > 0)) return Usage("--seconds must be positive");
+    return larder::bench::RunWrites(c);
+  }
   return Usage(("unknown subcommand " + command).c_str());
 }

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <string>
 #include <unordered_set>
 
@@ -33,6 +34,10 @@ static_assert(static_cast<int>(Status::kLoadFailed) == LARDER_LOAD_FAILED);
 static_assert(static_cast<int>(Status::kTimeout) == LARDER_TIMEOUT);
 static_assert(static_cast<int>(Status::kRecursiveLoad) == LARDER_RECURSIVE_LOAD);
 static_assert(static_cast<int>(Status::kBusy) == LARDER_BUSY);
+static_assert(static_cast<int>(Status::kClosed) == LARDER_CLOSED);
+static_assert(static_cast<int>(Status::kInternal) == LARDER_INTERNAL);
+static_assert(static_cast<int>(Status::kWriteFailed) == LARDER_WRITE_FAILED);
+static_assert(static_cast<int>(Status::kIoError) == LARDER_IO_ERROR);
 static_assert(larder::kMaxKeyLength == LARDER_MAX_KEY_LENGTH);
 static_assert(static_cast<int>(larder::RemovalCause::kExplicit) == LARDER_REMOVED_EXPLICIT);
 static_assert(static_cast<int>(larder::RemovalCause::kReplaced) == LARDER_REMOVED_REPLACED);
@@ -180,12 +185,8 @@ const char* larder_version(void) { return "0.1.0"; }
 int larder_version_number(void) { return LARDER_VERSION_NUMBER; }
 
 const char* larder_strerror(larder_status status) {
-  switch (status) {
-    case LARDER_CLOSED: return "the cache is closed";
-    case LARDER_INTERNAL: return "internal error";
-    default: break;
-  }
-  if (status < 0 || status > LARDER_BUSY) return "unknown status";
+  if (status == LARDER_CLOSED) return "the cache is closed";
+  if (status < 0 || status > LARDER_IO_ERROR) return "unknown status";
   return larder::StatusName(static_cast<Status>(status));
 }
 
@@ -630,5 +631,230 @@ larder_status larder_ticket_on_ready(larder_ticket* ticket, larder_ready_fn fn, 
 }
 
 void larder_ticket_free(larder_ticket* ticket) { delete ticket; }
+
+// ---- write-through and write-behind ----
+
+namespace {
+
+larder::StoreWriter WrapStoreWriter(larder_store_write_fn fn, void* user_data) {
+  return [fn, user_data](std::string_view key, std::optional<std::string_view> value) {
+    char error[256] = "";
+    int rc = fn(user_data, key.data(), key.size(), value ? value->data() : nullptr,
+                value ? value->size() : 0, value ? 0 : 1, error, sizeof error);
+    error[sizeof error - 1] = '\0';
+    if (rc == 0) return larder::WriteOutcome::Ok();
+    return larder::WriteOutcome::Failed(error[0] != '\0' ? error
+                                                          : "the writer returned " +
+                                                                std::to_string(rc));
+  };
+}
+
+void CopyError(const std::string& message, char* error, size_t error_size) {
+  if (error == nullptr || error_size == 0) return;
+  size_t n = std::min(message.size(), error_size - 1);
+  std::memcpy(error, message.data(), n);
+  error[n] = '\0';
+}
+
+larder_queued_write ToC(const larder::QueuedWrite& w) {
+  larder_queued_write c;
+  c.key = w.key.data();
+  c.key_size = w.key.size();
+  c.value = w.value ? w.value->data() : nullptr;
+  c.value_size = w.value ? w.value->size() : 0;
+  c.is_delete = w.value ? 0 : 1;
+  c.attempt = w.attempt;
+  c.replayed = w.replayed ? 1 : 0;
+  c.sequence = w.sequence;
+  return c;
+}
+
+}  // namespace
+
+struct larder_write_behind {
+  std::unique_ptr<larder::WriteBehind> wb;
+};
+
+larder_status larder_write_through(larder_cache* c, const void* key, size_t key_size,
+                                   const void* value, size_t value_size, int64_t ttl_ns,
+                                   larder_store_write_fn fn, void* user_data, char* error,
+                                   size_t error_size) {
+  LARDER_GUARD_BEGIN
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  if (!ValidBytes(key, key_size) || !ValidBytes(value, value_size) || fn == nullptr ||
+      ttl_ns < 0 || (error == nullptr && error_size != 0)) {
+    return LARDER_INVALID_ARGUMENT;
+  }
+  larder::PutOptions put;
+  put.ttl = std::chrono::nanoseconds(ttl_ns);
+  std::string message;
+  Status s = c->cache->WriteThrough(View(key, key_size), View(value, value_size),
+                                    WrapStoreWriter(fn, user_data), put, &message);
+  if (s == Status::kWriteFailed) CopyError(message, error, error_size);
+  return Code(s);
+  LARDER_GUARD_END
+}
+
+larder_status larder_delete_through(larder_cache* c, const void* key, size_t key_size,
+                                    larder_store_write_fn fn, void* user_data, char* error,
+                                    size_t error_size) {
+  LARDER_GUARD_BEGIN
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  if (!ValidBytes(key, key_size) || fn == nullptr || (error == nullptr && error_size != 0)) {
+    return LARDER_INVALID_ARGUMENT;
+  }
+  std::string message;
+  Status s = c->cache->DeleteThrough(View(key, key_size), WrapStoreWriter(fn, user_data), &message);
+  if (s == Status::kWriteFailed) CopyError(message, error, error_size);
+  return Code(s);
+  LARDER_GUARD_END
+}
+
+larder_status larder_write_behind_config_init(larder_write_behind_config* config) {
+  if (config == nullptr) return LARDER_INVALID_ARGUMENT;
+  const larder::WriteBehindOptions d;
+  std::memset(config, 0, sizeof *config);
+  config->struct_size = sizeof *config;
+  config->max_batch = d.max_batch;
+  config->max_delay_ns = d.max_delay.count();
+  config->max_queue_entries = d.max_queue_entries;
+  config->max_queue_bytes = d.max_queue_bytes;
+  config->enqueue_timeout_ns = d.enqueue_timeout.count();
+  config->max_attempts = d.max_attempts;
+  config->retry_base_ns = d.retry_base.count();
+  config->retry_max_ns = d.retry_max.count();
+  config->journal_sync = LARDER_JOURNAL_SYNC_EVERY_WRITE;
+  config->journal_sync_interval_ns = d.journal_sync_interval.count();
+  config->journal_segment_bytes = d.journal_segment_bytes;
+  return LARDER_OK;
+}
+
+larder_status larder_write_behind_open(larder_cache* c, const larder_write_behind_config* config,
+                                       larder_write_behind** out) {
+  LARDER_GUARD_BEGIN
+  if (out == nullptr) return LARDER_INVALID_ARGUMENT;
+  *out = nullptr;
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  if (config == nullptr || config->struct_size < sizeof(larder_write_behind_config) ||
+      config->writer == nullptr || config->max_delay_ns < 0 || config->enqueue_timeout_ns < 0 ||
+      config->journal_sync < 0 || config->journal_sync > LARDER_JOURNAL_SYNC_NEVER) {
+    return LARDER_INVALID_ARGUMENT;
+  }
+  larder::WriteBehindOptions o;
+  const larder_batch_write_fn writer = config->writer;
+  void* const writer_data = config->writer_data;
+  o.writer = [writer, writer_data](const std::vector<larder::QueuedWrite>& batch) {
+    std::vector<larder_queued_write> writes;
+    writes.reserve(batch.size());
+    for (const larder::QueuedWrite& w : batch) writes.push_back(ToC(w));
+    char error[256] = "";
+    int rc = writer(writer_data, writes.data(), writes.size(), error, sizeof error);
+    error[sizeof error - 1] = '\0';
+    if (rc == 0) return larder::WriteOutcome::Ok();
+    return larder::WriteOutcome::Failed(error[0] != '\0' ? error
+                                                          : "the writer returned " +
+                                                                std::to_string(rc));
+  };
+  if (config->dead_letter != nullptr) {
+    const larder_dead_letter_fn dead = config->dead_letter;
+    void* const dead_data = config->dead_letter_data;
+    o.dead_letter = [dead, dead_data](const larder::QueuedWrite& w, const std::string& error) {
+      larder_queued_write c = ToC(w);
+      dead(dead_data, &c, error.c_str());
+    };
+  }
+  o.max_batch = config->max_batch;
+  o.max_delay = std::chrono::nanoseconds(config->max_delay_ns);
+  o.max_queue_entries = config->max_queue_entries;
+  o.max_queue_bytes = config->max_queue_bytes;
+  o.enqueue_timeout = std::chrono::nanoseconds(config->enqueue_timeout_ns);
+  o.max_attempts = config->max_attempts;
+  o.retry_base = std::chrono::nanoseconds(config->retry_base_ns);
+  o.retry_max = std::chrono::nanoseconds(config->retry_max_ns);
+  if (config->journal_dir != nullptr) o.journal_dir = config->journal_dir;
+  o.journal_sync = config->journal_sync == LARDER_JOURNAL_SYNC_EVERY_WRITE
+                       ? larder::JournalSync::kEveryWrite
+                   : config->journal_sync == LARDER_JOURNAL_SYNC_INTERVAL
+                       ? larder::JournalSync::kInterval
+                       : larder::JournalSync::kNever;
+  o.journal_sync_interval = std::chrono::nanoseconds(config->journal_sync_interval_ns);
+  o.journal_segment_bytes = config->journal_segment_bytes;
+  auto handle = std::make_unique<larder_write_behind>();
+  Status s = larder::WriteBehind::Open(c->cache.get(), std::move(o), &handle->wb);
+  if (s != Status::kOk) return Code(s);
+  *out = handle.release();
+  return LARDER_OK;
+  LARDER_GUARD_END
+}
+
+larder_status larder_write_behind_put(larder_write_behind* wb, const void* key, size_t key_size,
+                                      const void* value, size_t value_size, int64_t ttl_ns) {
+  LARDER_GUARD_BEGIN
+  if (wb == nullptr || !ValidBytes(key, key_size) || !ValidBytes(value, value_size) ||
+      ttl_ns < 0) {
+    return LARDER_INVALID_ARGUMENT;
+  }
+  larder::PutOptions put;
+  put.ttl = std::chrono::nanoseconds(ttl_ns);
+  return Code(wb->wb->Put(View(key, key_size), View(value, value_size), put));
+  LARDER_GUARD_END
+}
+
+larder_status larder_write_behind_delete(larder_write_behind* wb, const void* key,
+                                         size_t key_size) {
+  LARDER_GUARD_BEGIN
+  if (wb == nullptr || !ValidBytes(key, key_size)) return LARDER_INVALID_ARGUMENT;
+  return Code(wb->wb->Delete(View(key, key_size)));
+  LARDER_GUARD_END
+}
+
+larder_status larder_write_behind_flush(larder_write_behind* wb, int64_t timeout_ns) {
+  LARDER_GUARD_BEGIN
+  if (wb == nullptr || timeout_ns < 0) return LARDER_INVALID_ARGUMENT;
+  return Code(wb->wb->Flush(std::chrono::nanoseconds(timeout_ns)));
+  LARDER_GUARD_END
+}
+
+larder_status larder_write_behind_close(larder_write_behind* wb, int64_t timeout_ns) {
+  LARDER_GUARD_BEGIN
+  if (wb == nullptr || timeout_ns < 0) return LARDER_INVALID_ARGUMENT;
+  return Code(wb->wb->Close(std::chrono::nanoseconds(timeout_ns)));
+  LARDER_GUARD_END
+}
+
+larder_status larder_write_behind_stats_get(larder_write_behind* wb,
+                                            larder_write_behind_stats* out) {
+  LARDER_GUARD_BEGIN
+  if (wb == nullptr || out == nullptr ||
+      out->struct_size < offsetof(larder_write_behind_stats, queue_depth) + sizeof(uint64_t)) {
+    return LARDER_INVALID_ARGUMENT;
+  }
+  larder::WriteBehindStats s = wb->wb->GetStats();
+  larder_write_behind_stats full;
+  full.struct_size = out->struct_size;
+  full.queue_depth = s.queue_depth;
+  full.queue_bytes = s.queue_bytes;
+  full.oldest_pending_ns = s.oldest_pending_nanos;
+  full.writes = s.writes;
+  full.coalesced = s.coalesced;
+  full.delivered = s.delivered;
+  full.batches = s.batches;
+  full.retries = s.retries;
+  full.dead_letters = s.dead_letters;
+  full.rejected = s.rejected;
+  full.journal_bytes = s.journal_bytes;
+  full.replayed_writes = s.replayed_writes;
+  full.journal_truncated_bytes = s.journal_truncated_bytes;
+  std::memcpy(out, &full, std::min(out->struct_size, sizeof full));
+  return LARDER_OK;
+  LARDER_GUARD_END
+}
+
+void larder_write_behind_destroy(larder_write_behind* wb) {
+  try {
+    delete wb;
+  } catch (...) {
+  }
+}
 
 }  // extern "C"

@@ -81,8 +81,10 @@ typedef int larder_status;
 #define LARDER_TIMEOUT 9            /* a wait for another caller's load timed out */
 #define LARDER_RECURSIVE_LOAD 10    /* a loader asked for the key it is loading */
 #define LARDER_BUSY 11              /* a bounded queue was full */
-#define LARDER_CLOSED 12            /* the cache was closed with larder_cache_close */
+#define LARDER_CLOSED 12            /* the cache (or write-behind queue) was closed */
 #define LARDER_INTERNAL 13          /* an unexpected internal failure */
+#define LARDER_WRITE_FAILED 14      /* the store writer reported a failure */
+#define LARDER_IO_ERROR 15          /* the write-behind journal could not be read or written */
 
 /* A static, human-readable description of a status. Never NULL (unknown
  * codes give "unknown status"). Thread-safe. */
@@ -364,6 +366,122 @@ LARDER_API larder_status larder_ticket_on_ready(larder_ticket *ticket, larder_re
                                                 void *user_data);
 /* Frees the ticket handle (a registered callback still runs). NULL: no-op. */
 LARDER_API void larder_ticket_free(larder_ticket *ticket);
+
+/* ---- Writing to a store: write-through and write-behind ----------------- */
+
+/* Writes one key to the store: value is NULL and is_delete 1 for a delete.
+ * Return 0 on success; anything else is a failure, described (optionally)
+ * by copying a NUL-terminated message into error (error_size bytes). */
+typedef int (*larder_store_write_fn)(void *user_data, const void *key, size_t key_size,
+                                     const void *value, size_t value_size, int is_delete,
+                                     char *error, size_t error_size);
+
+/* Write-through: runs fn first (no cache lock held); on success installs the
+ * value, on failure leaves the cache unchanged and returns
+ * LARDER_WRITE_FAILED with fn's message in error (may be NULL). Writes of
+ * one key are serialised; other keys proceed in parallel. */
+LARDER_API larder_status larder_write_through(larder_cache *cache, const void *key,
+                                              size_t key_size, const void *value,
+                                              size_t value_size, int64_t ttl_ns,
+                                              larder_store_write_fn fn, void *user_data,
+                                              char *error, size_t error_size);
+/* Deletes from the store through fn, then invalidates the key. */
+LARDER_API larder_status larder_delete_through(larder_cache *cache, const void *key,
+                                               size_t key_size, larder_store_write_fn fn,
+                                               void *user_data, char *error, size_t error_size);
+
+/* One write as a write-behind batch writer sees it. `sequence` grows with
+ * every write ever queued (across restarts, with a journal), so the writer can
+ * ignore writes not newer than what it stored: delivery is at least once. */
+typedef struct larder_queued_write {
+  const void *key;
+  size_t key_size;
+  const void *value; /* NULL for a delete */
+  size_t value_size;
+  int is_delete;
+  int attempt;  /* 1 on the first delivery */
+  int replayed; /* 1 if recovered from the journal at open */
+  uint64_t sequence;
+} larder_queued_write;
+
+/* Writes a batch; 0 means all of it succeeded, anything else retries all. */
+typedef int (*larder_batch_write_fn)(void *user_data, const larder_queued_write *writes,
+                                     size_t count, char *error, size_t error_size);
+/* Receives a write that failed max_attempts times (or, without a journal,
+ * was still undelivered at close). */
+typedef void (*larder_dead_letter_fn)(void *user_data, const larder_queued_write *write,
+                                      const char *error);
+
+#define LARDER_JOURNAL_SYNC_EVERY_WRITE 0 /* fdatasync before put returns */
+#define LARDER_JOURNAL_SYNC_INTERVAL 1    /* every journal_sync_interval_ns */
+#define LARDER_JOURNAL_SYNC_NEVER 2       /* leave it to the OS */
+
+/* Write-behind settings; start from larder_write_behind_config_init. */
+typedef struct larder_write_behind_config {
+  size_t struct_size;
+  larder_batch_write_fn writer; /* required */
+  void *writer_data;
+  larder_dead_letter_fn dead_letter; /* optional */
+  void *dead_letter_data;
+  uint64_t max_batch;
+  int64_t max_delay_ns;
+  uint64_t max_queue_entries;
+  uint64_t max_queue_bytes;
+  int64_t enqueue_timeout_ns; /* 0: a full queue fails at once with LARDER_BUSY */
+  int32_t max_attempts;
+  int64_t retry_base_ns;
+  int64_t retry_max_ns;
+  const char *journal_dir; /* NULL or "": memory only */
+  int32_t journal_sync;    /* LARDER_JOURNAL_SYNC_* */
+  int64_t journal_sync_interval_ns;
+  uint64_t journal_segment_bytes;
+} larder_write_behind_config;
+
+/* Fills *config with the defaults (and struct_size). */
+LARDER_API larder_status larder_write_behind_config_init(larder_write_behind_config *config);
+
+typedef struct larder_write_behind larder_write_behind;
+
+/* Opens write-behind for a cache (one per cache), first recovering the
+ * journal: unacknowledged writes of earlier runs are queued first. The
+ * callbacks run on the flusher thread. Destroy it before the cache. */
+LARDER_API larder_status larder_write_behind_open(larder_cache *cache,
+                                                  const larder_write_behind_config *config,
+                                                  larder_write_behind **out);
+/* Updates the cache now, queues the store write. LARDER_BUSY: the queue
+ * stayed full; LARDER_CLOSED after close. Thread-safe. */
+LARDER_API larder_status larder_write_behind_put(larder_write_behind *wb, const void *key,
+                                                 size_t key_size, const void *value,
+                                                 size_t value_size, int64_t ttl_ns);
+LARDER_API larder_status larder_write_behind_delete(larder_write_behind *wb, const void *key,
+                                                    size_t key_size);
+/* Waits until everything queued before the call is delivered or
+ * dead-lettered; LARDER_TIMEOUT after timeout_ns (0: no limit). */
+LARDER_API larder_status larder_write_behind_flush(larder_write_behind *wb, int64_t timeout_ns);
+/* Stops accepting writes and drains (as flush); idempotent. */
+LARDER_API larder_status larder_write_behind_close(larder_write_behind *wb, int64_t timeout_ns);
+
+typedef struct larder_write_behind_stats {
+  size_t struct_size;
+  uint64_t queue_depth;
+  uint64_t queue_bytes;
+  int64_t oldest_pending_ns;
+  uint64_t writes;
+  uint64_t coalesced;
+  uint64_t delivered;
+  uint64_t batches;
+  uint64_t retries;
+  uint64_t dead_letters;
+  uint64_t rejected;
+  uint64_t journal_bytes;
+  uint64_t replayed_writes;
+  uint64_t journal_truncated_bytes;
+} larder_write_behind_stats;
+
+LARDER_API larder_status larder_write_behind_stats_get(larder_write_behind *wb,
+                                                       larder_write_behind_stats *out);
+/* Closes (no time limit) and frees. NULL is a no-op. */
+LARDER_API void larder_write_behind_destroy(larder_write_behind *wb);
 
 #ifdef __cplusplus
 } /* extern "C" */

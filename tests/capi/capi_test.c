@@ -573,6 +573,143 @@ static void test_stampede_through_the_c_abi(void) {
   larder_cache_destroy(s.cache);
 }
 
+/* ---- write-through and write-behind ---- */
+
+struct store {
+  pthread_mutex_t mu;
+  char last_key[32];
+  char last_value[32];
+  int writes;
+  int fail;
+};
+
+static int store_write(void *user_data, const void *key, size_t key_size, const void *value,
+                       size_t value_size, int is_delete, char *error, size_t error_size) {
+  struct store *s = (struct store *)user_data;
+  if (s->fail) {
+    snprintf(error, error_size, "store is read-only");
+    return 1;
+  }
+  pthread_mutex_lock(&s->mu);
+  s->writes++;
+  memcpy(s->last_key, key, key_size < 31 ? key_size : 31);
+  s->last_key[key_size < 31 ? key_size : 31] = 0;
+  if (is_delete) {
+    strcpy(s->last_value, "<deleted>");
+  } else {
+    memcpy(s->last_value, value, value_size < 31 ? value_size : 31);
+    s->last_value[value_size < 31 ? value_size : 31] = 0;
+  }
+  pthread_mutex_unlock(&s->mu);
+  return 0;
+}
+
+static int store_batch(void *user_data, const larder_queued_write *writes, size_t count,
+                       char *error, size_t error_size) {
+  size_t i;
+  for (i = 0; i < count; ++i) {
+    if (store_write(user_data, writes[i].key, writes[i].key_size, writes[i].value,
+                    writes[i].value_size, writes[i].is_delete, error, error_size) != 0) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static int dead_letters = 0;
+static void on_dead_letter(void *user_data, const larder_queued_write *write, const char *error) {
+  (void)user_data;
+  (void)write;
+  if (strcmp(error, "store is read-only") == 0) __atomic_fetch_add(&dead_letters, 1, __ATOMIC_SEQ_CST);
+}
+
+static void test_write_through(void) {
+  larder_cache *c = new_cache(1 << 20, 0, 1);
+  struct store s;
+  char error[64] = "";
+  char buf[32];
+  size_t n;
+  memset(&s, 0, sizeof s);
+  pthread_mutex_init(&s.mu, NULL);
+  CHECK_STATUS(larder_write_through(c, KEY("k"), "v1", 2, 0, store_write, &s, error, sizeof error),
+               LARDER_OK);
+  CHECK(s.writes == 1 && strcmp(s.last_value, "v1") == 0);
+  CHECK_STATUS(larder_get(c, KEY("k"), buf, sizeof buf, &n), LARDER_OK);
+  s.fail = 1;
+  CHECK_STATUS(larder_write_through(c, KEY("k"), "v2", 2, 0, store_write, &s, error, sizeof error),
+               LARDER_WRITE_FAILED);
+  CHECK(strcmp(error, "store is read-only") == 0);
+  CHECK_STATUS(larder_get(c, KEY("k"), buf, sizeof buf, &n), LARDER_OK);
+  CHECK(n == 2 && memcmp(buf, "v1", 2) == 0); /* unchanged */
+  s.fail = 0;
+  CHECK_STATUS(larder_delete_through(c, KEY("k"), store_write, &s, NULL, 0), LARDER_OK);
+  CHECK_STATUS(larder_contains(c, KEY("k")), LARDER_NOT_FOUND);
+  CHECK(strcmp(s.last_value, "<deleted>") == 0);
+  CHECK_STATUS(larder_write_through(c, KEY("k"), "v", 1, 0, NULL, &s, NULL, 0),
+               LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_write_through(NULL, KEY("k"), "v", 1, 0, store_write, &s, NULL, 0),
+               LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_write_through(c, "", 0, "v", 1, 0, store_write, &s, NULL, 0),
+               LARDER_EMPTY_KEY);
+  CHECK_STATUS(larder_delete_through(c, KEY("k"), NULL, NULL, NULL, 0), LARDER_INVALID_ARGUMENT);
+  pthread_mutex_destroy(&s.mu);
+  larder_cache_destroy(c);
+}
+
+static void test_write_behind(void) {
+  larder_cache *c = new_cache(1 << 20, 0, 1);
+  struct store s;
+  larder_write_behind_config config;
+  larder_write_behind *wb = NULL;
+  larder_write_behind_stats stats;
+  char buf[32];
+  size_t n;
+  memset(&s, 0, sizeof s);
+  pthread_mutex_init(&s.mu, NULL);
+  CHECK_STATUS(larder_write_behind_config_init(&config), LARDER_OK);
+  CHECK_STATUS(larder_write_behind_open(c, &config, &wb), LARDER_INVALID_ARGUMENT); /* no writer */
+  CHECK(wb == NULL);
+  config.writer = store_batch;
+  config.writer_data = &s;
+  config.dead_letter = on_dead_letter;
+  config.max_delay_ns = 3600LL * 1000000000LL;
+  config.max_attempts = 2;
+  config.retry_base_ns = 1000000;
+  config.retry_max_ns = 2000000;
+  CHECK_STATUS(larder_write_behind_open(c, &config, &wb), LARDER_OK);
+  CHECK_STATUS(larder_write_behind_put(wb, KEY("a"), "1", 1, 0), LARDER_OK);
+  CHECK_STATUS(larder_write_behind_put(wb, KEY("a"), "2", 1, 0), LARDER_OK);
+  CHECK_STATUS(larder_get(c, KEY("a"), buf, sizeof buf, &n), LARDER_OK); /* the cache at once */
+  CHECK(s.writes == 0);
+  CHECK_STATUS(larder_write_behind_flush(wb, 0), LARDER_OK);
+  CHECK(s.writes == 1 && strcmp(s.last_value, "2") == 0); /* coalesced */
+  CHECK_STATUS(larder_write_behind_delete(wb, KEY("a")), LARDER_OK);
+  CHECK_STATUS(larder_write_behind_flush(wb, 0), LARDER_OK);
+  CHECK(strcmp(s.last_value, "<deleted>") == 0);
+  s.fail = 1;
+  CHECK_STATUS(larder_write_behind_put(wb, KEY("b"), "x", 1, 0), LARDER_OK);
+  CHECK_STATUS(larder_write_behind_flush(wb, 0), LARDER_OK);
+  CHECK(__atomic_load_n(&dead_letters, __ATOMIC_SEQ_CST) == 1);
+  stats.struct_size = sizeof stats;
+  CHECK_STATUS(larder_write_behind_stats_get(wb, &stats), LARDER_OK);
+  CHECK(stats.writes == 4 && stats.coalesced == 1 && stats.dead_letters == 1);
+  CHECK(stats.retries == 1 && stats.queue_depth == 0);
+  CHECK_STATUS(larder_write_behind_close(wb, 0), LARDER_OK);
+  CHECK_STATUS(larder_write_behind_put(wb, KEY("c"), "x", 1, 0), LARDER_CLOSED);
+  /* Bad arguments. */
+  CHECK_STATUS(larder_write_behind_put(NULL, KEY("c"), "x", 1, 0), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_write_behind_put(wb, NULL, 3, "x", 1, 0), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_write_behind_flush(NULL, 0), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_write_behind_stats_get(wb, NULL), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_write_behind_config_init(NULL), LARDER_INVALID_ARGUMENT);
+  larder_write_behind_destroy(wb);
+  CHECK_STATUS(larder_write_behind_open(c, NULL, &wb), LARDER_INVALID_ARGUMENT);
+  CHECK(wb == NULL);
+  larder_write_behind_destroy(NULL);
+  pthread_mutex_destroy(&s.mu);
+  larder_cache_destroy(c);
+}
+
 /* ---- runner ---- */
 
 struct test_case {
@@ -593,6 +730,8 @@ int main(void) {
       {"cache_loader_and_refresh", test_cache_loader_and_refresh},
       {"async_lead_wait", test_async_lead_wait},
       {"stampede_through_the_c_abi", test_stampede_through_the_c_abi},
+      {"write_through", test_write_through},
+      {"write_behind", test_write_behind},
   };
   size_t i;
   int passed = 0, failed = 0;
