@@ -570,11 +570,13 @@ larder_status larder_fetch_begin(larder_cache* c, const void* key, size_t key_si
 larder_status larder_lease_complete_value(larder_lease* lease, const void* value,
                                           size_t value_size, int64_t ttl_ns, larder_value* out) {
   LARDER_GUARD_BEGIN
-  if (lease == nullptr || !ValidBytes(value, value_size) || ttl_ns < 0 ||
-      (out != nullptr && !ValueSlotUsable(out))) {
+  if (lease == nullptr) return LARDER_INVALID_ARGUMENT;
+  // The lease is consumed even when the arguments are bad: its flight then
+  // fails ("load abandoned") rather than leaving the key stuck.
+  std::unique_ptr<larder_lease> owned(lease);
+  if (!ValidBytes(value, value_size) || ttl_ns < 0 || (out != nullptr && !ValueSlotUsable(out))) {
     return LARDER_INVALID_ARGUMENT;
   }
-  std::unique_ptr<larder_lease> owned(lease);
   return Deliver(owned->lease.Complete(LoadResult::Value(std::string(View(value, value_size)),
                                                          std::chrono::nanoseconds(ttl_ns))),
                  out, nullptr);

@@ -3,7 +3,8 @@
 #   release: g++, RelWithDebInfo, all suites
 #   asan:    clang, AddressSanitizer + UndefinedBehaviorSanitizer, all suites
 #   tsan:    clang, ThreadSanitizer, all suites (the stress tests are the point)
-# Usage: scripts/test.sh [release|asan|tsan ...]   (default: all three)
+#   fuzz:    clang libFuzzer targets (fuzz/), each run for LARDER_FUZZ_SECONDS (60)
+# Usage: scripts/test.sh [release|asan|tsan|fuzz ...]   (default: all four)
 # Exits non-zero on the first failing build or test.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -11,7 +12,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 jobs="${LARDER_JOBS:-2}"
 configs=("$@")
-if ((${#configs[@]} == 0)); then configs=(release asan tsan); fi
+if ((${#configs[@]} == 0)); then configs=(release asan tsan fuzz); fi
 
 run_config() {
   local name="$1"; shift
@@ -25,6 +26,37 @@ run_config() {
   (cd "$dir" && ctest --output-on-failure -j "$jobs" --timeout 900)
 }
 
+run_fuzz() {
+  local dir="$root/build-fuzz"
+  local seconds="${LARDER_FUZZ_SECONDS:-60}"
+  echo "=== [fuzz] configure"
+  cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLARDER_BUILD_FUZZ=ON \
+    -DLARDER_BUILD_TESTS=OFF -DLARDER_BUILD_BENCH=OFF -DLARDER_BUILD_EXAMPLES=OFF \
+    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ > "$dir.configure.log" 2>&1 || {
+    cat "$dir.configure.log"; return 1; }
+  echo "=== [fuzz] build"
+  cmake --build "$dir" -j "$jobs" --target fuzz_operations fuzz_capi fuzz_journal
+  local passed=0 failed=0
+  for target in operations capi journal; do
+    # New inputs go to a scratch corpus; the committed seeds are read only.
+    local work="$dir/corpus-$target"
+    rm -rf "$work" && mkdir -p "$work"
+    echo "=== [fuzz] fuzz_$target for ${seconds}s"
+    if (cd "$dir" && ./fuzz_$target -max_total_time="$seconds" -print_final_stats=1 \
+          -artifact_prefix="$dir/artifact-$target-" "$work" "$root/fuzz/corpus/$target" \
+          > "$dir/fuzz_$target.log" 2>&1); then
+      grep -E "stat::number_of_executed_units" "$dir/fuzz_$target.log" || true
+      passed=$((passed + 1))
+    else
+      tail -60 "$dir/fuzz_$target.log"
+      echo "fuzz_$target found a problem; the input is in $dir/artifact-$target-*" >&2
+      failed=$((failed + 1))
+    fi
+  done
+  echo "fuzz: $passed passed, $failed failed"
+  ((failed == 0))
+}
+
 for c in "${configs[@]}"; do
   case "$c" in
     release) run_config release -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -36,6 +68,7 @@ for c in "${configs[@]}"; do
     tsan)    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
              run_config tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLARDER_SANITIZER=thread \
                -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ ;;
+    fuzz)    run_fuzz ;;
     *) echo "unknown configuration: $c" >&2; exit 2 ;;
   esac
 done

@@ -340,9 +340,11 @@ LARDER_API larder_status larder_fetch_begin(larder_cache *cache, const void *key
                                             larder_fetch_info *info, larder_lease **lease,
                                             larder_ticket **ticket);
 
-/* Complete a lease (each consumes and frees it): delivers the outcome to all
- * waiters, installs it unless a write raced with the load, and reports this
- * caller's own result in *out / *info (both may be NULL). */
+/* Complete a lease (each consumes and frees it, even when it returns
+ * LARDER_INVALID_ARGUMENT for bad value arguments: the flight then fails as
+ * abandoned): delivers the outcome to all waiters, installs it unless a write
+ * raced with the load, and reports this caller's own result in *out (may be
+ * NULL). */
 LARDER_API larder_status larder_lease_complete_value(larder_lease *lease, const void *value,
                                                      size_t value_size, int64_t ttl_ns,
                                                      larder_value *out);
