@@ -27,7 +27,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<larder::Cache> cache;
   if (larder::Cache::Create(o, &cache) != larder::Status::kOk) return 4;
 
-  std::mt19937 rng(static_cast<unsigned>(round) * 7919u + 1);
+  std::mt19937 rng(static_cast<unsigned>(round) * 7919u + 1);         // the writing thread's
+  std::mt19937 store_rng(static_cast<unsigned>(round) * 104729u + 3);  // the flusher's
   larder::WriteBehindOptions wo;
   wo.journal_dir = journal;
   wo.journal_sync = larder::JournalSync::kEveryWrite;
@@ -37,8 +38,8 @@ int main(int argc, char** argv) {
   wo.retry_max = std::chrono::milliseconds(5);
   wo.max_attempts = 1000000;  // never give up: every write must reach the store
   wo.writer = [&](const std::vector<larder::QueuedWrite>& batch) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1 + rng() % 3));  // a slow store
-    if (rng() % 5 == 0) return larder::WriteOutcome::Failed("store hiccup");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1 + store_rng() % 3));  // a slow store
+    if (store_rng() % 5 == 0) return larder::WriteOutcome::Failed("store hiccup");
     std::string lines;
     for (const larder::QueuedWrite& w : batch) {
       lines += w.key + " " + std::to_string(w.sequence) + " " + (w.value ? *w.value : "-") + "\n";
