@@ -4,14 +4,15 @@ set(LARDER_ABI_MAJOR 1)
 set(LARDER_CAPI_SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/capi/larder.cc)
 
 function(larder_capi_target target kind)
-  add_library(${target} ${kind} ${LARDER_CAPI_SOURCES} $<TARGET_OBJECTS:larder_core_objects>)
+  add_library(${target} ${kind} ${LARDER_CAPI_SOURCES} $<TARGET_OBJECTS:larder_core_objects>
+              ${LARDER_JEMALLOC_OBJECTS})
   set_target_properties(${target} PROPERTIES OUTPUT_NAME larder CXX_VISIBILITY_PRESET hidden
                                              VISIBILITY_INLINES_HIDDEN ON)
   target_include_directories(${target}
     PUBLIC $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/capi/include>
            $<INSTALL_INTERFACE:include>
     PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/core/include ${CMAKE_CURRENT_SOURCE_DIR}/core/src)
-  target_link_libraries(${target} PRIVATE Threads::Threads)
+  target_link_libraries(${target} PRIVATE Threads::Threads m)
 endfunction()
 
 larder_capi_target(larder_shared SHARED)

@@ -8,6 +8,7 @@ packages=(
   clang libclang-rt-dev          # clang 14: -Wthread-safety, TSan/ASan runtimes
   libabsl-dev libxxhash-dev libgtest-dev zlib1g-dev
   abigail-tools                  # abidiff: the C ABI against its committed baseline
+  dpkg-dev                       # apt-get source (the private jemalloc build)
 )
 
 missing=()
@@ -25,3 +26,6 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# jemalloc for the engine, built privately from Debian's source package.
+"$(dirname "${BASH_SOURCE[0]}")/jemalloc.sh"

@@ -73,6 +73,7 @@ static_assert(std::is_standard_layout_v<Entry>, "offsetof and FromNode need stan
 void* AllocateEntryMemory(size_t size);
 void FreeEntryMemory(void* p, size_t size);
 int64_t LiveEntryAllocations();  // entries allocated and not yet freed
+const char* AllocatorName();     // "jemalloc" or "system"
 
 // Returns nullptr when memory is exhausted. refs starts at 1 (the cache's).
 inline Entry* NewEntry(std::string_view key, std::string_view value, int64_t expiry_nanos,
