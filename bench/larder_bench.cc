@@ -5,8 +5,10 @@
 //   larder-bench run [--dist zipf|uniform] [--zipf-s S] [--keys N] [--value-size B]
 //                    [--read-ratio R] [--delete-ratio D] [--threads T] [--seconds S]
 //                    [--rounds R] [--capacity-entries N] [--capacity-bytes B]
-//                    [--stripes S] [--ttl MS] [--baselines mutex,sharded,flat] [--seed N]
+//                    [--stripes S] [--ttl MS] [--baselines mutex,sharded,flat,redis,...]
+//                    [--redis HOST:PORT] [--seed N] [--plot FILE.svg]
 //   larder-bench writes [--threads T] [--seconds S] [--store-micros US] [--journal-dir DIR]
+//   larder-bench memory [--entries N] [--churn-puts N] [--churn-capacity BYTES]
 //
 // The last line printed is always one JSON object.
 #include <chrono>
@@ -17,6 +19,7 @@
 #include <string>
 
 #include "larder/cache.h"
+#include "memory.h"
 #include "run.h"
 #include "writes.h"
 #include "trace.h"
@@ -144,6 +147,7 @@ int Replay(const std::map<std::string, std::string>& flags) {
 
 int RunCommand(const std::map<std::string, std::string>& flags) {
   larder::bench::RunConfig c;
+  std::string plot;
   for (const auto& flag : flags) {
     const std::string& name = flag.first;  // not a structured binding: clang 14
     const std::string& text = flag.second;  // cannot capture those in lambdas
@@ -170,6 +174,16 @@ int RunCommand(const std::map<std::string, std::string>& flags) {
     else if (name == "stripes" && ParseSize(text, &n)) c.stripes = n;
     else if (name == "ttl" && ParseSize(text, &n)) c.ttl_ms = static_cast<int64_t>(n);
     else if (name == "seed" && ParseSize(text, &n)) c.seed = n;
+    else if (name == "plot" && !text.empty()) plot = text;
+    else if (name == "redis" && text.find(':') != std::string::npos) {
+      c.redis = text;
+      bool listed = false;
+      for (const std::string& b : c.baselines) listed = listed || b.rfind("redis", 0) == 0;
+      if (!listed && flags.count("baselines") == 0) {
+        c.baselines.push_back("redis");
+        c.baselines.push_back("redis_pipelined");
+      }
+    }
     else if (name == "baselines") {
       c.baselines.clear();
       size_t start = 0;
@@ -185,6 +199,7 @@ int RunCommand(const std::map<std::string, std::string>& flags) {
     }
   }
   if (c.read_ratio + c.delete_ratio > 1.0) return Usage("--read-ratio + --delete-ratio > 1");
+  if (!plot.empty()) return larder::bench::RunAndPlot(c, plot);
   return larder::bench::Run(c);
 }
 
@@ -193,11 +208,24 @@ int RunCommand(const std::map<std::string, std::string>& flags) {
 int main(int argc, char** argv) {
   if (argc < 2) return Usage("missing subcommand");
   std::string command = argv[1];
+  if (command == "memory-child") return larder::bench::MemoryChild(argc - 2, argv + 2);
   std::map<std::string, std::string> flags;
   std::string error;
   if (!ParseFlags(argc, argv, 2, &flags, &error)) return Usage(error.c_str());
   if (command == "replay") return Replay(flags);
   if (command == "run") return RunCommand(flags);
+  if (command == "memory") {
+    larder::bench::MemoryConfig c;
+    for (const auto& flag : flags) {
+      uint64_t n = 0;
+      if (!ParseSize(flag.second, &n) || n == 0) return Usage(("bad --" + flag.first).c_str());
+      if (flag.first == "entries") c.entries = n;
+      else if (flag.first == "churn-puts") c.churn_puts = n;
+      else if (flag.first == "churn-capacity") c.churn_capacity = n;
+      else return Usage(("unknown flag --" + flag.first).c_str());
+    }
+    return larder::bench::RunMemory(c);
+  }
   if (command == "writes") {
     larder::bench::WritesConfig c;
     for (const auto& flag : flags) {

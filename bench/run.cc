@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <memory>
 #include <random>
 #include <sstream>
@@ -17,6 +18,9 @@
 #include <vector>
 
 #include "baselines.h"
+#if LARDER_BENCH_HIREDIS
+#include <hiredis/hiredis.h>
+#endif
 #include "larder/cache.h"
 
 namespace larder::bench {
@@ -61,7 +65,26 @@ struct Target {
   std::function<void(std::string_view, std::string_view)> put;
   std::function<void(std::string_view)> erase;
   std::function<void()> reset;  // fresh, empty instance
+  // Pipelined gets (Redis): sends n GETs, then reads n replies; returns hits.
+  std::function<int(const std::string* const* keys, int n)> get_pipelined;
+  int pipeline = 1;
 };
+
+#if LARDER_BENCH_HIREDIS
+// One connection per thread and target: Redis as an application uses it.
+redisContext* RedisFor(const std::string& host, int port, const std::string& target) {
+  thread_local std::map<std::string, redisContext*> connections;
+  redisContext*& c = connections[target];
+  if (c == nullptr) {
+    c = redisConnect(host.c_str(), port);
+    if (c == nullptr || c->err) {
+      std::fprintf(stderr, "cannot connect to Redis at %s:%d\n", host.c_str(), port);
+      std::exit(1);
+    }
+  }
+  return c;
+}
+#endif
 
 struct ThreadResult {
   uint64_t ops = 0, gets = 0, hits = 0;
@@ -102,6 +125,26 @@ void RunThread(const Target& t, const Stream& s, const std::vector<std::string>&
       const bool sample = (r.ops & kLatencySampleMask) == 0;
       Clock::time_point start;
       if (sample) start = Clock::now();
+      if (t.pipeline > 1 && s.ops[i] == Op::kGet) {
+        // A pipelined batch of gets counts as that many operations; the
+        // latency sample is the batch's, divided by its size.
+        const std::string* batch[64];
+        int n = 0;
+        while (n < t.pipeline && n < 64) {
+          batch[n++] = &names[s.keys[i]];
+          if (n < t.pipeline) i = (i + 1 == s.keys.size() ? 0 : i + 1);
+        }
+        r.hits += t.get_pipelined(batch, n);
+        r.gets += n;
+        r.ops += n - 1;
+        if (sample) {
+          r.latency_ns.push_back(static_cast<uint32_t>(
+              std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count() /
+              n));
+        }
+        ++r.ops;
+        continue;
+      }
       switch (s.ops[i]) {
         case Op::kGet: {
           size_t len = 0;
@@ -129,7 +172,7 @@ void RunThread(const Target& t, const Stream& s, const std::vector<std::string>&
 
 }  // namespace
 
-int Run(const RunConfig& c) {
+int Run(const RunConfig& c, std::vector<TargetSummary>* summary) {
   // ---- workload, generated before any timing ----
   std::vector<std::string> names(c.keys);
   for (uint32_t i = 0; i < c.keys; ++i) names[i] = KeyName(i);
@@ -201,8 +244,88 @@ int Run(const RunConfig& c) {
           [&](std::string_view, std::string_view) {},  // never reached on a full, read-only map
           [&](std::string_view) {},
           [&] { flat = std::make_unique<FlatCeiling>(); }});
+    } else if (b == "redis" || b == "redis_pipelined") {
+#if LARDER_BENCH_HIREDIS
+      if (c.redis.empty()) {
+        std::fprintf(stderr, "the redis baselines need --redis HOST:PORT\n");
+        return 2;
+      }
+      const std::string host = c.redis.substr(0, c.redis.rfind(':'));
+      const int port = std::atoi(c.redis.c_str() + c.redis.rfind(':') + 1);
+      const std::string name = b;
+      Target t;
+      t.name = name;
+      t.get = [host, port, name](std::string_view k, char* buf, size_t cap, size_t* len) {
+        auto* reply = static_cast<redisReply*>(
+            redisCommand(RedisFor(host, port, name), "GET %b", k.data(), k.size()));
+        bool hit = reply != nullptr && reply->type == REDIS_REPLY_STRING;
+        if (hit) {
+          *len = reply->len;
+          std::memcpy(buf, reply->str, std::min(cap, static_cast<size_t>(reply->len)));
+        }
+        if (reply != nullptr) freeReplyObject(reply);
+        return hit;
+      };
+      t.put = [host, port, name, ttl = c.ttl_ms](std::string_view k, std::string_view v) {
+        redisReply* reply =
+            ttl > 0 ? static_cast<redisReply*>(redisCommand(RedisFor(host, port, name),
+                                                            "SET %b %b PX %lld", k.data(), k.size(),
+                                                            v.data(), v.size(),
+                                                            static_cast<long long>(ttl)))
+                    : static_cast<redisReply*>(redisCommand(RedisFor(host, port, name),
+                                                            "SET %b %b", k.data(), k.size(),
+                                                            v.data(), v.size()));
+        if (reply != nullptr) freeReplyObject(reply);
+      };
+      t.erase = [host, port, name](std::string_view k) {
+        auto* reply = static_cast<redisReply*>(
+            redisCommand(RedisFor(host, port, name), "DEL %b", k.data(), k.size()));
+        if (reply != nullptr) freeReplyObject(reply);
+      };
+      t.reset = [host, port, name, capacity, &names, &value]() {
+        redisContext* ctx = RedisFor(host, port, name);
+        freeReplyObject(redisCommand(ctx, "FLUSHALL"));
+        // An LRU bound like the caches' (in bytes: Redis has no entry bound).
+        freeReplyObject(redisCommand(ctx, "CONFIG SET maxmemory-policy allkeys-lru"));
+        (void)capacity;
+        // Preload every key, pipelined (outside timing).
+        for (size_t i = 0; i < names.size(); ++i) {
+          redisAppendCommand(ctx, "SET %b %b", names[i].data(), names[i].size(), value.data(),
+                             value.size());
+          if (i % 1000 == 999 || i + 1 == names.size()) {
+            for (size_t j = i - i % 1000; j <= i; ++j) {
+              void* reply = nullptr;
+              if (redisGetReply(ctx, &reply) == REDIS_OK && reply) freeReplyObject(reply);
+            }
+          }
+        }
+      };
+      if (b == "redis_pipelined") {
+        t.pipeline = 16;
+        t.get_pipelined = [host, port, name](const std::string* const* keys, int n) {
+          redisContext* ctx = RedisFor(host, port, name);
+          for (int i = 0; i < n; ++i) {
+            redisAppendCommand(ctx, "GET %b", keys[i]->data(), keys[i]->size());
+          }
+          int hits = 0;
+          for (int i = 0; i < n; ++i) {
+            void* reply = nullptr;
+            if (redisGetReply(ctx, &reply) == REDIS_OK && reply != nullptr) {
+              hits += static_cast<redisReply*>(reply)->type == REDIS_REPLY_STRING;
+              freeReplyObject(reply);
+            }
+          }
+          return hits;
+        };
+      }
+      targets.push_back(std::move(t));
+#else
+      std::fprintf(stderr, "this larder-bench was built without hiredis\n");
+      return 2;
+#endif
     } else {
-      std::fprintf(stderr, "unknown baseline '%s' (known: mutex, sharded, flat)\n", b.c_str());
+      std::fprintf(stderr, "unknown baseline '%s' (known: mutex, sharded, flat, redis, "
+                   "redis_pipelined)\n", b.c_str());
       return 2;
     }
   }
@@ -216,7 +339,7 @@ int Run(const RunConfig& c) {
       // Warm: every key once (the capacity keeps what fits), outside timing.
       if (t.name == "flat") {
         for (const std::string& k : names) flat->Put(k, value);
-      } else {
+      } else if (t.name.rfind("redis", 0) != 0) {  // Redis preloads in reset()
         for (const std::string& k : names) t.put(k, value);
       }
       std::vector<ThreadResult> results(c.threads);
@@ -255,6 +378,10 @@ int Run(const RunConfig& c) {
     p50[i] = totals[i].Percentile(0.50);
     p99[i] = totals[i].Percentile(0.99);
     p999[i] = totals[i].Percentile(0.999);
+    if (summary != nullptr) {
+      summary->push_back({targets[i].name, totals[i].ops_per_s(), p50[i], p99[i], p999[i],
+                          totals[i].hit_ratio()});
+    }
     std::printf("%-10s %14.0f %9u %9u %9u %9.2f %9.2fx\n", targets[i].name.c_str(),
                 totals[i].ops_per_s(), p50[i], p99[i], p999[i], 100 * totals[i].hit_ratio(),
                 totals[0].ops_per_s() / std::max(1.0, totals[i].ops_per_s()));
@@ -285,6 +412,67 @@ int Run(const RunConfig& c) {
   }
   json << "}}";
   std::printf("%s\n", json.str().c_str());
+  return 0;
+}
+
+int RunAndPlot(const RunConfig& config, const std::string& svg_path) {
+  std::vector<int> thread_counts;
+  for (int t = 1; t < config.threads; t *= 2) thread_counts.push_back(t);
+  thread_counts.push_back(config.threads);
+  std::vector<std::vector<TargetSummary>> rows;
+  for (int t : thread_counts) {
+    RunConfig c = config;
+    c.threads = t;
+    std::vector<TargetSummary> summary;
+    if (int rc = Run(c, &summary); rc != 0) return rc;
+    rows.push_back(std::move(summary));
+  }
+  const std::string data = svg_path + ".dat";
+  FILE* f = std::fopen(data.c_str(), "w");
+  if (f == nullptr) return 1;
+  std::fprintf(f, "# threads");
+  for (const TargetSummary& t : rows[0]) std::fprintf(f, " %s", t.name.c_str());
+  std::fprintf(f, "\n");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::fprintf(f, "%d", thread_counts[i]);
+    for (const TargetSummary& t : rows[i]) std::fprintf(f, " %.3f", t.ops_per_s / 1e6);
+    std::fprintf(f, "\n");
+  }
+  std::fprintf(f, "\n\n# target p50 p99 p99.9 (ns, at %d threads)\n", thread_counts.back());
+  for (const TargetSummary& t : rows.back()) {
+    std::fprintf(f, "%s %u %u %u\n", t.name.c_str(), t.p50_ns, t.p99_ns, t.p999_ns);
+  }
+  std::fclose(f);
+  FILE* g = popen("gnuplot", "w");
+  if (g == nullptr) {
+    std::fprintf(stderr, "gnuplot not found (Debian package gnuplot-nox)\n");
+    return 1;
+  }
+  std::fprintf(g, "set terminal svg size 1000,420 dynamic font 'sans,11'\n");
+  std::fprintf(g, "set output '%s'\n", svg_path.c_str());
+  std::fprintf(g, "set multiplot layout 1,2\n");
+  std::fprintf(g, "set title 'throughput (M ops/s)'; set xlabel 'threads'; set key top left; set yrange [0:*]\n");
+  std::fprintf(g, "set xtics (");
+  for (size_t i = 0; i < thread_counts.size(); ++i) {
+    std::fprintf(g, "%s%d", i ? "," : "", thread_counts[i]);
+  }
+  std::fprintf(g, ")\n");
+  std::fprintf(g, "plot ");
+  for (size_t col = 0; col < rows[0].size(); ++col) {
+    std::fprintf(g, "%s'%s' index 0 using 1:%zu with linespoints lw 2 title '%s'",
+                 col ? ", " : "", data.c_str(), col + 2, rows[0][col].name.c_str());
+  }
+  std::fprintf(g, "\n");
+  std::fprintf(g, "set title 'latency at %d threads (ns, log)'; set xlabel ''; set logscale y; set yrange [10:*]\n",
+               thread_counts.back());
+  std::fprintf(g, "set style data histograms; set style fill solid 0.8; set key top left\n");
+  std::fprintf(g, "unset xtics; set xtics rotate by -30\n");
+  std::fprintf(g, "plot '%s' index 1 using 2:xtic(1) title 'p50', '' index 1 using 3 title 'p99', "
+               "'' index 1 using 4 title 'p99.9'\n", data.c_str());
+  std::fprintf(g, "unset multiplot\n");
+  int rc = pclose(g);
+  if (rc != 0) return 1;
+  std::printf("plot: %s (data in %s)\n", svg_path.c_str(), data.c_str());
   return 0;
 }
 

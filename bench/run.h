@@ -25,10 +25,24 @@ struct RunConfig {
   uint64_t seed = 42;
   size_t stream_length = 1 << 20;
   std::vector<std::string> baselines = {"mutex", "sharded"};
+  std::string redis;  // HOST:PORT for the redis baselines
+};
+
+struct TargetSummary {
+  std::string name;
+  double ops_per_s = 0;
+  uint32_t p50_ns = 0, p99_ns = 0, p999_ns = 0;
+  double hit_ratio = 0;
 };
 
 // Prints a table and, as the last line, one JSON object. Returns an exit code.
-int Run(const RunConfig& config);
+// Fills *summary (optional) with one row per contender, Larder first.
+int Run(const RunConfig& config, std::vector<TargetSummary>* summary = nullptr);
+
+// Runs the workload at 1, 2, 4, ... up to config.threads threads and writes
+// an SVG chart (throughput against threads; latency percentiles at the most
+// threads) with gnuplot. Returns an exit code.
+int RunAndPlot(const RunConfig& config, const std::string& svg_path);
 
 }  // namespace larder::bench
 

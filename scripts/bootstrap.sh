@@ -9,6 +9,8 @@ packages=(
   libabsl-dev libxxhash-dev libgtest-dev zlib1g-dev
   abigail-tools                  # abidiff: the C ABI against its committed baseline
   dpkg-dev                       # apt-get source (the private jemalloc build)
+  libhiredis-dev redis-server    # the Redis baseline of larder-bench
+  gnuplot-nox                    # larder-bench run --plot
 )
 
 missing=()

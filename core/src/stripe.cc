@@ -90,12 +90,20 @@ void Stripe::DrainLanesLocked() {
 // ---- maintenance ----
 
 void Stripe::CleanUp(int64_t now, Removals* removed) {
-  MutexLock lock(&mu_);
   // Two advances end the grace period of everything retired so far, unless
   // a reader is inside a guard right now.
   Epoch::TryAdvance();
   Epoch::TryAdvance();
-  MaintainLocked(now, removed);
+  // In bounded batches, releasing the lock between them, like every write.
+  for (;;) {
+    MutexLock lock(&mu_);
+    MaintainLocked(now, removed);
+    const bool more_expired =
+        !heap_.empty() && SaturatingAdd(heap_.front()->expiry_nanos, retain_grace_) <= now;
+    const bool more_retired =
+        retired_head_ != nullptr && retired_head_->retired.epoch + 2 <= Epoch::Current();
+    if (!more_expired && !more_retired) return;
+  }
 }
 
 void Stripe::MaintainLocked(int64_t now, Removals* removed) {
@@ -119,7 +127,10 @@ void Stripe::MaintainLocked(int64_t now, Removals* removed) {
 }
 
 void Stripe::ReclaimLocked(uint64_t epoch) {
-  while (retired_head_ != nullptr && retired_head_->retired.epoch + 2 <= epoch) {
+  // Bounded, so a write after a mass expiry or a Clear frees a batch and the
+  // next writes the rest, instead of one write stalling on all of it.
+  size_t budget = kReclaimBudget;
+  while (budget-- > 0 && retired_head_ != nullptr && retired_head_->retired.epoch + 2 <= epoch) {
     Entry* e = retired_head_;
     retired_head_ = e->retired.next;
     --retired_count_;
@@ -149,8 +160,12 @@ void Stripe::RetireLocked(Entry* e) {
 
 void Stripe::ExpireLocked(int64_t now, Removals* removed) {
   // Entries stay retain_grace_ past expiry so GetOrLoad can serve them stale;
-  // readers never return them as fresh meanwhile.
-  while (!heap_.empty() && SaturatingAdd(heap_.front()->expiry_nanos, retain_grace_) <= now) {
+  // readers never return them as fresh meanwhile. At most kExpireBudget per
+  // call: a mass expiry is reclaimed by the following writes (each removes
+  // more than it adds), never by one stalled write.
+  size_t budget = kExpireBudget;
+  while (budget-- > 0 && !heap_.empty() &&
+         SaturatingAdd(heap_.front()->expiry_nanos, retain_grace_) <= now) {
     RemoveByEntryLocked(heap_.front(), RemovalCause::kExpired, removed);
   }
 }

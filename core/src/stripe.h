@@ -162,7 +162,9 @@ class Stripe {
   static constexpr size_t kLanes = 4;
   static constexpr uint32_t kLaneCapacity = 64;
   static constexpr size_t kPrefixChunkSlots = 1024;
-  static constexpr size_t kReclaimBatch = 32;
+  static constexpr size_t kReclaimBatch = 32;   // retired entries that prompt an epoch advance
+  static constexpr size_t kExpireBudget = 128;  // expired entries removed per write, at most
+  static constexpr size_t kReclaimBudget = 512; // retired entries freed per write, at most
 
   // A bounded multi-producer, single-consumer ring of accessed entries (the
   // consumer holds mu_). Threads map to lanes by id, so with up to kLanes

@@ -1,0 +1,161 @@
+// `larder-bench memory`: bytes per entry and resident memory per live byte,
+// each measured in a fresh child process (so one figure's heap does not
+// colour the next), with jemalloc and with glibc malloc side by side.
+#include "memory.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "baselines.h"
+#include "entry.h"
+#include "larder/cache.h"
+
+namespace larder::bench {
+namespace {
+
+size_t ResidentBytes() {
+  long pages = 0, resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return static_cast<size_t>(resident) * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+
+std::string Key20(uint64_t i) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "key:%016llu", static_cast<unsigned long long>(i));
+  return buf;
+}
+
+// Runs `larder-bench memory-child ARGS` with LARDER_ALLOCATOR set; returns its
+// last output line.
+std::string RunChild(const std::string& allocator, const std::vector<std::string>& args) {
+  int pipefd[2];
+  if (pipe(pipefd) != 0) return "";
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(pipefd[1], STDOUT_FILENO);
+    close(pipefd[0]);
+    setenv("LARDER_ALLOCATOR", allocator.c_str(), 1);
+    std::vector<char*> argv;
+    std::string self = "/proc/self/exe", sub = "memory-child";
+    argv.push_back(self.data());
+    argv.push_back(sub.data());
+    std::vector<std::string> copy = args;
+    for (std::string& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv("/proc/self/exe", argv.data());
+    _exit(127);
+  }
+  close(pipefd[1]);
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(pipefd[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  close(pipefd[0]);
+  waitpid(pid, nullptr, 0);
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  size_t nl = out.rfind('\n');
+  return nl == std::string::npos ? out : out.substr(nl + 1);
+}
+
+double Field(const std::string& json, const std::string& name) {
+  size_t at = json.find("\"" + name + "\":");
+  return at == std::string::npos ? -1 : std::atof(json.c_str() + at + name.size() + 3);
+}
+
+}  // namespace
+
+int MemoryChild(int argc, char** argv) {
+  if (argc < 2) return 2;
+  const std::string mode = argv[0];
+  const uint64_t n = std::strtoull(argv[1], nullptr, 10);
+  const std::string value(100, 'v');
+  const size_t before = ResidentBytes();
+  if (mode == "fill-larder") {
+    Options o;
+    o.capacity_bytes = size_t{1} << 40;
+    o.capacity_entries = n;
+    std::unique_ptr<Cache> cache;
+    Cache::Create(o, &cache);
+    for (uint64_t i = 0; i < n; ++i) cache->Put(Key20(i), value);
+    const size_t after = ResidentBytes();
+    std::printf("{\"rss_per_entry\":%.1f,\"entries\":%zu,\"header_bytes\":%zu,"
+                "\"overhead_charged\":%zu,\"allocator\":\"%s\"}\n",
+                static_cast<double>(after - before) / n, cache->Size(),
+                offsetof(internal::Entry, data), EntryOverhead(), internal::AllocatorName());
+  } else if (mode == "fill-mutex") {
+    MutexLru lru(n);
+    for (uint64_t i = 0; i < n; ++i) lru.Put(Key20(i), value);
+    std::printf("{\"rss_per_entry\":%.1f}\n", static_cast<double>(ResidentBytes() - before) / n);
+  } else if (mode == "churn") {
+    const uint64_t capacity = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 256ull << 20;
+    Options o;
+    o.capacity_bytes = capacity;
+    std::unique_ptr<Cache> cache;
+    Cache::Create(o, &cache);
+    std::mt19937_64 rng(42);
+    std::string big(4096, 'x');
+    // Keys over four times what fits, values 64 B to 4 KiB: constant eviction
+    // and replacement with varied sizes, the allocator's hard case.
+    const uint64_t key_space = 4 * capacity / 2080;
+    for (uint64_t i = 0; i < n; ++i) {
+      const size_t len = 64 + rng() % (4096 - 64 + 1);
+      cache->Put(Key20(rng() % key_space), std::string_view(big.data(), len));
+    }
+    cache->CleanUp();
+    const Stats s = cache->GetStats();
+    const double live = static_cast<double>(s.bytes) - static_cast<double>(s.entries) * EntryOverhead();
+    const size_t after = ResidentBytes();
+    std::printf("{\"rss_per_live_byte\":%.3f,\"rss_mib\":%.1f,\"live_mib\":%.1f,\"entries\":%llu,"
+                "\"allocator\":\"%s\"}\n",
+                static_cast<double>(after - before) / live, (after - before) / 1048576.0,
+                live / 1048576.0, static_cast<unsigned long long>(s.entries),
+                internal::AllocatorName());
+  } else {
+    return 2;
+  }
+  return 0;
+}
+
+int RunMemory(const MemoryConfig& c) {
+  const std::string n = std::to_string(c.entries);
+  const std::string jl = RunChild("jemalloc", {"fill-larder", n});
+  const std::string gl = RunChild("system", {"fill-larder", n});
+  const std::string gm = RunChild("system", {"fill-mutex", n});
+  const std::string jc = RunChild("jemalloc", {"churn", std::to_string(c.churn_puts),
+                                               std::to_string(c.churn_capacity)});
+  const std::string gc = RunChild("system", {"churn", std::to_string(c.churn_puts),
+                                             std::to_string(c.churn_capacity)});
+  std::printf("memory: %llu entries of 20-byte keys and 100-byte values\n",
+              static_cast<unsigned long long>(c.entries));
+  std::printf("  metadata per entry: %.0f-byte header + index share (charged as %.0f)\n",
+              Field(jl, "header_bytes"), Field(jl, "overhead_charged"));
+  std::printf("  resident per entry: larder+jemalloc %.1f B, larder+glibc %.1f B, "
+              "mutex LRU (std containers, glibc) %.1f B\n",
+              Field(jl, "rss_per_entry"), Field(gl, "rss_per_entry"), Field(gm, "rss_per_entry"));
+  std::printf("churn: %llu puts of 64 B-4 KiB values into a %llu MiB cache\n",
+              static_cast<unsigned long long>(c.churn_puts),
+              static_cast<unsigned long long>(c.churn_capacity >> 20));
+  std::printf("  resident per live byte: jemalloc %.3f (%.1f MiB for %.1f MiB live), glibc %.3f "
+              "(%.1f MiB for %.1f MiB live)\n",
+              Field(jc, "rss_per_live_byte"), Field(jc, "rss_mib"), Field(jc, "live_mib"),
+              Field(gc, "rss_per_live_byte"), Field(gc, "rss_mib"), Field(gc, "live_mib"));
+  std::printf("{\"entries\":%llu,\"header_bytes\":%.0f,\"overhead_charged\":%.0f,"
+              "\"rss_per_entry\":{\"larder_jemalloc\":%.1f,\"larder_glibc\":%.1f,\"mutex_glibc\":%.1f},"
+              "\"churn_rss_per_live_byte\":{\"jemalloc\":%.3f,\"glibc\":%.3f}}\n",
+              static_cast<unsigned long long>(c.entries), Field(jl, "header_bytes"),
+              Field(jl, "overhead_charged"), Field(jl, "rss_per_entry"), Field(gl, "rss_per_entry"),
+              Field(gm, "rss_per_entry"), Field(jc, "rss_per_live_byte"),
+              Field(gc, "rss_per_live_byte"));
+  return 0;
+}
+
+}  // namespace larder::bench
