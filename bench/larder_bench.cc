@@ -9,6 +9,7 @@
 //                    [--redis HOST:PORT] [--seed N] [--plot FILE.svg]
 //   larder-bench writes [--threads T] [--seconds S] [--store-micros US] [--journal-dir DIR]
 //   larder-bench memory [--entries N] [--churn-puts N] [--churn-capacity BYTES]
+//   larder-bench stalls [--entries N] [--phase-seconds S]
 //
 // The last line printed is always one JSON object.
 #include <chrono>
@@ -21,6 +22,7 @@
 #include "larder/cache.h"
 #include "memory.h"
 #include "run.h"
+#include "stalls.h"
 #include "writes.h"
 #include "trace.h"
 
@@ -214,6 +216,17 @@ int main(int argc, char** argv) {
   if (!ParseFlags(argc, argv, 2, &flags, &error)) return Usage(error.c_str());
   if (command == "replay") return Replay(flags);
   if (command == "run") return RunCommand(flags);
+  if (command == "stalls") {
+    larder::bench::StallsConfig c;
+    for (const auto& flag : flags) {
+      uint64_t n = 0;
+      if (flag.first == "entries" && ParseSize(flag.second, &n) && n > 0) c.entries = static_cast<uint32_t>(n);
+      else if (flag.first == "phase-seconds") c.phase_seconds = std::atof(flag.second.c_str());
+      else return Usage(("bad or unknown flag --" + flag.first).c_str());
+    }
+    if (!(c.phase_seconds > 0)) return Usage("--phase-seconds must be positive");
+    return larder::bench::RunStalls(c);
+  }
   if (command == "memory") {
     larder::bench::MemoryConfig c;
     for (const auto& flag : flags) {
