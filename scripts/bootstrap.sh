@@ -11,6 +11,7 @@ packages=(
   dpkg-dev                       # apt-get source (the private jemalloc build)
   libhiredis-dev redis-server    # the Redis baseline of larder-bench
   gnuplot-nox                    # larder-bench run --plot
+  python3-pytest                 # the Python binding's tests (run with /usr/bin/python3)
 )
 
 missing=()
