@@ -1,0 +1,111 @@
+'use strict';
+// The Node binding, end to end: `node --test bindings/node/test/` with
+// LARDER_NODE_PACKAGE pointing at the assembled package (the CTest does this).
+const test = require('node:test');
+const assert = require('node:assert');
+const path = require('node:path');
+const { Worker } = require('node:worker_threads');
+
+const pkg = process.env.LARDER_NODE_PACKAGE || path.join(__dirname, '..');
+const { LarderCache, LarderError, version } = require(pkg);
+
+test('set and get strings, Buffers and JSON values', () => {
+  const c = new LarderCache({ maxSize: 1 << 20 });
+  c.set('s', 'text').set('b', Buffer.from([0, 255, 7])).set('j', { a: [1, 2], n: null });
+  assert.strictEqual(c.get('s'), 'text');
+  assert.deepStrictEqual(c.get('b'), Buffer.from([0, 255, 7]));
+  assert.deepStrictEqual(c.get('j'), { a: [1, 2], n: null });
+  assert.strictEqual(c.get('absent'), undefined);
+  assert.strictEqual(c.has('s'), true);
+  assert.strictEqual(c.delete('s'), true);
+  assert.strictEqual(c.delete('s'), false);
+  assert.strictEqual(c.size, 2);
+  c.clear();
+  assert.strictEqual(c.size, 0);
+});
+
+test('max bounds the entries (LRU eviction) and ttl expires them', async () => {
+  const c = new LarderCache({ max: 2, stripes: 1, ttl: 0 });
+  c.set('a', '1').set('b', '2');
+  c.get('a');
+  c.set('c', '3');  // evicts b, the least recently used
+  assert.strictEqual(c.has('b'), false);
+  assert.strictEqual(c.get('a'), '1');
+  c.set('short', 'x', { ttl: 30 });
+  await new Promise((r) => setTimeout(r, 80));
+  assert.strictEqual(c.get('short'), undefined);
+  assert.ok(c.stats().evictions >= 1);
+});
+
+test('fetch() loads each key once for all concurrent callers', async () => {
+  let calls = 0;
+  const c = new LarderCache({
+    fetchMethod: async (key) => {
+      calls += 1;
+      await new Promise((r) => setTimeout(r, 30));
+      return `loaded ${key}`;
+    },
+  });
+  const results = await Promise.all(Array.from({ length: 20 }, () => c.fetch('hot')));
+  assert.deepStrictEqual(new Set(results), new Set(['loaded hot']));
+  assert.strictEqual(calls, 1);
+  assert.strictEqual(await c.fetch('hot'), 'loaded hot');  // now a hit
+  assert.strictEqual(calls, 1);
+});
+
+test('a failing fetchMethod rejects every waiter and is not cached', async () => {
+  let calls = 0;
+  const c = new LarderCache({
+    fetchMethod: async () => {
+      calls += 1;
+      await new Promise((r) => setTimeout(r, 10));
+      throw new Error('database down');
+    },
+  });
+  const settled = await Promise.allSettled([c.fetch('k'), c.fetch('k'), c.fetch('k')]);
+  assert.ok(settled.every((s) => s.status === 'rejected'));
+  assert.match(settled[0].reason.message, /database down/);
+  assert.match(settled[1].reason.message, /database down/);
+  assert.strictEqual(calls, 1);
+  const ok = new LarderCache({ fetchMethod: async () => 'fine' });
+  assert.strictEqual(await ok.fetch('k'), 'fine');
+});
+
+test('hostile inputs throw clear errors', () => {
+  const c = new LarderCache({ maxSize: 4096, stripes: 1 });
+  assert.throws(() => c.set('k'.repeat(70000), 'v'), (e) => e instanceof LarderError && e.name === 'KeyTooLong');
+  assert.throws(() => c.set('', 'v'), (e) => e.name === 'EmptyKey');
+  assert.throws(() => c.set(42, 'v'), TypeError);
+  assert.throws(() => c.get({}), TypeError);
+  assert.throws(() => c.set('k', undefined), TypeError);
+  assert.throws(() => c.set('k', 'x'.repeat(10000)), (e) => e.name === 'ValueTooLarge');
+  assert.throws(() => new LarderCache({ maxSize: -1 }), TypeError);
+  assert.throws(() => new LarderCache({ allowStale: true }), TypeError);
+});
+
+test('use after close throws Closed', () => {
+  const c = new LarderCache();
+  c.set('k', 'v');
+  c.close();
+  assert.throws(() => c.get('k'), (e) => e instanceof LarderError && e.name === 'Closed');
+  c.close();  // idempotent
+});
+
+test('worker_threads share one native cache', async () => {
+  const c = new LarderCache();
+  c.set('from-main', 'hello');
+  const code = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    const { LarderCache } = require(workerData.pkg);
+    const shared = new LarderCache({ handle: workerData.handle });
+    shared.set('from-worker', shared.get('from-main') + ' back');
+    parentPort.postMessage('done');`;
+  const worker = new Worker(code, { eval: true, workerData: { pkg, handle: c.share() } });
+  await new Promise((resolve, reject) => { worker.on('message', resolve); worker.on('error', reject); });
+  await worker.terminate();
+  assert.strictEqual(c.get('from-worker'), 'hello back');
+});
+
+test('version is the loaded library', () => {
+  assert.strictEqual(version, '0.1.0');
+});
