@@ -59,8 +59,9 @@ larder_status Code(Status s) { return static_cast<larder_status>(s); }
 // double free detectable without touching freed memory.
 std::mutex g_options_mu;
 std::unordered_set<const larder_options*>& LiveOptions() {
-  static auto* live = new std::unordered_set<const larder_options*>;  // never destroyed
-  return *live;
+  // A static object, not a leaked one: the library may be dlclose'd.
+  static std::unordered_set<const larder_options*> live;
+  return live;
 }
 bool IsLive(const larder_options* o) {
   if (o == nullptr) return false;
