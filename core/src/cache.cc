@@ -63,19 +63,16 @@ std::shared_ptr<Clock> DefaultClock() {
   return clock;
 }
 
-void Notify(const RemovalListener& listener, Removals& removed) {
-  for (const internal::Removal& r : removed) {
-    if (listener) {
-      try {
-        listener(r.entry->key(), r.entry->value(), r.cause);
-      } catch (...) {
-        // The removal has happened; a listener's failure cannot undo it and
-        // must not leak the remaining notifications.
-      }
-    }
-    internal::Unref(r.entry);
+// Calls a store writer; an exception becomes a failed outcome.
+WriteOutcome CallWriter(const StoreWriter& writer, std::string_view key,
+                        std::optional<std::string_view> value) {
+  try {
+    return writer(key, value);
+  } catch (const std::exception& ex) {
+    return WriteOutcome::Failed(ex.what());
+  } catch (...) {
+    return WriteOutcome::Failed("the writer threw a non-standard exception");
   }
-  removed.clear();
 }
 
 }  // namespace
@@ -186,7 +183,7 @@ Status Cache::Put(std::string_view key, std::string_view value, const PutOptions
       charge > std::numeric_limits<uint32_t>::max()) {
     // Never leave the previous value readable after a put that did not land.
     stripe.Remove(hash, key, RemovalCause::kReplaced, now, &removed);
-    Notify(options_.removal_listener, removed);
+    internal::NotifyRemovals(options_.removal_listener, removed);
     return Status::kValueTooLarge;
   }
   const int64_t ttl = (put.ttl.count() != 0 ? put.ttl : options_.default_ttl).count();
@@ -198,7 +195,7 @@ Status Cache::Put(std::string_view key, std::string_view value, const PutOptions
     // As for a value that does not fit: a failed put leaves no stale value.
     stripe.Remove(hash, key, RemovalCause::kReplaced, now, &removed);
   }
-  Notify(options_.removal_listener, removed);
+  internal::NotifyRemovals(options_.removal_listener, removed);
   return s;
 }
 
@@ -327,14 +324,7 @@ Status Cache::WriteThrough(std::string_view key, std::string_view value, const S
   if (Status s = CheckKey(key); s != Status::kOk) return s;
   if (!writer || options.ttl.count() < 0) return Status::kInvalidArgument;
   internal::KeyedMutex::Lock key_lock(write_locks_.get(), key);  // one write of a key at a time
-  WriteOutcome outcome;
-  try {
-    outcome = writer(key, value);
-  } catch (const std::exception& ex) {
-    outcome = WriteOutcome::Failed(ex.what());
-  } catch (...) {
-    outcome = WriteOutcome::Failed("the writer threw a non-standard exception");
-  }
+  const WriteOutcome outcome = CallWriter(writer, key, value);
   if (!outcome.ok) {
     if (error != nullptr) *error = outcome.error;
     return Status::kWriteFailed;  // the store did not change, so neither does the cache
@@ -350,14 +340,7 @@ Status Cache::DeleteThrough(std::string_view key, const StoreWriter& writer, std
   if (Status s = CheckKey(key); s != Status::kOk) return s;
   if (!writer) return Status::kInvalidArgument;
   internal::KeyedMutex::Lock key_lock(write_locks_.get(), key);
-  WriteOutcome outcome;
-  try {
-    outcome = writer(key, std::nullopt);
-  } catch (const std::exception& ex) {
-    outcome = WriteOutcome::Failed(ex.what());
-  } catch (...) {
-    outcome = WriteOutcome::Failed("the writer threw a non-standard exception");
-  }
+  const WriteOutcome outcome = CallWriter(writer, key, std::nullopt);
   if (!outcome.ok) {
     if (error != nullptr) *error = outcome.error;
     return Status::kWriteFailed;
@@ -372,7 +355,7 @@ Status Cache::Invalidate(std::string_view key) {
   Removals removed;
   bool found = StripeFor(hash).Remove(hash, key, RemovalCause::kExplicit, clock_->NowNanos(),
                                       &removed);
-  Notify(options_.removal_listener, removed);
+  internal::NotifyRemovals(options_.removal_listener, removed);
   return found ? Status::kOk : Status::kNotFound;
 }
 
@@ -384,7 +367,7 @@ size_t Cache::InvalidatePrefix(std::string_view prefix) {
     bool done = false;
     while (!done) {
       done = stripes_[i]->RemovePrefixChunk(prefix, &walk, clock_->NowNanos(), &removed);
-      Notify(options_.removal_listener, removed);
+      internal::NotifyRemovals(options_.removal_listener, removed);
     }
     count += walk.removed;
   }
@@ -396,7 +379,7 @@ void Cache::CleanUp() {
   Removals removed;
   for (size_t i = 0; i < stripe_count_; ++i) {
     stripes_[i]->CleanUp(clock_->NowNanos(), &removed);
-    Notify(options_.removal_listener, removed);
+    internal::NotifyRemovals(options_.removal_listener, removed);
   }
 }
 

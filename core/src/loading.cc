@@ -77,19 +77,6 @@ int64_t ExpiryFor(int64_t now, std::chrono::nanoseconds ttl) {
   return now + ttl.count();
 }
 
-void NotifyRemovals(const RemovalListener& listener, Removals& removed) {
-  for (const internal::Removal& r : removed) {
-    if (listener) {
-      try {
-        listener(r.entry->key(), r.entry->value(), r.cause);
-      } catch (...) {
-      }
-    }
-    internal::Unref(r.entry);
-  }
-  removed.clear();
-}
-
 }  // namespace
 
 const char* FetchSourceName(FetchSource source) {
@@ -189,7 +176,7 @@ FetchLookup Cache::BeginFetch(std::string_view key, const FetchOptions& fetch) {
   }
   Removals removed;
   internal::JoinOutcome j = stripe.JoinOrLead(this, hash, key, now, &removed);
-  NotifyRemovals(options_.removal_listener, removed);
+  internal::NotifyRemovals(options_.removal_listener, removed);
   if (j.entry != nullptr) {  // arrived between the lock-free look and the lock (rare)
     if (j.entry->is_value()) {
       out.result = Answer(Status::kOk, FetchSource::kHit);
@@ -367,7 +354,7 @@ FetchResult Cache::CompleteFlight(const std::shared_ptr<Flight>& flight, LoadRes
   internal::FinishOutcome outcome = flight->stripe->FinishFlight(
       flight.get(), e, status != Status::kOk && status != Status::kNotFound, now,
       options_.stale_if_error.count(), &removed);
-  NotifyRemovals(options_.removal_listener, removed);
+  internal::NotifyRemovals(options_.removal_listener, removed);
 
   bool stale = false;
   if (outcome.fallback != nullptr) {  // stale-if-error (L7)

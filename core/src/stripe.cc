@@ -23,6 +23,19 @@ size_t RoundUpPow2(size_t n) {
 
 }  // namespace
 
+void NotifyRemovals(const RemovalListener& listener, Removals& removed) {
+  for (const Removal& r : removed) {
+    if (listener) {
+      try {
+        listener(r.entry->key(), r.entry->value(), r.cause);
+      } catch (...) {
+      }
+    }
+    Unref(r.entry);
+  }
+  removed.clear();
+}
+
 Stripe::Stripe(size_t bytes_capacity, size_t entries_capacity, Clock* clock,
                bool collect_removals, int64_t retain_grace)
     : bytes_capacity_(bytes_capacity),

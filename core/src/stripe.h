@@ -55,6 +55,11 @@ struct Removal {
 };
 using Removals = absl::InlinedVector<Removal, 4>;
 
+// Calls the listener (if any) for each removal, outside every lock, then
+// drops the references; empties `removed`. A throwing listener cannot undo
+// its removal and must not cost the remaining notifications.
+void NotifyRemovals(const RemovalListener& listener, Removals& removed);
+
 struct StripeCounters {
   uint64_t hits = 0, misses = 0, puts = 0, evictions = 0, expirations = 0, invalidations = 0;
   uint64_t entries = 0, bytes = 0, dropped_promotions = 0;

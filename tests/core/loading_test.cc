@@ -16,27 +16,10 @@ namespace larder {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::Eventually;
 using testing::GetOr;
+using testing::Latch;
 using testing::MakeCache;
-
-// A one-shot gate: Wait blocks until Open.
-class Latch {
- public:
-  void Open() {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_ = true;
-    cv_.notify_all();
-  }
-  void Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return open_; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_ = false;
-};
 
 // The "database" behind the cache.
 class Store {
@@ -66,15 +49,6 @@ std::unique_ptr<Cache> LoadingCache(std::shared_ptr<Clock> clock = nullptr,
   o.clock = std::move(clock);
   if (tweak) tweak(o);
   return MakeCache(o);
-}
-
-template <typename Pred>
-bool Eventually(Pred pred) {
-  for (int i = 0; i < 5000; ++i) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(1ms);
-  }
-  return pred();
 }
 
 std::string ValueOf(const FetchResult& r) { return std::string(r.value.value()); }

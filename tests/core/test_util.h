@@ -1,8 +1,12 @@
 #ifndef LARDER_TESTS_CORE_TEST_UTIL_H_
 #define LARDER_TESTS_CORE_TEST_UTIL_H_
 
+#include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "gtest/gtest.h"
 #include "larder/cache.h"
@@ -29,6 +33,35 @@ inline std::unique_ptr<Cache> SmallCache(size_t entries, std::shared_ptr<Clock> 
 inline std::string GetOr(Cache& cache, std::string_view key, std::string fallback = "<miss>") {
   std::string v;
   return cache.Get(key, &v) == Status::kOk ? v : fallback;
+}
+
+// A one-shot gate: Wait blocks until Open.
+class Latch {
+ public:
+  void Open() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return open_; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+};
+
+// Polls pred for up to five seconds (for effects of background threads).
+template <typename Pred>
+bool Eventually(Pred pred) {
+  for (int i = 0; i < 5000; ++i) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return pred();
 }
 
 }  // namespace larder::testing

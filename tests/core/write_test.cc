@@ -25,35 +25,10 @@ namespace larder {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::Eventually;
 using testing::GetOr;
+using testing::Latch;
 using testing::MakeCache;
-
-class Gate {
- public:
-  void Open() {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_ = true;
-    cv_.notify_all();
-  }
-  void Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return open_; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_ = false;
-};
-
-template <typename Pred>
-bool Eventually(Pred pred) {
-  for (int i = 0; i < 5000; ++i) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(1ms);
-  }
-  return pred();
-}
 
 std::unique_ptr<Cache> NewCache(size_t entries = 0) {
   Options o;
@@ -171,7 +146,7 @@ TEST(WriteThrough, WritesOfOneKeyAreSerialisedAndTheLastCompletedWins) {
 
 TEST(WriteThrough, OtherKeysProceedWhileOneKeyIsBeingWritten) {
   auto cache = NewCache();
-  Gate started, release;
+  Latch started, release;
   std::thread slow([&] {
     cache->WriteThrough("slow", "v", [&](std::string_view, auto) {
       started.Open();
@@ -192,7 +167,7 @@ TEST(WriteThrough, OtherKeysProceedWhileOneKeyIsBeingWritten) {
 TEST(WriteThrough, ALoadRunningDuringTheWriteCannotInstallItsOlderValue) {
   auto cache = NewCache();
   std::string store = "v1";
-  Gate read_done, release;
+  Latch read_done, release;
   FetchResult loaded;
   std::thread reader([&] {
     loaded = cache->GetOrLoad("k", [&](std::string_view) {
@@ -376,7 +351,7 @@ TEST(WriteBehind, ATransientFailureIsRetriedUntilItSucceeds) {
 TEST(WriteBehind, TheQueueIsBoundedFailingOrWaitingAsConfigured) {
   auto cache = NewCache();
   Store store;
-  Gate release;
+  Latch release;
   WriteBehindOptions o;
   o.max_delay = 0ns;
   o.max_queue_entries = 2;
@@ -396,7 +371,7 @@ TEST(WriteBehind, TheQueueIsBoundedFailingOrWaitingAsConfigured) {
   EXPECT_EQ(store.Value("c"), "<none>");
 
   // With a timeout, a writer waits for room instead.
-  Gate release2;
+  Latch release2;
   o.enqueue_timeout = 5s;
   o.writer = [&](const std::vector<QueuedWrite>& batch) {
     release2.Wait();
