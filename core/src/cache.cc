@@ -22,9 +22,6 @@ using internal::Stripe;
 
 namespace {
 
-// An entry's share of the index: slots are 8 bytes at a load factor between
-// 3/8 and 3/4, so about 16 bytes per entry on average.
-constexpr size_t kIndexBytesPerEntry = 16;
 
 // Auto-sizing keeps each stripe big enough that equal per-stripe shares do not
 // distort LRU order noticeably (see docs/design.md, "Striping").
@@ -77,7 +74,7 @@ WriteOutcome CallWriter(const StoreWriter& writer, std::string_view key,
 
 }  // namespace
 
-size_t EntryOverhead() { return offsetof(Entry, data) + kIndexBytesPerEntry; }
+size_t EntryOverhead() { return internal::kEntryOverheadBytes; }
 
 const char* RemovalCauseName(RemovalCause cause) {
   switch (cause) {
@@ -189,7 +186,7 @@ Status Cache::Put(std::string_view key, std::string_view value, const PutOptions
   const int64_t ttl = (put.ttl.count() != 0 ? put.ttl : options_.default_ttl).count();
   int64_t expiry = 0;
   if (ttl > 0 && ttl < std::numeric_limits<int64_t>::max() - now) expiry = now + ttl;
-  Entry* e = internal::NewEntry(key, value, expiry, static_cast<uint32_t>(charge));
+  Entry* e = internal::NewEntry(key, value, expiry, hash, static_cast<uint32_t>(put.charge));
   Status s = e == nullptr ? Status::kNoMemory : stripe.Put(hash, e, now, &removed);
   if (s == Status::kNoMemory) {
     // As for a value that does not fit: a failed put leaves no stale value.
@@ -270,7 +267,7 @@ PinnedValue Cache::Pin(std::string_view key) {
   if (e == nullptr) {
     std::optional<std::string> pending;
     if (LookupPending(key, &pending) && pending) {  // read-your-writes (write-behind)
-      Entry* copy = internal::NewEntry(key, *pending, 0, 0);
+      Entry* copy = internal::NewEntry(key, *pending, 0, hash);
       if (copy != nullptr) {
         stripe.RecordHit(nullptr, guard.thread_id());
         return internal::PinAccess::Adopt(copy);

@@ -40,7 +40,10 @@ struct Entry {
   };
   int64_t expiry_nanos;  // 0: never expires
   uint32_t value_size;
-  uint32_t charge;
+  // The low 32 bits of the key's hash (they give the home slot and the tag),
+  // so eviction and index rebuilds never re-hash keys; or, for an entry with
+  // a custom charge (kCustomCharge), that charge.
+  uint32_t hash_or_charge;
   std::atomic<uint32_t> refs;
   uint32_t heap_pos;      // index in the stripe's expiry heap, kNotInHeap if none
   uint32_t delta_micros;  // how long the load that produced it took (XFetch); 0: unknown
@@ -50,6 +53,7 @@ struct Entry {
   char data[1];   // key_size + value_size bytes, starting at offsetof(Entry, data)
 
   static constexpr uint8_t kLinked = 1;
+  static constexpr uint8_t kCustomCharge = 2;  // set at creation, never changes
   static constexpr uint8_t kValue = 0;
   static constexpr uint8_t kNegative = 1;
   static constexpr uint8_t kError = 2;
@@ -60,6 +64,8 @@ struct Entry {
   size_t allocation_size() const { return AllocationSize(key_size, value_size); }
   bool ExpiredAt(int64_t now) const { return expiry_nanos != 0 && expiry_nanos <= now; }
   bool is_value() const { return kind == kValue; }
+  // Bytes counted toward the capacity.
+  size_t charge() const;
 
   static size_t AllocationSize(size_t key_size, size_t value_size) {
     return offsetof(Entry, data) + key_size + value_size;
@@ -68,6 +74,17 @@ struct Entry {
 };
 static_assert(std::is_standard_layout_v<Entry>, "offsetof and FromNode need standard layout");
 
+// An entry's share of the index: slots are 8 bytes at a load factor between
+// 3/8 and 3/4, so about 16 bytes per entry.
+inline constexpr size_t kIndexBytesPerEntry = 16;
+// Bytes charged per entry on top of its key and value.
+inline constexpr size_t kEntryOverheadBytes = offsetof(Entry, data) + kIndexBytesPerEntry;
+
+inline size_t Entry::charge() const {
+  return (flags & kCustomCharge) != 0 ? hash_or_charge
+                                      : key_size + value_size + kEntryOverheadBytes;
+}
+
 // Allocation goes through these two functions only, so the allocator can be
 // swapped (jemalloc arena or system malloc) in one place.
 void* AllocateEntryMemory(size_t size);
@@ -75,9 +92,11 @@ void FreeEntryMemory(void* p, size_t size);
 int64_t LiveEntryAllocations();  // entries allocated and not yet freed
 const char* AllocatorName();     // "jemalloc" or "system"
 
-// Returns nullptr when memory is exhausted. refs starts at 1 (the cache's).
+// custom_charge 0 means "key + value + overhead". Returns nullptr when memory
+// is exhausted. refs starts at 1 (the cache's).
 inline Entry* NewEntry(std::string_view key, std::string_view value, int64_t expiry_nanos,
-                       uint32_t charge, uint8_t kind = Entry::kValue, uint32_t delta_micros = 0) {
+                       uint64_t hash, uint32_t custom_charge = 0, uint8_t kind = Entry::kValue,
+                       uint32_t delta_micros = 0) {
   const size_t size = Entry::AllocationSize(key.size(), value.size());
   void* memory = AllocateEntryMemory(size);
   if (memory == nullptr) return nullptr;
@@ -90,13 +109,13 @@ inline Entry* NewEntry(std::string_view key, std::string_view value, int64_t exp
   e->lru.prev = e->lru.next = nullptr;
   e->expiry_nanos = expiry_nanos;
   e->value_size = static_cast<uint32_t>(value.size());
-  e->charge = charge;
+  e->hash_or_charge = custom_charge != 0 ? custom_charge : static_cast<uint32_t>(hash);
   e->refs.store(1, std::memory_order_relaxed);
   e->heap_pos = Entry::kNotInHeap;
   e->delta_micros = delta_micros;
   e->kind = kind;
   e->key_size = static_cast<uint16_t>(key.size());
-  e->flags = 0;
+  e->flags = custom_charge != 0 ? Entry::kCustomCharge : 0;
   if (!key.empty()) std::memcpy(e->data, key.data(), key.size());
   if (!value.empty()) std::memcpy(e->data + key.size(), value.data(), value.size());
   return e;

@@ -10,8 +10,9 @@
 
 namespace larder::internal {
 
-// The top bits pick the stripe, the low bits the home slot, bits 32..47 the
-// slot tag: the three uses draw on disjoint bits for up to 2^16 stripes.
+// The top bits pick the stripe, the low bits the home slot, bits 16..31 the
+// slot tag. Entries store the low 32 bits (Entry::hash_or_charge), enough
+// for the index to re-place an entry without hashing its key again.
 inline uint64_t HashKey(std::string_view key) { return XXH3_64bits(key.data(), key.size()); }
 
 }  // namespace larder::internal

@@ -164,7 +164,7 @@ FetchLookup Cache::BeginFetch(std::string_view key, const FetchOptions& fetch) {
     if (!pending) {
       out.result = Answer(Status::kNotFound, FetchSource::kHit);
     } else {
-      Entry* copy = internal::NewEntry(key, *pending, 0, 0);
+      Entry* copy = internal::NewEntry(key, *pending, 0, hash);
       if (copy == nullptr) {
         out.result = Answer(Status::kNoMemory, FetchSource::kNone);
       } else {
@@ -323,8 +323,8 @@ FetchResult Cache::CompleteFlight(const std::shared_ptr<Flight>& flight, LoadRes
         status = Status::kValueTooLarge;
         break;
       }
-      e = internal::NewEntry(flight->key, result.value, ExpiryFor(now, ttl),
-                             static_cast<uint32_t>(charge), Entry::kValue, delta_micros);
+      e = internal::NewEntry(flight->key, result.value, ExpiryFor(now, ttl), flight->hash, 0,
+                             Entry::kValue, delta_micros);
       if (e == nullptr) status = Status::kNoMemory;
       break;
     }
@@ -332,8 +332,7 @@ FetchResult Cache::CompleteFlight(const std::shared_ptr<Flight>& flight, LoadRes
       status = Status::kNotFound;
       if (options_.negative_ttl.count() > 0) {
         e = internal::NewEntry(flight->key, {}, ExpiryFor(now, options_.negative_ttl),
-                               static_cast<uint32_t>(flight->key.size() + EntryOverhead()),
-                               Entry::kNegative, delta_micros);
+                               flight->hash, 0, Entry::kNegative, delta_micros);
       }
       break;
     case LoadResult::Kind::kError:
@@ -343,9 +342,7 @@ FetchResult Cache::CompleteFlight(const std::shared_ptr<Flight>& flight, LoadRes
       if (from_loader && options_.error_ttl.count() > 0 &&
           error.size() < std::numeric_limits<uint32_t>::max() / 2) {
         e = internal::NewEntry(flight->key, error, ExpiryFor(now, options_.error_ttl),
-                               static_cast<uint32_t>(flight->key.size() + error.size() +
-                                                     EntryOverhead()),
-                               Entry::kError, delta_micros);
+                               flight->hash, 0, Entry::kError, delta_micros);
       }
       break;
   }

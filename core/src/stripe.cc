@@ -23,6 +23,13 @@ size_t RoundUpPow2(size_t n) {
 
 }  // namespace
 
+namespace {
+// The hash bits the index needs, without re-hashing the key when stored.
+uint64_t IndexHash(const Entry* e) {
+  return (e->flags & Entry::kCustomCharge) != 0 ? HashKey(e->key()) : e->hash_or_charge;
+}
+}  // namespace
+
 void NotifyRemovals(const RemovalListener& listener, Removals& removed) {
   for (const Removal& r : removed) {
     if (listener) {
@@ -232,7 +239,7 @@ Status Stripe::PutLocked(uint64_t hash, Entry* e, Removals* removed) {
   e->flags |= Entry::kLinked;
   LruPushFront(e);
   if (e->expiry_nanos != 0) HeapPush(e);
-  bytes_ += e->charge;
+  bytes_ += e->charge();
   ++entries_;
   ++puts_;
   EvictLocked(removed);
@@ -254,7 +261,7 @@ Status Stripe::ReserveSlotLocked() {
   }
   for (ListNode* n = lru_.next; n != &lru_; n = n->next) {
     Entry* e = Entry::FromNode(n);
-    uint64_t hash = HashKey(e->key());
+    uint64_t hash = IndexHash(e);
     bool was_empty = false;
     fresh->slot(fresh->FindInsertSlot(hash, &was_empty))
         .store(SlotTable::Encode(e, hash), std::memory_order_relaxed);
@@ -311,7 +318,7 @@ bool Stripe::RemovePrefixChunk(std::string_view prefix, PrefixWalk* walk, int64_
 
 void Stripe::RemoveByEntryLocked(Entry* e, RemovalCause cause, Removals* removed) {
   SlotTable* table = table_.load(std::memory_order_relaxed);
-  ptrdiff_t slot = table->FindEntrySlot(HashKey(e->key()), e);
+  ptrdiff_t slot = table->FindEntrySlot(IndexHash(e), e);
   // A linked entry is always in the table (stripe invariant).
   UnlinkLocked(e, static_cast<size_t>(slot), cause, removed);
 }
@@ -327,7 +334,7 @@ void Stripe::DetachLocked(Entry* e, RemovalCause cause, Removals* removed) {
   LruUnlink(e);
   if (e->heap_pos != Entry::kNotInHeap) HeapRemove(e);
   e->flags &= static_cast<uint8_t>(~Entry::kLinked);
-  bytes_ -= e->charge;
+  bytes_ -= e->charge();
   --entries_;
   switch (cause) {
     case RemovalCause::kEvicted: ++evictions_; break;
@@ -454,7 +461,7 @@ FinishOutcome Stripe::FinishFlight(Flight* flight, Entry* e, bool failed, int64_
     // Never replace a good value by a cached error.
     if (current != nullptr && current->is_value() && !current->ExpiredAt(now)) return out;
   }
-  const bool installable = e != nullptr && e->charge <= bytes_capacity_;
+  const bool installable = e != nullptr && e->charge() <= bytes_capacity_;
   if (!installable) {
     // The load's answer cannot be cached, so the older entry must not
     // survive it either (a refresh that learns the key is gone, say).

@@ -206,7 +206,7 @@ class Stripe {
   void RetireLocked(Entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void NoteRemovalLocked(Entry* e, RemovalCause cause, Removals* removed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Inserts or replaces; the caller has checked e->charge <= bytes_capacity_.
+  // Inserts or replaces; the caller has checked e->charge() <= bytes_capacity_.
   Status PutLocked(uint64_t hash, Entry* e, Removals* removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A write to key: its flight, if any, must not install its result (L8).
   void SupersedeFlightLocked(std::string_view key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
