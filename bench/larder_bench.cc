@@ -2,7 +2,8 @@
 //
 //   larder-bench replay --trace FILE [--capacity-entries N | --capacity-bytes B]
 //                       [--stripes S] [--compare-exact]
-//   larder-bench run [--dist zipf|uniform] [--zipf-s S] [--keys N] [--value-size B]
+//   larder-bench run [--dist zipf|uniform] [--zipf-s S] [--keys N] [--value-size B|MIN-MAX]
+//                    [--ops N (per thread, instead of --seconds)]
 //                    [--read-ratio R] [--delete-ratio D] [--threads T] [--seconds S]
 //                    [--rounds R] [--capacity-entries N] [--capacity-bytes B]
 //                    [--stripes S] [--ttl MS] [--baselines mutex,sharded,flat,redis,...]
@@ -34,7 +35,7 @@ int Usage(const char* why) {
                "usage: larder-bench replay --trace FILE [--capacity-entries N | "
                "--capacity-bytes B] [--stripes S] [--compare-exact]\n"
                "       larder-bench run [--dist zipf|uniform] [--zipf-s S] [--keys N] "
-               "[--value-size B] [--read-ratio R] [--delete-ratio D] [--threads T] "
+               "[--value-size B|MIN-MAX] [--ops N] [--read-ratio R] [--delete-ratio D] [--threads T] "
                "[--seconds S] [--rounds R] [--capacity-entries N] [--capacity-bytes B] "
                "[--stripes S] [--ttl MS] [--baselines mutex,sharded,flat] [--seed N]\n",
                why);
@@ -165,7 +166,17 @@ int RunCommand(const std::map<std::string, std::string>& flags) {
     if (name == "dist" && (text == "zipf" || text == "uniform")) c.dist = text;
     else if (name == "zipf-s" && number(0, 10, &d)) c.zipf_s = d;
     else if (name == "keys" && ParseSize(text, &n) && n > 0 && n < (1ull << 32)) c.keys = static_cast<uint32_t>(n);
+    else if (name == "value-size" && text.find('-') != std::string::npos) {
+      uint64_t lo = 0, hi = 0;  // a range: MIN-MAX
+      if (!ParseSize(text.substr(0, text.find('-')), &lo) ||
+          !ParseSize(text.substr(text.find('-') + 1), &hi) || hi < lo) {
+        return Usage("bad --value-size range (MIN-MAX)");
+      }
+      c.value_size = lo;
+      c.value_size_max = hi;
+    }
     else if (name == "value-size" && ParseSize(text, &n)) c.value_size = n;
+    else if (name == "ops" && ParseSize(text, &n) && n > 0) c.ops_per_thread = n;
     else if (name == "read-ratio" && number(0, 1, &d)) c.read_ratio = d;
     else if (name == "delete-ratio" && number(0, 1, &d)) c.delete_ratio = d;
     else if (name == "threads" && ParseSize(text, &n) && n > 0 && n <= 1024) c.threads = static_cast<int>(n);

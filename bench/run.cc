@@ -3,6 +3,7 @@
 #include "run.h"
 
 #include <algorithm>
+#include <string_view>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -33,6 +34,7 @@ enum class Op : uint8_t { kGet, kPut, kDelete };
 struct Stream {
   std::vector<uint32_t> keys;
   std::vector<Op> ops;
+  std::vector<uint32_t> value_sizes;  // empty: every value is value_size bytes
 };
 
 // Zipf(s) over [0, n) by inverse CDF: exact, and built before timing.
@@ -108,8 +110,8 @@ struct Totals {
 constexpr uint32_t kLatencySampleMask = 127;  // time one op in 128
 
 void RunThread(const Target& t, const Stream& s, const std::vector<std::string>& names,
-               const std::string& value, double seconds, std::atomic<int>* ready,
-               std::atomic<bool>* go, ThreadResult* out) {
+               const std::string& value, double seconds, uint64_t op_limit,
+               std::atomic<int>* ready, std::atomic<bool>* go, ThreadResult* out) {
   std::vector<char> buf(value.size() + 64);
   ready->fetch_add(1);
   while (!go->load(std::memory_order_acquire)) {
@@ -122,6 +124,9 @@ void RunThread(const Target& t, const Stream& s, const std::vector<std::string>&
   for (;;) {
     for (size_t batch = 0; batch < 1024; ++batch, i = (i + 1 == n ? 0 : i + 1)) {
       const std::string& key = names[s.keys[i]];
+      const std::string_view v =
+          s.value_sizes.empty() ? std::string_view(value)
+                                : std::string_view(value.data(), s.value_sizes[i]);
       const bool sample = (r.ops & kLatencySampleMask) == 0;
       Clock::time_point start;
       if (sample) start = Clock::now();
@@ -152,11 +157,11 @@ void RunThread(const Target& t, const Stream& s, const std::vector<std::string>&
           if (t.get(key, buf.data(), buf.size(), &len)) {
             ++r.hits;
           } else {
-            t.put(key, value);  // cache-aside fill
+            t.put(key, v);  // cache-aside fill
           }
           break;
         }
-        case Op::kPut: t.put(key, value); break;
+        case Op::kPut: t.put(key, v); break;
         case Op::kDelete: t.erase(key); break;
       }
       if (sample) {
@@ -165,7 +170,7 @@ void RunThread(const Target& t, const Stream& s, const std::vector<std::string>&
       }
       ++r.ops;
     }
-    if (Clock::now() >= deadline) break;
+    if (op_limit != 0 ? r.ops >= op_limit : Clock::now() >= deadline) break;
   }
   *out = std::move(r);
 }
@@ -176,7 +181,10 @@ int Run(const RunConfig& c, std::vector<TargetSummary>* summary) {
   // ---- workload, generated before any timing ----
   std::vector<std::string> names(c.keys);
   for (uint32_t i = 0; i < c.keys; ++i) names[i] = KeyName(i);
-  const std::string value(c.value_size, 'v');
+  // Values: fixed size, or a size drawn per operation from [value_size,
+  // value_size_max] (a prefix of one buffer: no allocation while timing).
+  const size_t largest = std::max(c.value_size, c.value_size_max);
+  const std::string value(largest, 'v');
   std::unique_ptr<ZipfSampler> zipf;
   if (c.dist == "zipf") zipf = std::make_unique<ZipfSampler>(c.keys, c.zipf_s);
   std::vector<Stream> streams(c.threads);
@@ -191,6 +199,12 @@ int Run(const RunConfig& c, std::vector<TargetSummary>* summary) {
       s.ops[i] = u < c.read_ratio ? Op::kGet
                  : u < c.read_ratio + c.delete_ratio ? Op::kDelete
                                                      : Op::kPut;
+    }
+    if (c.value_size_max > c.value_size) {
+      s.value_sizes.resize(c.stream_length);
+      for (uint32_t& size : s.value_sizes) {
+        size = static_cast<uint32_t>(c.value_size + rng() % (c.value_size_max - c.value_size + 1));
+      }
     }
   }
   const size_t capacity = c.capacity_entries ? c.capacity_entries : c.keys;
@@ -348,7 +362,9 @@ int Run(const RunConfig& c, std::vector<TargetSummary>* summary) {
       std::atomic<bool> go{false};
       for (int th = 0; th < c.threads; ++th) {
         threads.emplace_back(RunThread, std::cref(t), std::cref(streams[th]), std::cref(names),
-                             std::cref(value), c.seconds / c.rounds, &ready, &go, &results[th]);
+                             std::cref(value), c.seconds / c.rounds,
+                             c.ops_per_thread / static_cast<uint64_t>(c.rounds), &ready, &go,
+                             &results[th]);
       }
       while (ready.load() < c.threads) std::this_thread::yield();
       const auto start = Clock::now();
