@@ -24,21 +24,22 @@
 #include "memory.h"
 #include "run.h"
 #include "stalls.h"
-#include "writes.h"
 #include "trace.h"
+#include "writes.h"
 
 namespace {
 
 int Usage(const char* why) {
-  std::fprintf(stderr,
-               "error: %s\n"
-               "usage: larder-bench replay --trace FILE [--capacity-entries N | "
-               "--capacity-bytes B] [--stripes S] [--compare-exact]\n"
-               "       larder-bench run [--dist zipf|uniform] [--zipf-s S] [--keys N] "
-               "[--value-size B|MIN-MAX] [--ops N] [--read-ratio R] [--delete-ratio D] [--threads T] "
-               "[--seconds S] [--rounds R] [--capacity-entries N] [--capacity-bytes B] "
-               "[--stripes S] [--ttl MS] [--baselines mutex,sharded,flat] [--seed N]\n",
-               why);
+  std::fprintf(
+      stderr,
+      "error: %s\n"
+      "usage: larder-bench replay --trace FILE [--capacity-entries N | "
+      "--capacity-bytes B] [--stripes S] [--compare-exact]\n"
+      "       larder-bench run [--dist zipf|uniform] [--zipf-s S] [--keys N] "
+      "[--value-size B|MIN-MAX] [--ops N] [--read-ratio R] [--delete-ratio D] [--threads T] "
+      "[--seconds S] [--rounds R] [--capacity-entries N] [--capacity-bytes B] "
+      "[--stripes S] [--ttl MS] [--baselines mutex,sharded,flat] [--seed N]\n",
+      why);
   return 2;
 }
 
@@ -67,10 +68,14 @@ bool ParseSize(const std::string& text, uint64_t* out) {
   if (text.empty() || errno != 0 || end == text.c_str()) return false;
   uint64_t mult = 1;
   std::string suffix = end;
-  if (suffix == "K" || suffix == "KiB") mult = 1ull << 10;
-  else if (suffix == "M" || suffix == "MiB") mult = 1ull << 20;
-  else if (suffix == "G" || suffix == "GiB") mult = 1ull << 30;
-  else if (!suffix.empty()) return false;
+  if (suffix == "K" || suffix == "KiB")
+    mult = 1ull << 10;
+  else if (suffix == "M" || suffix == "MiB")
+    mult = 1ull << 20;
+  else if (suffix == "G" || suffix == "GiB")
+    mult = 1ull << 30;
+  else if (!suffix.empty())
+    return false;
   *out = v * mult;
   return true;
 }
@@ -152,7 +157,7 @@ int RunCommand(const std::map<std::string, std::string>& flags) {
   larder::bench::RunConfig c;
   std::string plot;
   for (const auto& flag : flags) {
-    const std::string& name = flag.first;  // not a structured binding: clang 14
+    const std::string& name = flag.first;   // not a structured binding: clang 14
     const std::string& text = flag.second;  // cannot capture those in lambdas
     uint64_t n = 0;
     char* end = nullptr;
@@ -163,9 +168,12 @@ int RunCommand(const std::map<std::string, std::string>& flags) {
       return true;
     };
     double d = 0;
-    if (name == "dist" && (text == "zipf" || text == "uniform")) c.dist = text;
-    else if (name == "zipf-s" && number(0, 10, &d)) c.zipf_s = d;
-    else if (name == "keys" && ParseSize(text, &n) && n > 0 && n < (1ull << 32)) c.keys = static_cast<uint32_t>(n);
+    if (name == "dist" && (text == "zipf" || text == "uniform"))
+      c.dist = text;
+    else if (name == "zipf-s" && number(0, 10, &d))
+      c.zipf_s = d;
+    else if (name == "keys" && ParseSize(text, &n) && n > 0 && n < (1ull << 32))
+      c.keys = static_cast<uint32_t>(n);
     else if (name == "value-size" && text.find('-') != std::string::npos) {
       uint64_t lo = 0, hi = 0;  // a range: MIN-MAX
       if (!ParseSize(text.substr(0, text.find('-')), &lo) ||
@@ -174,20 +182,32 @@ int RunCommand(const std::map<std::string, std::string>& flags) {
       }
       c.value_size = lo;
       c.value_size_max = hi;
-    }
-    else if (name == "value-size" && ParseSize(text, &n)) c.value_size = n;
-    else if (name == "ops" && ParseSize(text, &n) && n > 0) c.ops_per_thread = n;
-    else if (name == "read-ratio" && number(0, 1, &d)) c.read_ratio = d;
-    else if (name == "delete-ratio" && number(0, 1, &d)) c.delete_ratio = d;
-    else if (name == "threads" && ParseSize(text, &n) && n > 0 && n <= 1024) c.threads = static_cast<int>(n);
-    else if (name == "seconds" && number(0.01, 86400, &d)) c.seconds = d;
-    else if (name == "rounds" && ParseSize(text, &n) && n > 0) c.rounds = static_cast<int>(n);
-    else if (name == "capacity-entries" && ParseSize(text, &n)) c.capacity_entries = n;
-    else if (name == "capacity-bytes" && ParseSize(text, &n)) c.capacity_bytes = n;
-    else if (name == "stripes" && ParseSize(text, &n)) c.stripes = n;
-    else if (name == "ttl" && ParseSize(text, &n)) c.ttl_ms = static_cast<int64_t>(n);
-    else if (name == "seed" && ParseSize(text, &n)) c.seed = n;
-    else if (name == "plot" && !text.empty()) plot = text;
+    } else if (name == "value-size" && ParseSize(text, &n))
+      c.value_size = n;
+    else if (name == "ops" && ParseSize(text, &n) && n > 0)
+      c.ops_per_thread = n;
+    else if (name == "read-ratio" && number(0, 1, &d))
+      c.read_ratio = d;
+    else if (name == "delete-ratio" && number(0, 1, &d))
+      c.delete_ratio = d;
+    else if (name == "threads" && ParseSize(text, &n) && n > 0 && n <= 1024)
+      c.threads = static_cast<int>(n);
+    else if (name == "seconds" && number(0.01, 86400, &d))
+      c.seconds = d;
+    else if (name == "rounds" && ParseSize(text, &n) && n > 0)
+      c.rounds = static_cast<int>(n);
+    else if (name == "capacity-entries" && ParseSize(text, &n))
+      c.capacity_entries = n;
+    else if (name == "capacity-bytes" && ParseSize(text, &n))
+      c.capacity_bytes = n;
+    else if (name == "stripes" && ParseSize(text, &n))
+      c.stripes = n;
+    else if (name == "ttl" && ParseSize(text, &n))
+      c.ttl_ms = static_cast<int64_t>(n);
+    else if (name == "seed" && ParseSize(text, &n))
+      c.seed = n;
+    else if (name == "plot" && !text.empty())
+      plot = text;
     else if (name == "redis" && text.find(':') != std::string::npos) {
       c.redis = text;
       bool listed = false;
@@ -196,13 +216,13 @@ int RunCommand(const std::map<std::string, std::string>& flags) {
         c.baselines.push_back("redis");
         c.baselines.push_back("redis_pipelined");
       }
-    }
-    else if (name == "baselines") {
+    } else if (name == "baselines") {
       c.baselines.clear();
       size_t start = 0;
       while (start <= text.size()) {
         size_t comma = text.find(',', start);
-        std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        std::string item =
+            text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
         if (!item.empty()) c.baselines.push_back(item);
         if (comma == std::string::npos) break;
         start = comma + 1;
@@ -231,9 +251,12 @@ int main(int argc, char** argv) {
     larder::bench::StallsConfig c;
     for (const auto& flag : flags) {
       uint64_t n = 0;
-      if (flag.first == "entries" && ParseSize(flag.second, &n) && n > 0) c.entries = static_cast<uint32_t>(n);
-      else if (flag.first == "phase-seconds") c.phase_seconds = std::atof(flag.second.c_str());
-      else return Usage(("bad or unknown flag --" + flag.first).c_str());
+      if (flag.first == "entries" && ParseSize(flag.second, &n) && n > 0)
+        c.entries = static_cast<uint32_t>(n);
+      else if (flag.first == "phase-seconds")
+        c.phase_seconds = std::atof(flag.second.c_str());
+      else
+        return Usage(("bad or unknown flag --" + flag.first).c_str());
     }
     if (!(c.phase_seconds > 0)) return Usage("--phase-seconds must be positive");
     return larder::bench::RunStalls(c);
@@ -243,10 +266,14 @@ int main(int argc, char** argv) {
     for (const auto& flag : flags) {
       uint64_t n = 0;
       if (!ParseSize(flag.second, &n) || n == 0) return Usage(("bad --" + flag.first).c_str());
-      if (flag.first == "entries") c.entries = n;
-      else if (flag.first == "churn-puts") c.churn_puts = n;
-      else if (flag.first == "churn-capacity") c.churn_capacity = n;
-      else return Usage(("unknown flag --" + flag.first).c_str());
+      if (flag.first == "entries")
+        c.entries = n;
+      else if (flag.first == "churn-puts")
+        c.churn_puts = n;
+      else if (flag.first == "churn-capacity")
+        c.churn_capacity = n;
+      else
+        return Usage(("unknown flag --" + flag.first).c_str());
     }
     return larder::bench::RunMemory(c);
   }
@@ -254,11 +281,16 @@ int main(int argc, char** argv) {
     larder::bench::WritesConfig c;
     for (const auto& flag : flags) {
       uint64_t n = 0;
-      if (flag.first == "threads" && ParseSize(flag.second, &n) && n > 0) c.threads = static_cast<int>(n);
-      else if (flag.first == "seconds") c.seconds = std::atof(flag.second.c_str());
-      else if (flag.first == "store-micros" && ParseSize(flag.second, &n)) c.store_micros = static_cast<int64_t>(n);
-      else if (flag.first == "journal-dir") c.journal_dir = flag.second;
-      else return Usage(("bad or unknown flag --" + flag.first).c_str());
+      if (flag.first == "threads" && ParseSize(flag.second, &n) && n > 0)
+        c.threads = static_cast<int>(n);
+      else if (flag.first == "seconds")
+        c.seconds = std::atof(flag.second.c_str());
+      else if (flag.first == "store-micros" && ParseSize(flag.second, &n))
+        c.store_micros = static_cast<int64_t>(n);
+      else if (flag.first == "journal-dir")
+        c.journal_dir = flag.second;
+      else
+        return Usage(("bad or unknown flag --" + flag.first).c_str());
     }
     if (!(c.seconds > 0)) return Usage("--seconds must be positive");
     return larder::bench::RunWrites(c);

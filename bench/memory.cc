@@ -87,10 +87,11 @@ int MemoryChild(int argc, char** argv) {
     Cache::Create(o, &cache);
     for (uint64_t i = 0; i < n; ++i) cache->Put(Key20(i), value);
     const size_t after = ResidentBytes();
-    std::printf("{\"rss_per_entry\":%.1f,\"entries\":%zu,\"header_bytes\":%zu,"
-                "\"overhead_charged\":%zu,\"allocator\":\"%s\"}\n",
-                static_cast<double>(after - before) / n, cache->Size(),
-                offsetof(internal::Entry, data), EntryOverhead(), internal::AllocatorName());
+    std::printf(
+        "{\"rss_per_entry\":%.1f,\"entries\":%zu,\"header_bytes\":%zu,"
+        "\"overhead_charged\":%zu,\"allocator\":\"%s\"}\n",
+        static_cast<double>(after - before) / n, cache->Size(), offsetof(internal::Entry, data),
+        EntryOverhead(), internal::AllocatorName());
   } else if (mode == "fill-mutex") {
     MutexLru lru(n);
     for (uint64_t i = 0; i < n; ++i) lru.Put(Key20(i), value);
@@ -112,13 +113,14 @@ int MemoryChild(int argc, char** argv) {
     }
     cache->CleanUp();
     const Stats s = cache->GetStats();
-    const double live = static_cast<double>(s.bytes) - static_cast<double>(s.entries) * EntryOverhead();
+    const double live =
+        static_cast<double>(s.bytes) - static_cast<double>(s.entries) * EntryOverhead();
     const size_t after = ResidentBytes();
-    std::printf("{\"rss_per_live_byte\":%.3f,\"rss_mib\":%.1f,\"live_mib\":%.1f,\"entries\":%llu,"
-                "\"allocator\":\"%s\"}\n",
-                static_cast<double>(after - before) / live, (after - before) / 1048576.0,
-                live / 1048576.0, static_cast<unsigned long long>(s.entries),
-                internal::AllocatorName());
+    std::printf(
+        "{\"rss_per_live_byte\":%.3f,\"rss_mib\":%.1f,\"live_mib\":%.1f,\"entries\":%llu,"
+        "\"allocator\":\"%s\"}\n",
+        static_cast<double>(after - before) / live, (after - before) / 1048576.0, live / 1048576.0,
+        static_cast<unsigned long long>(s.entries), internal::AllocatorName());
   } else {
     return 2;
   }
@@ -130,31 +132,33 @@ int RunMemory(const MemoryConfig& c) {
   const std::string jl = RunChild("jemalloc", {"fill-larder", n});
   const std::string gl = RunChild("system", {"fill-larder", n});
   const std::string gm = RunChild("system", {"fill-mutex", n});
-  const std::string jc = RunChild("jemalloc", {"churn", std::to_string(c.churn_puts),
-                                               std::to_string(c.churn_capacity)});
-  const std::string gc = RunChild("system", {"churn", std::to_string(c.churn_puts),
-                                             std::to_string(c.churn_capacity)});
+  const std::string jc = RunChild(
+      "jemalloc", {"churn", std::to_string(c.churn_puts), std::to_string(c.churn_capacity)});
+  const std::string gc =
+      RunChild("system", {"churn", std::to_string(c.churn_puts), std::to_string(c.churn_capacity)});
   std::printf("memory: %llu entries of 20-byte keys and 100-byte values\n",
               static_cast<unsigned long long>(c.entries));
   std::printf("  metadata per entry: %.0f-byte header + index share (charged as %.0f)\n",
               Field(jl, "header_bytes"), Field(jl, "overhead_charged"));
-  std::printf("  resident per entry: larder+jemalloc %.1f B, larder+glibc %.1f B, "
-              "mutex LRU (std containers, glibc) %.1f B\n",
-              Field(jl, "rss_per_entry"), Field(gl, "rss_per_entry"), Field(gm, "rss_per_entry"));
+  std::printf(
+      "  resident per entry: larder+jemalloc %.1f B, larder+glibc %.1f B, "
+      "mutex LRU (std containers, glibc) %.1f B\n",
+      Field(jl, "rss_per_entry"), Field(gl, "rss_per_entry"), Field(gm, "rss_per_entry"));
   std::printf("churn: %llu puts of 64 B-4 KiB values into a %llu MiB cache\n",
               static_cast<unsigned long long>(c.churn_puts),
               static_cast<unsigned long long>(c.churn_capacity >> 20));
-  std::printf("  resident per live byte: jemalloc %.3f (%.1f MiB for %.1f MiB live), glibc %.3f "
-              "(%.1f MiB for %.1f MiB live)\n",
-              Field(jc, "rss_per_live_byte"), Field(jc, "rss_mib"), Field(jc, "live_mib"),
-              Field(gc, "rss_per_live_byte"), Field(gc, "rss_mib"), Field(gc, "live_mib"));
-  std::printf("{\"entries\":%llu,\"header_bytes\":%.0f,\"overhead_charged\":%.0f,"
-              "\"rss_per_entry\":{\"larder_jemalloc\":%.1f,\"larder_glibc\":%.1f,\"mutex_glibc\":%.1f},"
-              "\"churn_rss_per_live_byte\":{\"jemalloc\":%.3f,\"glibc\":%.3f}}\n",
-              static_cast<unsigned long long>(c.entries), Field(jl, "header_bytes"),
-              Field(jl, "overhead_charged"), Field(jl, "rss_per_entry"), Field(gl, "rss_per_entry"),
-              Field(gm, "rss_per_entry"), Field(jc, "rss_per_live_byte"),
-              Field(gc, "rss_per_live_byte"));
+  std::printf(
+      "  resident per live byte: jemalloc %.3f (%.1f MiB for %.1f MiB live), glibc %.3f "
+      "(%.1f MiB for %.1f MiB live)\n",
+      Field(jc, "rss_per_live_byte"), Field(jc, "rss_mib"), Field(jc, "live_mib"),
+      Field(gc, "rss_per_live_byte"), Field(gc, "rss_mib"), Field(gc, "live_mib"));
+  std::printf(
+      "{\"entries\":%llu,\"header_bytes\":%.0f,\"overhead_charged\":%.0f,"
+      "\"rss_per_entry\":{\"larder_jemalloc\":%.1f,\"larder_glibc\":%.1f,\"mutex_glibc\":%.1f},"
+      "\"churn_rss_per_live_byte\":{\"jemalloc\":%.3f,\"glibc\":%.3f}}\n",
+      static_cast<unsigned long long>(c.entries), Field(jl, "header_bytes"),
+      Field(jl, "overhead_charged"), Field(jl, "rss_per_entry"), Field(gl, "rss_per_entry"),
+      Field(gm, "rss_per_entry"), Field(jc, "rss_per_live_byte"), Field(gc, "rss_per_live_byte"));
   return 0;
 }
 

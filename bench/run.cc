@@ -3,7 +3,6 @@
 #include "run.h"
 
 #include <algorithm>
-#include <string_view>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -15,6 +14,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -72,6 +72,18 @@ struct Target {
   int pipeline = 1;
 };
 
+// A contender that answers one operation per call (all but pipelined Redis).
+Target Plain(std::string name, decltype(Target::get) get, decltype(Target::put) put,
+             decltype(Target::erase) erase, decltype(Target::reset) reset) {
+  Target t;
+  t.name = std::move(name);
+  t.get = std::move(get);
+  t.put = std::move(put);
+  t.erase = std::move(erase);
+  t.reset = std::move(reset);
+  return t;
+}
+
 #if LARDER_BENCH_HIREDIS
 // One connection per thread and target: Redis as an application uses it.
 redisContext* RedisFor(const std::string& host, int port, const std::string& target) {
@@ -110,8 +122,8 @@ struct Totals {
 constexpr uint32_t kLatencySampleMask = 127;  // time one op in 128
 
 void RunThread(const Target& t, const Stream& s, const std::vector<std::string>& names,
-               const std::string& value, double seconds, uint64_t op_limit,
-               std::atomic<int>* ready, std::atomic<bool>* go, ThreadResult* out) {
+               const std::string& value, double seconds, uint64_t op_limit, std::atomic<int>* ready,
+               std::atomic<bool>* go, ThreadResult* out) {
   std::vector<char> buf(value.size() + 64);
   ready->fetch_add(1);
   while (!go->load(std::memory_order_acquire)) {
@@ -124,9 +136,9 @@ void RunThread(const Target& t, const Stream& s, const std::vector<std::string>&
   for (;;) {
     for (size_t batch = 0; batch < 1024; ++batch, i = (i + 1 == n ? 0 : i + 1)) {
       const std::string& key = names[s.keys[i]];
-      const std::string_view v =
-          s.value_sizes.empty() ? std::string_view(value)
-                                : std::string_view(value.data(), s.value_sizes[i]);
+      const std::string_view v = s.value_sizes.empty()
+                                     ? std::string_view(value)
+                                     : std::string_view(value.data(), s.value_sizes[i]);
       const bool sample = (r.ops & kLatencySampleMask) == 0;
       Clock::time_point start;
       if (sample) start = Clock::now();
@@ -161,8 +173,12 @@ void RunThread(const Target& t, const Stream& s, const std::vector<std::string>&
           }
           break;
         }
-        case Op::kPut: t.put(key, v); break;
-        case Op::kDelete: t.erase(key); break;
+        case Op::kPut:
+          t.put(key, v);
+          break;
+        case Op::kDelete:
+          t.erase(key);
+          break;
       }
       if (sample) {
         r.latency_ns.push_back(static_cast<uint32_t>(
@@ -196,7 +212,7 @@ int Run(const RunConfig& c, std::vector<TargetSummary>* summary) {
     for (size_t i = 0; i < c.stream_length; ++i) {
       s.keys[i] = zipf ? (*zipf)(rng) : static_cast<uint32_t>(rng() % c.keys);
       double u = std::uniform_real_distribution<double>(0, 1)(rng);
-      s.ops[i] = u < c.read_ratio ? Op::kGet
+      s.ops[i] = u < c.read_ratio                    ? Op::kGet
                  : u < c.read_ratio + c.delete_ratio ? Op::kDelete
                                                      : Op::kPut;
     }
@@ -215,7 +231,7 @@ int Run(const RunConfig& c, std::vector<TargetSummary>* summary) {
   std::unique_ptr<ShardedLru> sharded;
   std::unique_ptr<FlatCeiling> flat;
   std::vector<Target> targets;
-  targets.push_back(Target{
+  targets.push_back(Plain(
       "larder",
       [&](std::string_view k, char* b, size_t cap, size_t* len) {
         Status s = larder->GetInto(k, b, cap, len);
@@ -234,30 +250,38 @@ int Run(const RunConfig& c, std::vector<TargetSummary>* summary) {
         o.capacity_bytes = c.capacity_bytes ? c.capacity_bytes : size_t{1} << 40;
         o.stripes = c.stripes;
         Cache::Create(o, &larder);
-      }});
+      }));
   for (const std::string& b : c.baselines) {
     if (b == "mutex") {
-      targets.push_back(Target{
-          "mutex", [&](std::string_view k, char* buf, size_t cap, size_t* len) { return mutex_lru->Get(k, buf, cap, len); },
+      targets.push_back(Plain(
+          "mutex",
+          [&](std::string_view k, char* buf, size_t cap, size_t* len) {
+            return mutex_lru->Get(k, buf, cap, len);
+          },
           [&](std::string_view k, std::string_view v) { mutex_lru->Put(k, v); },
           [&](std::string_view k) { mutex_lru->Erase(k); },
-          [&] { mutex_lru = std::make_unique<MutexLru>(capacity); }});
+          [&] { mutex_lru = std::make_unique<MutexLru>(capacity); }));
     } else if (b == "sharded") {
-      targets.push_back(Target{
-          "sharded", [&](std::string_view k, char* buf, size_t cap, size_t* len) { return sharded->Get(k, buf, cap, len); },
+      targets.push_back(Plain(
+          "sharded",
+          [&](std::string_view k, char* buf, size_t cap, size_t* len) {
+            return sharded->Get(k, buf, cap, len);
+          },
           [&](std::string_view k, std::string_view v) { sharded->Put(k, v); },
           [&](std::string_view k) { sharded->Erase(k); },
-          [&] { sharded = std::make_unique<ShardedLru>(capacity); }});
+          [&] { sharded = std::make_unique<ShardedLru>(capacity); }));
     } else if (b == "flat") {
       if (c.read_ratio < 1.0) {
         std::fprintf(stderr, "note: 'flat' is a read-only ceiling; skipped (read ratio < 1)\n");
         continue;
       }
-      targets.push_back(Target{
-          "flat", [&](std::string_view k, char* buf, size_t cap, size_t* len) { return flat->Get(k, buf, cap, len); },
+      targets.push_back(Plain(
+          "flat",
+          [&](std::string_view k, char* buf, size_t cap, size_t* len) {
+            return flat->Get(k, buf, cap, len);
+          },
           [&](std::string_view, std::string_view) {},  // never reached on a full, read-only map
-          [&](std::string_view) {},
-          [&] { flat = std::make_unique<FlatCeiling>(); }});
+          [&](std::string_view) {}, [&] { flat = std::make_unique<FlatCeiling>(); }));
     } else if (b == "redis" || b == "redis_pipelined") {
 #if LARDER_BENCH_HIREDIS
       if (c.redis.empty()) {
@@ -282,13 +306,12 @@ int Run(const RunConfig& c, std::vector<TargetSummary>* summary) {
       };
       t.put = [host, port, name, ttl = c.ttl_ms](std::string_view k, std::string_view v) {
         redisReply* reply =
-            ttl > 0 ? static_cast<redisReply*>(redisCommand(RedisFor(host, port, name),
-                                                            "SET %b %b PX %lld", k.data(), k.size(),
-                                                            v.data(), v.size(),
-                                                            static_cast<long long>(ttl)))
-                    : static_cast<redisReply*>(redisCommand(RedisFor(host, port, name),
-                                                            "SET %b %b", k.data(), k.size(),
-                                                            v.data(), v.size()));
+            ttl > 0
+                ? static_cast<redisReply*>(
+                      redisCommand(RedisFor(host, port, name), "SET %b %b PX %lld", k.data(),
+                                   k.size(), v.data(), v.size(), static_cast<long long>(ttl)))
+                : static_cast<redisReply*>(redisCommand(RedisFor(host, port, name), "SET %b %b",
+                                                        k.data(), k.size(), v.data(), v.size()));
         if (reply != nullptr) freeReplyObject(reply);
       };
       t.erase = [host, port, name](std::string_view k) {
@@ -338,8 +361,10 @@ int Run(const RunConfig& c, std::vector<TargetSummary>* summary) {
       return 2;
 #endif
     } else {
-      std::fprintf(stderr, "unknown baseline '%s' (known: mutex, sharded, flat, redis, "
-                   "redis_pipelined)\n", b.c_str());
+      std::fprintf(stderr,
+                   "unknown baseline '%s' (known: mutex, sharded, flat, redis, "
+                   "redis_pipelined)\n",
+                   b.c_str());
       return 2;
     }
   }
@@ -382,21 +407,21 @@ int Run(const RunConfig& c, std::vector<TargetSummary>* summary) {
   }
 
   // ---- report ----
-  std::printf("workload: %s%s keys=%u value=%zuB read=%.2f delete=%.2f threads=%d capacity=%zu "
-              "seconds=%.1f rounds=%d\n",
-              c.dist.c_str(), c.dist == "zipf" ? ("(" + std::to_string(c.zipf_s) + ")").c_str() : "",
-              c.keys, c.value_size, c.read_ratio, c.delete_ratio, c.threads, capacity, c.seconds,
-              c.rounds);
-  std::printf("%-10s %14s %9s %9s %9s %9s %9s\n", "target", "ops/s", "p50 ns", "p99 ns",
-              "p99.9 ns", "hit %", "vs larder");
+  std::printf(
+      "workload: %s%s keys=%u value=%zuB read=%.2f delete=%.2f threads=%d capacity=%zu "
+      "seconds=%.1f rounds=%d\n",
+      c.dist.c_str(), c.dist == "zipf" ? ("(" + std::to_string(c.zipf_s) + ")").c_str() : "",
+      c.keys, c.value_size, c.read_ratio, c.delete_ratio, c.threads, capacity, c.seconds, c.rounds);
+  std::printf("%-10s %14s %9s %9s %9s %9s %9s\n", "target", "ops/s", "p50 ns", "p99 ns", "p99.9 ns",
+              "hit %", "vs larder");
   std::vector<uint32_t> p50(targets.size()), p99(targets.size()), p999(targets.size());
   for (size_t i = 0; i < targets.size(); ++i) {
     p50[i] = totals[i].Percentile(0.50);
     p99[i] = totals[i].Percentile(0.99);
     p999[i] = totals[i].Percentile(0.999);
     if (summary != nullptr) {
-      summary->push_back({targets[i].name, totals[i].ops_per_s(), p50[i], p99[i], p999[i],
-                          totals[i].hit_ratio()});
+      summary->push_back(
+          {targets[i].name, totals[i].ops_per_s(), p50[i], p99[i], p999[i], totals[i].hit_ratio()});
     }
     std::printf("%-10s %14.0f %9u %9u %9u %9.2f %9.2fx\n", targets[i].name.c_str(),
                 totals[i].ops_per_s(), p50[i], p99[i], p999[i], 100 * totals[i].hit_ratio(),
@@ -411,9 +436,10 @@ int Run(const RunConfig& c, std::vector<TargetSummary>* summary) {
                 c.seconds);
   json << buf;
   auto stats_json = [&](size_t i) {
-    std::snprintf(buf, sizeof buf,
-                  "{\"ops_per_s\":%.0f,\"p50_ns\":%u,\"p99_ns\":%u,\"p999_ns\":%u,\"hit_ratio\":%.6f}",
-                  totals[i].ops_per_s(), p50[i], p99[i], p999[i], totals[i].hit_ratio());
+    std::snprintf(
+        buf, sizeof buf,
+        "{\"ops_per_s\":%.0f,\"p50_ns\":%u,\"p99_ns\":%u,\"p999_ns\":%u,\"hit_ratio\":%.6f}",
+        totals[i].ops_per_s(), p50[i], p99[i], p999[i], totals[i].hit_ratio());
     return std::string(buf);
   };
   json << "\"larder\":" << stats_json(0) << ",\"baselines\":{";
@@ -467,7 +493,9 @@ int RunAndPlot(const RunConfig& config, const std::string& svg_path) {
   std::fprintf(g, "set terminal svg size 1000,420 dynamic font 'sans,11'\n");
   std::fprintf(g, "set output '%s'\n", svg_path.c_str());
   std::fprintf(g, "set multiplot layout 1,2\n");
-  std::fprintf(g, "set title 'throughput (M ops/s)'; set xlabel 'threads'; set key top left; set yrange [0:*]\n");
+  std::fprintf(g,
+               "set title 'throughput (M ops/s)'; set xlabel 'threads'; set key top left; set "
+               "yrange [0:*]\n");
   std::fprintf(g, "set xtics (");
   for (size_t i = 0; i < thread_counts.size(); ++i) {
     std::fprintf(g, "%s%d", i ? "," : "", thread_counts[i]);
@@ -475,16 +503,20 @@ int RunAndPlot(const RunConfig& config, const std::string& svg_path) {
   std::fprintf(g, ")\n");
   std::fprintf(g, "plot ");
   for (size_t col = 0; col < rows[0].size(); ++col) {
-    std::fprintf(g, "%s'%s' index 0 using 1:%zu with linespoints lw 2 title '%s'",
-                 col ? ", " : "", data.c_str(), col + 2, rows[0][col].name.c_str());
+    std::fprintf(g, "%s'%s' index 0 using 1:%zu with linespoints lw 2 title '%s'", col ? ", " : "",
+                 data.c_str(), col + 2, rows[0][col].name.c_str());
   }
   std::fprintf(g, "\n");
-  std::fprintf(g, "set title 'latency at %d threads (ns, log)'; set xlabel ''; set logscale y; set yrange [10:*]\n",
+  std::fprintf(g,
+               "set title 'latency at %d threads (ns, log)'; set xlabel ''; set logscale y; set "
+               "yrange [10:*]\n",
                thread_counts.back());
   std::fprintf(g, "set style data histograms; set style fill solid 0.8; set key top left\n");
   std::fprintf(g, "unset xtics; set xtics rotate by -30\n");
-  std::fprintf(g, "plot '%s' index 1 using 2:xtic(1) title 'p50', '' index 1 using 3 title 'p99', "
-               "'' index 1 using 4 title 'p99.9'\n", data.c_str());
+  std::fprintf(g,
+               "plot '%s' index 1 using 2:xtic(1) title 'p50', '' index 1 using 3 title 'p99', "
+               "'' index 1 using 4 title 'p99.9'\n",
+               data.c_str());
   std::fprintf(g, "unset multiplot\n");
   int rc = pclose(g);
   if (rc != 0) return 1;

@@ -13,7 +13,7 @@ struct RunConfig {
   double zipf_s = 0.99;
   uint32_t keys = 1'000'000;
   size_t value_size = 100;
-  size_t value_size_max = 0;  // > value_size: sizes drawn from [value_size, value_size_max]
+  size_t value_size_max = 0;    // > value_size: sizes drawn from [value_size, value_size_max]
   uint64_t ops_per_thread = 0;  // > 0: run this many operations per thread instead of --seconds
   double read_ratio = 1.0;
   double delete_ratio = 0.0;

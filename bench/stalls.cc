@@ -68,7 +68,6 @@ int RunStalls(const StallsConfig& c) {
   std::this_thread::sleep_until(fill_start + phase);
   const auto start = Clock::now();
   Window windows[3];  // steady, mass expiry, prefix invalidation
-  std::atomic<bool> stop{false};
   std::atomic<int64_t> prefix_ms{-1};
   std::thread invalidator([&] {
     std::this_thread::sleep_until(start + 2 * phase + phase / 4);

@@ -108,13 +108,13 @@ struct larder_ticket {
 
 // Every entry point catches everything: no exception crosses the ABI.
 #define LARDER_GUARD_BEGIN try {
-#define LARDER_GUARD_END                 \
-  }                                      \
-  catch (const std::bad_alloc&) {        \
-    return LARDER_NO_MEMORY;             \
-  }                                      \
-  catch (...) {                          \
-    return LARDER_INTERNAL;              \
+#define LARDER_GUARD_END          \
+  }                               \
+  catch (const std::bad_alloc&) { \
+    return LARDER_NO_MEMORY;      \
+  }                               \
+  catch (...) {                   \
+    return LARDER_INTERNAL;       \
   }
 
 namespace {
@@ -213,13 +213,13 @@ void larder_options_free(larder_options* o) {
   delete o;
 }
 
-#define LARDER_OPTIONS_SETTER(name, type, check, assign)        \
+#define LARDER_OPTIONS_SETTER(name, type, check, assign)               \
   larder_status larder_options_set_##name(larder_options* o, type v) { \
-    LARDER_GUARD_BEGIN                                          \
-    if (!IsLive(o) || !(check)) return LARDER_INVALID_ARGUMENT; \
-    assign;                                                     \
-    return LARDER_OK;                                           \
-    LARDER_GUARD_END                                            \
+    LARDER_GUARD_BEGIN                                                 \
+    if (!IsLive(o) || !(check)) return LARDER_INVALID_ARGUMENT;        \
+    assign;                                                            \
+    return LARDER_OK;                                                  \
+    LARDER_GUARD_END                                                   \
   }
 
 LARDER_OPTIONS_SETTER(capacity_bytes, uint64_t, v > 0, o->options.capacity_bytes = v)
@@ -229,7 +229,8 @@ LARDER_OPTIONS_SETTER(default_ttl, int64_t, v >= 0,
                       o->options.default_ttl = std::chrono::nanoseconds(v))
 LARDER_OPTIONS_SETTER(negative_ttl, int64_t, v >= 0,
                       o->options.negative_ttl = std::chrono::nanoseconds(v))
-LARDER_OPTIONS_SETTER(error_ttl, int64_t, v >= 0, o->options.error_ttl = std::chrono::nanoseconds(v))
+LARDER_OPTIONS_SETTER(error_ttl, int64_t, v >= 0,
+                      o->options.error_ttl = std::chrono::nanoseconds(v))
 LARDER_OPTIONS_SETTER(refresh_beta, double, v >= 0 && v < 1e300, o->options.refresh_beta = v)
 LARDER_OPTIONS_SETTER(default_refresh_delta, int64_t, v >= 0,
                       o->options.default_refresh_delta = std::chrono::nanoseconds(v))
@@ -237,8 +238,7 @@ LARDER_OPTIONS_SETTER(stale_while_revalidate, int64_t, v >= 0,
                       o->options.stale_while_revalidate = std::chrono::nanoseconds(v))
 LARDER_OPTIONS_SETTER(stale_if_error, int64_t, v >= 0,
                       o->options.stale_if_error = std::chrono::nanoseconds(v))
-LARDER_OPTIONS_SETTER(refresh_threads, uint32_t, v >= 1 && v <= 64,
-                      o->options.refresh_threads = v)
+LARDER_OPTIONS_SETTER(refresh_threads, uint32_t, v >= 1 && v <= 64, o->options.refresh_threads = v)
 LARDER_OPTIONS_SETTER(random_seed, uint64_t, true, o->options.random_seed = v)
 
 larder_status larder_options_set_removal_listener(larder_options* o, larder_removal_fn fn,
@@ -488,7 +488,8 @@ larder_status larder_load_result_set_value(larder_load_result* r, const void* va
                                            size_t value_size, int64_t ttl_ns) {
   LARDER_GUARD_BEGIN
   if (r == nullptr || !ValidBytes(value, value_size) || ttl_ns < 0) return LARDER_INVALID_ARGUMENT;
-  r->result = LoadResult::Value(std::string(View(value, value_size)), std::chrono::nanoseconds(ttl_ns));
+  r->result =
+      LoadResult::Value(std::string(View(value, value_size)), std::chrono::nanoseconds(ttl_ns));
   r->set = true;
   return LARDER_OK;
   LARDER_GUARD_END
@@ -568,8 +569,8 @@ larder_status larder_fetch_begin(larder_cache* c, const void* key, size_t key_si
   LARDER_GUARD_END
 }
 
-larder_status larder_lease_complete_value(larder_lease* lease, const void* value,
-                                          size_t value_size, int64_t ttl_ns, larder_value* out) {
+larder_status larder_lease_complete_value(larder_lease* lease, const void* value, size_t value_size,
+                                          int64_t ttl_ns, larder_value* out) {
   LARDER_GUARD_BEGIN
   if (lease == nullptr) return LARDER_INVALID_ARGUMENT;
   // The lease is consumed even when the arguments are bad: its flight then
@@ -596,8 +597,7 @@ larder_status larder_lease_complete_error(larder_lease* lease, const char* messa
   LARDER_GUARD_BEGIN
   if (lease == nullptr) return LARDER_INVALID_ARGUMENT;
   std::unique_ptr<larder_lease> owned(lease);
-  return Code(owned->lease
-                  .Complete(LoadResult::Error(message != nullptr ? message : "load failed"))
+  return Code(owned->lease.Complete(LoadResult::Error(message != nullptr ? message : "load failed"))
                   .status);
   LARDER_GUARD_END
 }
@@ -637,6 +637,8 @@ void larder_ticket_free(larder_ticket* ticket) { delete ticket; }
 
 // ---- write-through and write-behind ----
 
+}  // extern "C"
+
 namespace {
 
 larder::StoreWriter WrapStoreWriter(larder_store_write_fn fn, void* user_data) {
@@ -646,9 +648,8 @@ larder::StoreWriter WrapStoreWriter(larder_store_write_fn fn, void* user_data) {
                 value ? value->size() : 0, value ? 0 : 1, error, sizeof error);
     error[sizeof error - 1] = '\0';
     if (rc == 0) return larder::WriteOutcome::Ok();
-    return larder::WriteOutcome::Failed(error[0] != '\0' ? error
-                                                          : "the writer returned " +
-                                                                std::to_string(rc));
+    return larder::WriteOutcome::Failed(
+        error[0] != '\0' ? error : "the writer returned " + std::to_string(rc));
   };
 }
 
@@ -674,6 +675,8 @@ larder_queued_write ToC(const larder::QueuedWrite& w) {
 
 }  // namespace
 
+extern "C" {
+
 struct larder_write_behind {
   std::unique_ptr<larder::WriteBehind> wb;
 };
@@ -684,8 +687,8 @@ larder_status larder_write_through(larder_cache* c, const void* key, size_t key_
                                    size_t error_size) {
   LARDER_GUARD_BEGIN
   if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
-  if (!ValidBytes(key, key_size) || !ValidBytes(value, value_size) || fn == nullptr ||
-      ttl_ns < 0 || (error == nullptr && error_size != 0)) {
+  if (!ValidBytes(key, key_size) || !ValidBytes(value, value_size) || fn == nullptr || ttl_ns < 0 ||
+      (error == nullptr && error_size != 0)) {
     return LARDER_INVALID_ARGUMENT;
   }
   larder::PutOptions put;
@@ -754,9 +757,8 @@ larder_status larder_write_behind_open(larder_cache* c, const larder_write_behin
     int rc = writer(writer_data, writes.data(), writes.size(), error, sizeof error);
     error[sizeof error - 1] = '\0';
     if (rc == 0) return larder::WriteOutcome::Ok();
-    return larder::WriteOutcome::Failed(error[0] != '\0' ? error
-                                                          : "the writer returned " +
-                                                                std::to_string(rc));
+    return larder::WriteOutcome::Failed(
+        error[0] != '\0' ? error : "the writer returned " + std::to_string(rc));
   };
   if (config->dead_letter != nullptr) {
     const larder_dead_letter_fn dead = config->dead_letter;
@@ -775,11 +777,10 @@ larder_status larder_write_behind_open(larder_cache* c, const larder_write_behin
   o.retry_base = std::chrono::nanoseconds(config->retry_base_ns);
   o.retry_max = std::chrono::nanoseconds(config->retry_max_ns);
   if (config->journal_dir != nullptr) o.journal_dir = config->journal_dir;
-  o.journal_sync = config->journal_sync == LARDER_JOURNAL_SYNC_EVERY_WRITE
-                       ? larder::JournalSync::kEveryWrite
-                   : config->journal_sync == LARDER_JOURNAL_SYNC_INTERVAL
-                       ? larder::JournalSync::kInterval
-                       : larder::JournalSync::kNever;
+  o.journal_sync =
+      config->journal_sync == LARDER_JOURNAL_SYNC_EVERY_WRITE ? larder::JournalSync::kEveryWrite
+      : config->journal_sync == LARDER_JOURNAL_SYNC_INTERVAL  ? larder::JournalSync::kInterval
+                                                              : larder::JournalSync::kNever;
   o.journal_sync_interval = std::chrono::nanoseconds(config->journal_sync_interval_ns);
   o.journal_segment_bytes = config->journal_segment_bytes;
   auto handle = std::make_unique<larder_write_behind>();
@@ -793,8 +794,7 @@ larder_status larder_write_behind_open(larder_cache* c, const larder_write_behin
 larder_status larder_write_behind_put(larder_write_behind* wb, const void* key, size_t key_size,
                                       const void* value, size_t value_size, int64_t ttl_ns) {
   LARDER_GUARD_BEGIN
-  if (wb == nullptr || !ValidBytes(key, key_size) || !ValidBytes(value, value_size) ||
-      ttl_ns < 0) {
+  if (wb == nullptr || !ValidBytes(key, key_size) || !ValidBytes(value, value_size) || ttl_ns < 0) {
     return LARDER_INVALID_ARGUMENT;
   }
   larder::PutOptions put;

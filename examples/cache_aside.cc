@@ -30,8 +30,8 @@ class SlowStore {
 std::string GetUser(larder::Cache& cache, SlowStore& db, const std::string& key) {
   std::string value;
   if (cache.Get(key, &value) == larder::Status::kOk) return value;  // hit
-  value = db.Query(key);                                              // miss: load...
-  cache.Put(key, value);                                             // ...and fill
+  value = db.Query(key);                                            // miss: load...
+  cache.Put(key, value);                                            // ...and fill
   return value;
 }
 
@@ -45,7 +45,7 @@ int main() {
   options.capacity_entries = 100;  // at most 100 users in memory
   options.stripes = 1;             // a tiny cache: one stripe keeps exact LRU order
   options.default_ttl = 30s;
-  options.clock = clock;           // simulated time, so the demo runs instantly
+  options.clock = clock;  // simulated time, so the demo runs instantly
   options.removal_listener = [&](std::string_view, std::string_view, larder::RemovalCause c) {
     ++removals[c];
   };
@@ -66,14 +66,16 @@ int main() {
   int before = db.queries();
   for (int i = 0; i < 50; ++i) GetUser(*cache, db, "user:" + std::to_string(i));
   std::printf("   50 reads -> %d fresh database queries, %llu expirations so far\n",
-              db.queries() - before, static_cast<unsigned long long>(cache->GetStats().expirations));
+              db.queries() - before,
+              static_cast<unsigned long long>(cache->GetStats().expirations));
 
   std::printf("3. eviction: 300 distinct users into a 100-entry cache\n");
   for (int i = 0; i < 300; ++i) GetUser(*cache, db, "user:" + std::to_string(1000 + i));
   s = cache->GetStats();
   std::printf("   %llu entries resident (bound 100), %llu evictions, %llu bytes charged\n",
               static_cast<unsigned long long>(s.entries),
-              static_cast<unsigned long long>(s.evictions), static_cast<unsigned long long>(s.bytes));
+              static_cast<unsigned long long>(s.evictions),
+              static_cast<unsigned long long>(s.bytes));
 
   std::printf("4. invalidation: a write to the store invalidates the cached copy\n");
   cache->Invalidate("user:1299");
@@ -81,14 +83,13 @@ int main() {
   std::printf("   invalidate one key, then the prefix 'user:12' (%zu more entries)\n", dropped);
 
   s = cache->GetStats();
-  std::printf("\nstats: hits %llu, misses %llu, hit ratio %.1f%%, puts %llu, evictions %llu, "
-              "expirations %llu, invalidations %llu, entries %llu\n",
-              static_cast<unsigned long long>(s.hits), static_cast<unsigned long long>(s.misses),
-              100 * s.hit_ratio(), static_cast<unsigned long long>(s.puts),
-              static_cast<unsigned long long>(s.evictions),
-              static_cast<unsigned long long>(s.expirations),
-              static_cast<unsigned long long>(s.invalidations),
-              static_cast<unsigned long long>(s.entries));
+  std::printf(
+      "\nstats: hits %llu, misses %llu, hit ratio %.1f%%, puts %llu, evictions %llu, "
+      "expirations %llu, invalidations %llu, entries %llu\n",
+      static_cast<unsigned long long>(s.hits), static_cast<unsigned long long>(s.misses),
+      100 * s.hit_ratio(), static_cast<unsigned long long>(s.puts),
+      static_cast<unsigned long long>(s.evictions), static_cast<unsigned long long>(s.expirations),
+      static_cast<unsigned long long>(s.invalidations), static_cast<unsigned long long>(s.entries));
   std::printf("removal listener saw:");
   for (auto& [cause, n] : removals) std::printf(" %s=%d", larder::RemovalCauseName(cause), n);
   std::printf("\n");

@@ -36,11 +36,16 @@ void Check(larder_status s) {
 int Loader(void* user_data, const void* key, size_t key_size, larder_load_result* r) {
   const uint8_t mode = *static_cast<const uint8_t*>(user_data);
   switch (mode % 5) {
-    case 0: return larder_load_result_set_value(r, key, key_size, 0);
-    case 1: return larder_load_result_set_not_found(r);
-    case 2: return larder_load_result_set_error(r, mode % 2 ? nullptr : "hostile");
-    case 3: return 7;  // a failure code without a result
-    default: return 0;  // no result at all
+    case 0:
+      return larder_load_result_set_value(r, key, key_size, 0);
+    case 1:
+      return larder_load_result_set_not_found(r);
+    case 2:
+      return larder_load_result_set_error(r, mode % 2 ? nullptr : "hostile");
+    case 3:
+      return 7;  // a failure code without a result
+    default:
+      return 0;  // no result at all
   }
 }
 
@@ -52,11 +57,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static std::vector<char> big(LARDER_MAX_KEY_LENGTH + 16, 'x');
   auto bytes = [&](const void** p, size_t* n) {
     switch (in.Next() % 4) {
-      case 0: *p = nullptr; *n = 0; break;
-      case 1: *p = nullptr; *n = 1 + in.Next64() % (SIZE_MAX - 1); break;  // NULL, non-zero
-      case 2: *p = big.data(); *n = in.Next() % 8; break;
-      default: *p = big.data(); *n = (in.Next() % 2) ? LARDER_MAX_KEY_LENGTH + 1 + in.Next() % 8
-                                                     : in.Next() * 64; break;
+      case 0:
+        *p = nullptr;
+        *n = 0;
+        break;
+      case 1:
+        *p = nullptr;
+        *n = 1 + in.Next64() % (SIZE_MAX - 1);
+        break;  // NULL, non-zero
+      case 2:
+        *p = big.data();
+        *n = in.Next() % 8;
+        break;
+      default:
+        *p = big.data();
+        *n = (in.Next() % 2) ? LARDER_MAX_KEY_LENGTH + 1 + in.Next() % 8 : in.Next() * 64;
+        break;
     }
   };
 
@@ -66,16 +82,36 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (uint8_t i = 0; i < setters; ++i) {
     const int64_t v = static_cast<int64_t>(in.Next64());
     switch (in.Next() % 10) {
-      case 0: Check(larder_options_set_capacity_bytes(o, static_cast<uint64_t>(v) % (1u << 24))); break;
-      case 1: Check(larder_options_set_capacity_entries(o, static_cast<uint64_t>(v) % 64)); break;
-      case 2: Check(larder_options_set_stripes(o, static_cast<uint32_t>(v))); break;
-      case 3: Check(larder_options_set_default_ttl(o, v)); break;
-      case 4: Check(larder_options_set_negative_ttl(o, v)); break;
-      case 5: Check(larder_options_set_refresh_beta(o, static_cast<double>(v) / 1e18)); break;
-      case 6: Check(larder_options_set_stale_while_revalidate(o, v)); break;
-      case 7: Check(larder_options_set_error_ttl(o, v)); break;
-      case 8: Check(larder_options_set_refresh_threads(o, static_cast<uint32_t>(v))); break;
-      default: Check(larder_options_set_capacity_bytes(nullptr, 1)); break;
+      case 0:
+        Check(larder_options_set_capacity_bytes(o, static_cast<uint64_t>(v) % (1u << 24)));
+        break;
+      case 1:
+        Check(larder_options_set_capacity_entries(o, static_cast<uint64_t>(v) % 64));
+        break;
+      case 2:
+        Check(larder_options_set_stripes(o, static_cast<uint32_t>(v)));
+        break;
+      case 3:
+        Check(larder_options_set_default_ttl(o, v));
+        break;
+      case 4:
+        Check(larder_options_set_negative_ttl(o, v));
+        break;
+      case 5:
+        Check(larder_options_set_refresh_beta(o, static_cast<double>(v) / 1e18));
+        break;
+      case 6:
+        Check(larder_options_set_stale_while_revalidate(o, v));
+        break;
+      case 7:
+        Check(larder_options_set_error_ttl(o, v));
+        break;
+      case 8:
+        Check(larder_options_set_refresh_threads(o, static_cast<uint32_t>(v)));
+        break;
+      default:
+        Check(larder_options_set_capacity_bytes(nullptr, 1));
+        break;
     }
   }
   Check(larder_options_set_capacity_bytes(o, 1 + in.Next() * 256));
@@ -97,9 +133,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     char small[4];
     size_t out_size = 0;
     switch (in.Next() % 12) {
-      case 0: Check(larder_put(c, k, kn, v, vn, static_cast<int64_t>(in.Next64()))); break;
-      case 1: Check(larder_get(c, k, kn, in.Next() % 2 ? small : nullptr, in.Next() % 5,
-                               in.Next() % 4 ? &out_size : nullptr)); break;
+      case 0:
+        Check(larder_put(c, k, kn, v, vn, static_cast<int64_t>(in.Next64())));
+        break;
+      case 1:
+        Check(larder_get(c, k, kn, in.Next() % 2 ? small : nullptr, in.Next() % 5,
+                         in.Next() % 4 ? &out_size : nullptr));
+        break;
       case 2: {
         void* copy = nullptr;
         larder_status s = larder_get_alloc(c, k, kn, &copy, &out_size);
@@ -115,9 +155,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         Check(larder_value_release(&pin));  // double release: a no-op
         break;
       }
-      case 4: Check(larder_contains(c, k, kn)); break;
-      case 5: Check(larder_invalidate(c, k, kn)); break;
-      case 6: Check(larder_invalidate_prefix(c, k, kn, nullptr)); break;
+      case 4:
+        Check(larder_contains(c, k, kn));
+        break;
+      case 5:
+        Check(larder_invalidate(c, k, kn));
+        break;
+      case 6:
+        Check(larder_invalidate_prefix(c, k, kn, nullptr));
+        break;
       case 7: {
         larder_stats stats;
         stats.struct_size = in.Next() % (sizeof stats + 8);
@@ -144,10 +190,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         Check(larder_value_release(&pin));
         if (lease != nullptr) {
           switch (in.Next() % 4) {
-            case 0: Check(larder_lease_complete_value(lease, v, vn, 0, nullptr)); break;
-            case 1: Check(larder_lease_complete_not_found(lease)); break;
-            case 2: Check(larder_lease_complete_error(lease, nullptr)); break;
-            default: larder_lease_abandon(lease); break;
+            case 0:
+              Check(larder_lease_complete_value(lease, v, vn, 0, nullptr));
+              break;
+            case 1:
+              Check(larder_lease_complete_not_found(lease));
+              break;
+            case 2:
+              Check(larder_lease_complete_error(lease, nullptr));
+              break;
+            default:
+              larder_lease_abandon(lease);
+              break;
           }
         }
         if (ticket != nullptr) {
@@ -156,7 +210,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
         break;
       }
-      case 10: Check(larder_clear(in.Next() % 2 ? c : nullptr)); break;
+      case 10:
+        Check(larder_clear(in.Next() % 2 ? c : nullptr));
+        break;
       default:
         if (in.Next() % 16 == 0) Check(larder_cache_close(c));  // later calls: LARDER_CLOSED
         break;

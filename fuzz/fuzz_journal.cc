@@ -37,8 +37,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   std::unique_ptr<larder::internal::Journal> journal;
   larder::internal::Journal::Recovery recovery;
-  larder::Status s = larder::internal::Journal::Open(
-      dir, larder::internal::FsyncPolicy::kNever, 1000000, 1 << 20, &journal, &recovery);
+  larder::Status s = larder::internal::Journal::Open(dir, larder::internal::FsyncPolicy::kNever,
+                                                     1000000, 1 << 20, &journal, &recovery);
   if (s == larder::Status::kOk) {
     if (recovery.truncated_bytes != size - intact) std::abort();
     uint64_t last = 0;

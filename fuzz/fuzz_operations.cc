@@ -30,12 +30,12 @@ struct ModelEntry {
   int64_t expiry;  // 0: never
 };
 
-#define FUZZ_CHECK(cond)                                                       \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
+#define FUZZ_CHECK(cond)                                                                  \
+  do {                                                                                    \
+    if (!(cond)) {                                                                        \
       __builtin_printf("fuzz_operations: check failed: %s (line %d)\n", #cond, __LINE__); \
-      std::abort();                                                            \
-    }                                                                          \
+      std::abort();                                                                       \
+    }                                                                                     \
   } while (0)
 
 }  // namespace
@@ -127,8 +127,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             FUZZ_CHECK(r.status == larder::Status::kOk && r.value.value() == loaded);
             model[key] = {loaded, clock->NowNanos() + 500};
           } else {
-            FUZZ_CHECK(r.status == (outcome == 1 ? larder::Status::kNotFound
-                                                 : larder::Status::kLoadFailed));
+            FUZZ_CHECK(r.status ==
+                       (outcome == 1 ? larder::Status::kNotFound : larder::Status::kLoadFailed));
             if (outcome == 1) model.erase(key);  // now known absent (maybe cached as such)
           }
         } else if (r.status == larder::Status::kOk) {

@@ -70,21 +70,21 @@ LARDER_API int larder_version_number(void);
 typedef int larder_status;
 
 #define LARDER_OK 0
-#define LARDER_NOT_FOUND 1          /* no live entry; or the loader said "not found" */
-#define LARDER_INVALID_ARGUMENT 2   /* NULL handle or pointer, bad option value, ... */
-#define LARDER_EMPTY_KEY 3          /* keys are at least one byte */
-#define LARDER_KEY_TOO_LONG 4       /* longer than LARDER_MAX_KEY_LENGTH */
-#define LARDER_VALUE_TOO_LARGE 5    /* bigger than one stripe's share of the capacity */
-#define LARDER_BUFFER_TOO_SMALL 6   /* larder_get: *value_size says how much is needed */
-#define LARDER_NO_MEMORY 7          /* allocation failed; nothing changed */
-#define LARDER_LOAD_FAILED 8        /* the loader reported an error (see larder_fetch_info) */
-#define LARDER_TIMEOUT 9            /* a wait for another caller's load timed out */
-#define LARDER_RECURSIVE_LOAD 10    /* a loader asked for the key it is loading */
-#define LARDER_BUSY 11              /* a bounded queue was full */
-#define LARDER_CLOSED 12            /* the cache (or write-behind queue) was closed */
-#define LARDER_INTERNAL 13          /* an unexpected internal failure */
-#define LARDER_WRITE_FAILED 14      /* the store writer reported a failure */
-#define LARDER_IO_ERROR 15          /* the write-behind journal could not be read or written */
+#define LARDER_NOT_FOUND 1        /* no live entry; or the loader said "not found" */
+#define LARDER_INVALID_ARGUMENT 2 /* NULL handle or pointer, bad option value, ... */
+#define LARDER_EMPTY_KEY 3        /* keys are at least one byte */
+#define LARDER_KEY_TOO_LONG 4     /* longer than LARDER_MAX_KEY_LENGTH */
+#define LARDER_VALUE_TOO_LARGE 5  /* bigger than one stripe's share of the capacity */
+#define LARDER_BUFFER_TOO_SMALL 6 /* larder_get: *value_size says how much is needed */
+#define LARDER_NO_MEMORY 7        /* allocation failed; nothing changed */
+#define LARDER_LOAD_FAILED 8      /* the loader reported an error (see larder_fetch_info) */
+#define LARDER_TIMEOUT 9          /* a wait for another caller's load timed out */
+#define LARDER_RECURSIVE_LOAD 10  /* a loader asked for the key it is loading */
+#define LARDER_BUSY 11            /* a bounded queue was full */
+#define LARDER_CLOSED 12          /* the cache (or write-behind queue) was closed */
+#define LARDER_INTERNAL 13        /* an unexpected internal failure */
+#define LARDER_WRITE_FAILED 14    /* the store writer reported a failure */
+#define LARDER_IO_ERROR 15        /* the write-behind journal could not be read or written */
 
 /* A static, human-readable description of a status. Never NULL (unknown
  * codes give "unknown status"). Thread-safe. */
@@ -125,9 +125,8 @@ typedef int (*larder_loader_fn)(void *user_data, const void *key, size_t key_siz
                                 larder_load_result *result);
 
 /* The value, copied. ttl_ns 0 uses the cache's default TTL. */
-LARDER_API larder_status larder_load_result_set_value(larder_load_result *result,
-                                                      const void *value, size_t value_size,
-                                                      int64_t ttl_ns);
+LARDER_API larder_status larder_load_result_set_value(larder_load_result *result, const void *value,
+                                                      size_t value_size, int64_t ttl_ns);
 /* "There is no such key" (cached for the negative TTL when one is set). */
 LARDER_API larder_status larder_load_result_set_not_found(larder_load_result *result);
 /* A failure; `message` (NUL-terminated, may be NULL) reaches every waiter. */
@@ -180,8 +179,7 @@ LARDER_API larder_status larder_options_set_refresh_threads(larder_options *o, u
 LARDER_API larder_status larder_options_set_random_seed(larder_options *o, uint64_t seed);
 /* Removal listener; fn NULL removes it. user_data must outlive the cache. */
 LARDER_API larder_status larder_options_set_removal_listener(larder_options *o,
-                                                             larder_removal_fn fn,
-                                                             void *user_data);
+                                                             larder_removal_fn fn, void *user_data);
 /* The cache's own loader, used by get_or_load without a loader and by
  * background refreshes. fn NULL removes it. user_data must outlive the cache. */
 LARDER_API larder_status larder_options_set_loader(larder_options *o, larder_loader_fn fn,
@@ -215,9 +213,9 @@ LARDER_API larder_status larder_put(larder_cache *cache, const void *key, size_t
                                     const void *value, size_t value_size, int64_t ttl_ns);
 /* As larder_put, with the entry's weight toward capacity_bytes given
  * explicitly (charge > 0) instead of computed from its size. */
-LARDER_API larder_status larder_put_charged(larder_cache *cache, const void *key,
-                                            size_t key_size, const void *value,
-                                            size_t value_size, int64_t ttl_ns, uint64_t charge);
+LARDER_API larder_status larder_put_charged(larder_cache *cache, const void *key, size_t key_size,
+                                            const void *value, size_t value_size, int64_t ttl_ns,
+                                            uint64_t charge);
 
 /* Copies the value into buffer. *value_size receives the value's length on
  * LARDER_OK and on LARDER_BUFFER_TOO_SMALL (then nothing is copied: retry
@@ -242,11 +240,12 @@ typedef struct larder_value {
   void *internal_; /* the library's reference; NULL when empty or released */
 } larder_value;
 
-#define LARDER_VALUE_INIT {sizeof(larder_value), NULL, 0, NULL}
+#define LARDER_VALUE_INIT \
+  { sizeof(larder_value), NULL, 0, NULL }
 
 /* Pins the value into *out (which must be empty or released). */
-LARDER_API larder_status larder_get_pinned(larder_cache *cache, const void *key,
-                                           size_t key_size, larder_value *out);
+LARDER_API larder_status larder_get_pinned(larder_cache *cache, const void *key, size_t key_size,
+                                           larder_value *out);
 /* Releases a pinned value and empties the struct; releasing an empty or
  * already released value is a no-op returning LARDER_OK. Any thread. */
 LARDER_API larder_status larder_value_release(larder_value *value);
@@ -256,8 +255,7 @@ LARDER_API larder_status larder_value_release(larder_value *value);
 LARDER_API larder_status larder_contains(larder_cache *cache, const void *key, size_t key_size);
 
 /* LARDER_OK when an entry was removed, LARDER_NOT_FOUND when none existed. */
-LARDER_API larder_status larder_invalidate(larder_cache *cache, const void *key,
-                                           size_t key_size);
+LARDER_API larder_status larder_invalidate(larder_cache *cache, const void *key, size_t key_size);
 /* Removes every entry whose key starts with prefix (prefix_size 0: all);
  * *removed (may be NULL) receives the count. */
 LARDER_API larder_status larder_invalidate_prefix(larder_cache *cache, const void *prefix,
@@ -312,10 +310,10 @@ typedef struct larder_fetch_info {
  * limit) with LARDER_TIMEOUT. On LARDER_OK, *out holds a pinned value (release
  * it). LARDER_NOT_FOUND: the loader said so (or a cached negative);
  * LARDER_LOAD_FAILED: see info->error. */
-LARDER_API larder_status larder_get_or_load(larder_cache *cache, const void *key,
-                                            size_t key_size, larder_loader_fn fn,
-                                            void *user_data, int64_t timeout_ns,
-                                            larder_value *out, larder_fetch_info *info);
+LARDER_API larder_status larder_get_or_load(larder_cache *cache, const void *key, size_t key_size,
+                                            larder_loader_fn fn, void *user_data,
+                                            int64_t timeout_ns, larder_value *out,
+                                            larder_fetch_info *info);
 
 /* Starts a background refresh of key with the cache's loader; returns at
  * once. LARDER_INVALID_ARGUMENT when the cache has no loader. */
@@ -335,10 +333,9 @@ typedef struct larder_ticket larder_ticket; /* a place in line for a load */
  * one of larder_lease_complete_* (or larder_lease_abandon). WAIT: *ticket is
  * yours: larder_ticket_wait or larder_ticket_on_ready, then
  * larder_ticket_free. Returns LARDER_OK for LEAD and WAIT. */
-LARDER_API larder_status larder_fetch_begin(larder_cache *cache, const void *key,
-                                            size_t key_size, int *kind, larder_value *out,
-                                            larder_fetch_info *info, larder_lease **lease,
-                                            larder_ticket **ticket);
+LARDER_API larder_status larder_fetch_begin(larder_cache *cache, const void *key, size_t key_size,
+                                            int *kind, larder_value *out, larder_fetch_info *info,
+                                            larder_lease **lease, larder_ticket **ticket);
 
 /* Complete a lease (each consumes and frees it, even when it returns
  * LARDER_INVALID_ARGUMENT for bad value arguments: the flight then fails as
@@ -382,9 +379,8 @@ typedef int (*larder_store_write_fn)(void *user_data, const void *key, size_t ke
  * value, on failure leaves the cache unchanged and returns
  * LARDER_WRITE_FAILED with fn's message in error (may be NULL). Writes of
  * one key are serialised; other keys proceed in parallel. */
-LARDER_API larder_status larder_write_through(larder_cache *cache, const void *key,
-                                              size_t key_size, const void *value,
-                                              size_t value_size, int64_t ttl_ns,
+LARDER_API larder_status larder_write_through(larder_cache *cache, const void *key, size_t key_size,
+                                              const void *value, size_t value_size, int64_t ttl_ns,
                                               larder_store_write_fn fn, void *user_data,
                                               char *error, size_t error_size);
 /* Deletes from the store through fn, then invalidates the key. */

@@ -22,7 +22,6 @@ using internal::Stripe;
 
 namespace {
 
-
 // Auto-sizing keeps each stripe big enough that equal per-stripe shares do not
 // distort LRU order noticeably (see docs/design.md, "Striping").
 constexpr size_t kMinBytesPerAutoStripe = 32 * 1024;
@@ -45,8 +44,9 @@ size_t ChooseStripeCount(const Options& o) {
   if (o.stripes != 0) return RoundUpPow2(o.stripes);
   size_t hw = std::max(1u, std::thread::hardware_concurrency());
   size_t n = std::max<size_t>(16, RoundUpPow2(4 * hw));
-  while (n > 1 && (o.capacity_bytes / n < kMinBytesPerAutoStripe ||
-                   (o.capacity_entries != 0 && o.capacity_entries / n < kMinEntriesPerAutoStripe))) {
+  while (n > 1 &&
+         (o.capacity_bytes / n < kMinBytesPerAutoStripe ||
+          (o.capacity_entries != 0 && o.capacity_entries / n < kMinEntriesPerAutoStripe))) {
     n /= 2;
   }
   return n;
@@ -78,10 +78,14 @@ size_t EntryOverhead() { return internal::kEntryOverheadBytes; }
 
 const char* RemovalCauseName(RemovalCause cause) {
   switch (cause) {
-    case RemovalCause::kExplicit: return "explicit";
-    case RemovalCause::kReplaced: return "replaced";
-    case RemovalCause::kExpired: return "expired";
-    case RemovalCause::kEvicted: return "evicted";
+    case RemovalCause::kExplicit:
+      return "explicit";
+    case RemovalCause::kReplaced:
+      return "replaced";
+    case RemovalCause::kExpired:
+      return "expired";
+    case RemovalCause::kEvicted:
+      return "evicted";
   }
   return "unknown";
 }
@@ -97,7 +101,9 @@ PinnedValue& PinnedValue::operator=(PinnedValue&& other) noexcept {
   return *this;
 }
 
-std::string_view PinnedValue::value() const { return entry_ ? entry_->value() : std::string_view(); }
+std::string_view PinnedValue::value() const {
+  return entry_ ? entry_->value() : std::string_view();
+}
 std::string_view PinnedValue::key() const { return entry_ ? entry_->key() : std::string_view(); }
 
 void PinnedValue::Reset() {
@@ -196,8 +202,7 @@ Status Cache::Put(std::string_view key, std::string_view value, const PutOptions
   return s;
 }
 
-Status Cache::VisitWith(std::string_view key, void (*fn)(std::string_view, void*),
-                        void* context) {
+Status Cache::VisitWith(std::string_view key, void (*fn)(std::string_view, void*), void* context) {
   if (Status s = CheckKey(key); s != Status::kOk) return s;
   const uint64_t hash = internal::HashKey(key);
   Stripe& stripe = StripeFor(hash);
@@ -350,8 +355,8 @@ Status Cache::Invalidate(std::string_view key) {
   if (Status s = CheckKey(key); s != Status::kOk) return s;
   const uint64_t hash = internal::HashKey(key);
   Removals removed;
-  bool found = StripeFor(hash).Remove(hash, key, RemovalCause::kExplicit, clock_->NowNanos(),
-                                      &removed);
+  bool found =
+      StripeFor(hash).Remove(hash, key, RemovalCause::kExplicit, clock_->NowNanos(), &removed);
   internal::NotifyRemovals(options_.removal_listener, removed);
   return found ? Status::kOk : Status::kNotFound;
 }

@@ -78,7 +78,8 @@ uint64_t Epoch::TryAdvance() {
     uint64_t state = r->state.load(std::memory_order_seq_cst);
     if ((state & 1) != 0 && (state >> 1) != epoch) return epoch;
   }
-  if (global_.compare_exchange_strong(epoch, epoch + 1, std::memory_order_seq_cst)) return epoch + 1;
+  if (global_.compare_exchange_strong(epoch, epoch + 1, std::memory_order_seq_cst))
+    return epoch + 1;
   return epoch;  // someone else advanced; `epoch` now holds the new value
 }
 

@@ -17,9 +17,9 @@
 namespace larder::internal {
 namespace {
 
-constexpr size_t kHeaderBytes = 8;                   // length + CRC
-constexpr size_t kFixedPayload = 1 + 8 + 4 + 4;      // type, sequence, key and value lengths
-constexpr uint32_t kMaxPayload = 1u << 30;           // refuse absurd lengths on read
+constexpr size_t kHeaderBytes = 8;               // length + CRC
+constexpr size_t kFixedPayload = 1 + 8 + 4 + 4;  // type, sequence, key and value lengths
+constexpr uint32_t kMaxPayload = 1u << 30;       // refuse absurd lengths on read
 
 void PutU32(std::string* out, uint32_t v) {
   for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
@@ -309,8 +309,7 @@ void Journal::DeleteReleasedSegmentsLocked() {
 
 void Journal::RaiseSynced(uint64_t offset) {
   uint64_t seen = synced_.load(std::memory_order_acquire);
-  while (seen < offset &&
-         !synced_.compare_exchange_weak(seen, offset, std::memory_order_acq_rel)) {
+  while (seen < offset && !synced_.compare_exchange_weak(seen, offset, std::memory_order_acq_rel)) {
   }
 }
 

@@ -97,19 +97,19 @@ class Journal {
   const uint64_t segment_bytes_;
 
   mutable std::mutex mu_;
-  int fd_ = -1;                   // active segment
-  uint32_t active_ = 0;           // its id
+  int fd_ = -1;          // active segment
+  uint32_t active_ = 0;  // its id
   uint64_t active_size_ = 0;
-  uint64_t appended_ = 0;         // total bytes appended by this process
+  uint64_t appended_ = 0;                     // total bytes appended by this process
   std::map<uint32_t, uint64_t> outstanding_;  // segment -> outstanding write records
   std::map<uint32_t, uint64_t> sizes_;        // segment -> bytes
 
-  std::mutex sync_mu_;            // one fdatasync at a time (group commit); never held with mu_
+  std::mutex sync_mu_;               // one fdatasync at a time (group commit); never held with mu_
   std::atomic<uint64_t> synced_{0};  // appended_ known to be on disk
 
   std::condition_variable stop_cv_;
   bool stopping_ = false;
-  std::thread syncer_;            // kInterval only
+  std::thread syncer_;  // kInterval only
 };
 
 }  // namespace larder::internal

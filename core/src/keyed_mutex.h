@@ -16,7 +16,9 @@ class KeyedMutex {
  public:
   class Lock {
    public:
-    Lock(KeyedMutex* owner, std::string_view key) : owner_(owner), key_(key) { owner_->Acquire(key_); }
+    Lock(KeyedMutex* owner, std::string_view key) : owner_(owner), key_(key) {
+      owner_->Acquire(key_);
+    }
     ~Lock() { owner_->Release(key_); }
     Lock(const Lock&) = delete;
     Lock& operator=(const Lock&) = delete;
@@ -34,7 +36,9 @@ class KeyedMutex {
     std::unordered_map<std::string, int> holders;  // key -> 1 while held
   };
 
-  Shard& ShardFor(const std::string& key) { return shards_[std::hash<std::string>()(key) % kShards]; }
+  Shard& ShardFor(const std::string& key) {
+    return shards_[std::hash<std::string>()(key) % kShards];
+  }
   void Acquire(const std::string& key) {
     Shard& s = ShardFor(key);
     std::unique_lock<std::mutex> lock(s.mu);

@@ -81,12 +81,18 @@ int64_t ExpiryFor(int64_t now, std::chrono::nanoseconds ttl) {
 
 const char* FetchSourceName(FetchSource source) {
   switch (source) {
-    case FetchSource::kNone: return "none";
-    case FetchSource::kHit: return "hit";
-    case FetchSource::kStale: return "stale";
-    case FetchSource::kNegative: return "negative";
-    case FetchSource::kLoaded: return "loaded";
-    case FetchSource::kJoined: return "joined";
+    case FetchSource::kNone:
+      return "none";
+    case FetchSource::kHit:
+      return "hit";
+    case FetchSource::kStale:
+      return "stale";
+    case FetchSource::kNegative:
+      return "negative";
+    case FetchSource::kLoaded:
+      return "loaded";
+    case FetchSource::kJoined:
+      return "joined";
   }
   return "unknown";
 }
@@ -132,10 +138,10 @@ FetchLookup Cache::BeginFetch(std::string_view key, const FetchOptions& fetch) {
         answered = true;
       } else if (fresh) {  // cached "not found" or cached error
         stripe.RecordNegativeHit(guard.thread_id());
-        out.result = e->kind == Entry::kNegative
-                         ? Answer(Status::kNotFound, FetchSource::kNegative)
-                         : Answer(Status::kLoadFailed, FetchSource::kNegative,
-                                  std::string(e->value()));
+        out.result =
+            e->kind == Entry::kNegative
+                ? Answer(Status::kNotFound, FetchSource::kNegative)
+                : Answer(Status::kLoadFailed, FetchSource::kNegative, std::string(e->value()));
         answered = true;
       } else if (e->is_value() && options_.loader &&
                  now < SaturatingAdd(e->expiry_nanos, options_.stale_while_revalidate.count())) {
@@ -182,10 +188,10 @@ FetchLookup Cache::BeginFetch(std::string_view key, const FetchOptions& fetch) {
       out.result = Answer(Status::kOk, FetchSource::kHit);
       out.result.value = PinAccess::Adopt(j.entry);
     } else {
-      out.result = j.entry->kind == Entry::kNegative
-                       ? Answer(Status::kNotFound, FetchSource::kNegative)
-                       : Answer(Status::kLoadFailed, FetchSource::kNegative,
-                                std::string(j.entry->value()));
+      out.result =
+          j.entry->kind == Entry::kNegative
+              ? Answer(Status::kNotFound, FetchSource::kNegative)
+              : Answer(Status::kLoadFailed, FetchSource::kNegative, std::string(j.entry->value()));
       internal::Unref(j.entry);
     }
   } else if (j.lead) {
@@ -252,7 +258,10 @@ struct RefreshTask {
   RefreshTask(Cache* cache, std::shared_ptr<Flight> flight, Loader loader,
               FetchResult (*complete)(Cache*, const std::shared_ptr<Flight>&, LoadResult, bool),
               LoadResult (*run)(Cache*, const Loader&, const Flight&))
-      : cache(cache), flight(std::move(flight)), loader(std::move(loader)), complete(complete),
+      : cache(cache),
+        flight(std::move(flight)),
+        loader(std::move(loader)),
+        complete(complete),
         run(run) {}
   ~RefreshTask() {
     if (Claim()) complete(cache, flight, LoadResult::Error("refresh dropped unrun"), false);
@@ -331,8 +340,8 @@ FetchResult Cache::CompleteFlight(const std::shared_ptr<Flight>& flight, LoadRes
     case LoadResult::Kind::kNotFound:
       status = Status::kNotFound;
       if (options_.negative_ttl.count() > 0) {
-        e = internal::NewEntry(flight->key, {}, ExpiryFor(now, options_.negative_ttl),
-                               flight->hash, 0, Entry::kNegative, delta_micros);
+        e = internal::NewEntry(flight->key, {}, ExpiryFor(now, options_.negative_ttl), flight->hash,
+                               0, Entry::kNegative, delta_micros);
       }
       break;
     case LoadResult::Kind::kError:
@@ -341,8 +350,8 @@ FetchResult Cache::CompleteFlight(const std::shared_ptr<Flight>& flight, LoadRes
       // Only a loader's own errors are cached, never "abandoned" or "dropped".
       if (from_loader && options_.error_ttl.count() > 0 &&
           error.size() < std::numeric_limits<uint32_t>::max() / 2) {
-        e = internal::NewEntry(flight->key, error, ExpiryFor(now, options_.error_ttl),
-                               flight->hash, 0, Entry::kError, delta_micros);
+        e = internal::NewEntry(flight->key, error, ExpiryFor(now, options_.error_ttl), flight->hash,
+                               0, Entry::kError, delta_micros);
       }
       break;
   }
@@ -415,7 +424,8 @@ bool LoadTicket::ready() const {
 }
 
 FetchResult LoadTicket::Wait(std::chrono::nanoseconds timeout) const {
-  if (flight_ == nullptr) return Answer(Status::kInvalidArgument, FetchSource::kNone, "empty ticket");
+  if (flight_ == nullptr)
+    return Answer(Status::kInvalidArgument, FetchSource::kNone, "empty ticket");
   std::unique_lock<std::mutex> lock(flight_->mu);
   // Beyond a year counts as no limit (and keeps wait_for's arithmetic sane).
   if (timeout.count() <= 0 || timeout > std::chrono::hours(24 * 365)) {

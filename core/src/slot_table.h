@@ -51,7 +51,9 @@ class SlotTable {
 
   // False when the address does not fit below the tag bits (an allocator
   // handing out addresses above 2^48: 5-level paging, tagged heaps).
-  static bool Encodable(const void* p) { return (reinterpret_cast<uintptr_t>(p) & ~kPointerMask) == 0; }
+  static bool Encodable(const void* p) {
+    return (reinterpret_cast<uintptr_t>(p) & ~kPointerMask) == 0;
+  }
   // Bits 16..31: entries keep only the low 32 bits of their hash, and a
   // rebuild must recompute the tag (for tables above 2^16 slots the tag and
   // the home slot share bits, which only weakens the tag for neighbours).

@@ -43,8 +43,8 @@ void NotifyRemovals(const RemovalListener& listener, Removals& removed) {
   removed.clear();
 }
 
-Stripe::Stripe(size_t bytes_capacity, size_t entries_capacity, Clock* clock,
-               bool collect_removals, int64_t retain_grace)
+Stripe::Stripe(size_t bytes_capacity, size_t entries_capacity, Clock* clock, bool collect_removals,
+               int64_t retain_grace)
     : bytes_capacity_(bytes_capacity),
       entries_capacity_(entries_capacity),
       clock_(clock),
@@ -161,7 +161,8 @@ void Stripe::ReclaimLocked(uint64_t epoch) {
   while (n < retired_tables_.size() && retired_tables_[n].epoch + 2 <= epoch) {
     SlotTable::Destroy(retired_tables_[n++].table);
   }
-  retired_tables_.erase(retired_tables_.begin(), retired_tables_.begin() + static_cast<ptrdiff_t>(n));
+  retired_tables_.erase(retired_tables_.begin(),
+                        retired_tables_.begin() + static_cast<ptrdiff_t>(n));
 }
 
 void Stripe::RetireLocked(Entry* e) {
@@ -324,8 +325,9 @@ void Stripe::RemoveByEntryLocked(Entry* e, RemovalCause cause, Removals* removed
 }
 
 void Stripe::UnlinkLocked(Entry* e, size_t slot, RemovalCause cause, Removals* removed) {
-  table_.load(std::memory_order_relaxed)->slot(slot).store(SlotTable::kTombstone,
-                                                            std::memory_order_seq_cst);
+  table_.load(std::memory_order_relaxed)
+      ->slot(slot)
+      .store(SlotTable::kTombstone, std::memory_order_seq_cst);
   DetachLocked(e, cause, removed);
   RetireLocked(e);
 }
@@ -337,10 +339,17 @@ void Stripe::DetachLocked(Entry* e, RemovalCause cause, Removals* removed) {
   bytes_ -= e->charge();
   --entries_;
   switch (cause) {
-    case RemovalCause::kEvicted: ++evictions_; break;
-    case RemovalCause::kExpired: ++expirations_; break;
-    case RemovalCause::kExplicit: ++invalidations_; break;
-    case RemovalCause::kReplaced: break;
+    case RemovalCause::kEvicted:
+      ++evictions_;
+      break;
+    case RemovalCause::kExpired:
+      ++expirations_;
+      break;
+    case RemovalCause::kExplicit:
+      ++invalidations_;
+      break;
+    case RemovalCause::kReplaced:
+      break;
   }
   if (collect_removals_ && removed != nullptr) NoteRemovalLocked(e, cause, removed);
 }
@@ -383,8 +392,8 @@ StripeCounters Stripe::Counters() {
 
 // ---- loading ----
 
-JoinOutcome Stripe::JoinOrLead(const void* owner, uint64_t hash, std::string_view key,
-                               int64_t now, Removals* removed) {
+JoinOutcome Stripe::JoinOrLead(const void* owner, uint64_t hash, std::string_view key, int64_t now,
+                               Removals* removed) {
   MutexLock lock(&mu_);
   MaintainLocked(now, removed);
   JoinOutcome out;
@@ -422,8 +431,8 @@ JoinOutcome Stripe::JoinOrLead(const void* owner, uint64_t hash, std::string_vie
   return out;
 }
 
-std::shared_ptr<Flight> Stripe::BeginRefresh(const void* owner, uint64_t hash,
-                                             std::string_view key, int64_t now) {
+std::shared_ptr<Flight> Stripe::BeginRefresh(const void* owner, uint64_t hash, std::string_view key,
+                                             int64_t now) {
   MutexLock lock(&mu_);
   if (flights_.contains(key)) return nullptr;  // joined
   auto flight = std::make_shared<Flight>(owner, this, std::string(key), hash, now, true);

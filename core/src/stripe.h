@@ -28,12 +28,11 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <string_view>
-#include <vector>
-
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "absl/container/inlined_vector.h"
 #include "entry.h"
@@ -156,8 +155,7 @@ class Stripe {
   };
   // Removes matching entries from one bounded chunk of slots (and marks
   // matching loads as superseded); returns true once the whole stripe is done.
-  bool RemovePrefixChunk(std::string_view prefix, PrefixWalk* walk, int64_t now,
-                         Removals* removed);
+  bool RemovePrefixChunk(std::string_view prefix, PrefixWalk* walk, int64_t now, Removals* removed);
   // Applies buffered accesses, expires, and reclaims everything whose grace
   // period can be ended now (advancing the epoch when no reader blocks it).
   void CleanUp(int64_t now, Removals* removed);
@@ -167,9 +165,9 @@ class Stripe {
   static constexpr size_t kLanes = 4;
   static constexpr uint32_t kLaneCapacity = 64;
   static constexpr size_t kPrefixChunkSlots = 1024;
-  static constexpr size_t kReclaimBatch = 32;   // retired entries that prompt an epoch advance
-  static constexpr size_t kExpireBudget = 128;  // expired entries removed per write, at most
-  static constexpr size_t kReclaimBudget = 512; // retired entries freed per write, at most
+  static constexpr size_t kReclaimBatch = 32;    // retired entries that prompt an epoch advance
+  static constexpr size_t kExpireBudget = 128;   // expired entries removed per write, at most
+  static constexpr size_t kReclaimBudget = 512;  // retired entries freed per write, at most
 
   // A bounded multi-producer, single-consumer ring of accessed entries (the
   // consumer holds mu_). Threads map to lanes by id, so with up to kLanes
@@ -210,8 +208,7 @@ class Stripe {
   Status PutLocked(uint64_t hash, Entry* e, Removals* removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A write to key: its flight, if any, must not install its result (L8).
   void SupersedeFlightLocked(std::string_view key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void SupersedeFlightsWithPrefixLocked(std::string_view prefix)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SupersedeFlightsWithPrefixLocked(std::string_view prefix) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ExpireLocked(int64_t now, Removals* removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReclaimLocked(uint64_t epoch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EvictLocked(Removals* removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -246,8 +243,8 @@ class Stripe {
   std::atomic<SlotTable*> table_;
 
   Mutex mu_;
-  size_t used_slots_ ABSL_GUARDED_BY(mu_) = 0;  // live + tombstones
-  ListNode lru_ ABSL_GUARDED_BY(mu_);           // lru_.next is the most recent
+  size_t used_slots_ ABSL_GUARDED_BY(mu_) = 0;     // live + tombstones
+  ListNode lru_ ABSL_GUARDED_BY(mu_);              // lru_.next is the most recent
   std::vector<Entry*> heap_ ABSL_GUARDED_BY(mu_);  // min-heap on expiry_nanos
   // Unlinked entries in retirement order (epochs non-decreasing), chained
   // through Entry::retired so retiring never allocates.

@@ -48,8 +48,7 @@ class WriteBehind::Impl : public internal::PendingWrites {
           options_.journal_sync == JournalSync::kEveryWrite ? internal::FsyncPolicy::kEveryWrite
           : options_.journal_sync == JournalSync::kInterval ? internal::FsyncPolicy::kInterval
                                                             : internal::FsyncPolicy::kNever;
-      Status s = Journal::Open(options_.journal_dir, policy,
-                               options_.journal_sync_interval.count(),
+      Status s = Journal::Open(options_.journal_dir, policy, options_.journal_sync_interval.count(),
                                options_.journal_segment_bytes, &journal_, &recovery);
       if (s != Status::kOk) return s;
       next_sequence_ = recovery.next_sequence;
@@ -311,9 +310,9 @@ class WriteBehind::Impl : public internal::PendingWrites {
         batch_keys.push_back(key);
         if (batch_keys.size() == options_.max_batch) break;
       }
-      const bool due = !batch_keys.empty() &&
-                       (batch_keys.size() == options_.max_batch || closing_ ||
-                        flush_requests_ > 0 || oldest + options_.max_delay <= now);
+      const bool due =
+          !batch_keys.empty() && (batch_keys.size() == options_.max_batch || closing_ ||
+                                  flush_requests_ > 0 || oldest + options_.max_delay <= now);
       if (!due) {
         if (!batch_keys.empty()) next_wake = std::min(next_wake, oldest + options_.max_delay);
         if (next_wake == SteadyClock::time_point::max()) {
@@ -425,10 +424,10 @@ Status WriteBehind::Open(Cache* cache, WriteBehindOptions options,
   if (out == nullptr) return Status::kInvalidArgument;
   out->reset();
   if (cache == nullptr || !options.writer || options.max_batch == 0 ||
-      options.max_queue_entries == 0 || options.max_queue_bytes == 0 ||
-      options.max_attempts < 1 || options.max_delay.count() < 0 ||
-      options.enqueue_timeout.count() < 0 || options.retry_base.count() <= 0 ||
-      options.retry_max < options.retry_base || options.journal_sync_interval.count() <= 0) {
+      options.max_queue_entries == 0 || options.max_queue_bytes == 0 || options.max_attempts < 1 ||
+      options.max_delay.count() < 0 || options.enqueue_timeout.count() < 0 ||
+      options.retry_base.count() <= 0 || options.retry_max < options.retry_base ||
+      options.journal_sync_interval.count() <= 0) {
     return Status::kInvalidArgument;
   }
   if (cache->pending_writes() != nullptr) return Status::kInvalidArgument;  // one per cache
@@ -447,7 +446,9 @@ Status WriteBehind::Put(std::string_view key, std::string_view value) {
 Status WriteBehind::Put(std::string_view key, std::string_view value, const PutOptions& options) {
   return impl_->Write(key, value, &options);
 }
-Status WriteBehind::Delete(std::string_view key) { return impl_->Write(key, std::nullopt, nullptr); }
+Status WriteBehind::Delete(std::string_view key) {
+  return impl_->Write(key, std::nullopt, nullptr);
+}
 Status WriteBehind::Flush(std::chrono::nanoseconds timeout) { return impl_->Flush(timeout); }
 Status WriteBehind::Close(std::chrono::nanoseconds timeout) { return impl_->Shutdown(timeout); }
 WriteBehindStats WriteBehind::GetStats() const { return impl_->Stats(); }

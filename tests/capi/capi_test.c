@@ -14,25 +14,24 @@
 static int g_failed_checks = 0;
 static int g_test_failed = 0;
 
-#define CHECK(cond)                                                        \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
       fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++g_failed_checks;                                                   \
-      g_test_failed = 1;                                                   \
-    }                                                                      \
+      ++g_failed_checks;                                                       \
+      g_test_failed = 1;                                                       \
+    }                                                                          \
   } while (0)
 
-#define CHECK_STATUS(expr, expected)                                              \
-  do {                                                                            \
-    larder_status s_ = (expr);                                                    \
-    if (s_ != (expected)) {                                                       \
-      fprintf(stderr, "%s:%d: %s returned %d (%s), expected %d (%s)\n", __FILE__,  \
-              __LINE__, #expr, s_, larder_strerror(s_), (expected),               \
-              larder_strerror(expected));                                         \
-      ++g_failed_checks;                                                          \
-      g_test_failed = 1;                                                          \
-    }                                                                             \
+#define CHECK_STATUS(expr, expected)                                                               \
+  do {                                                                                             \
+    larder_status s_ = (expr);                                                                     \
+    if (s_ != (expected)) {                                                                        \
+      fprintf(stderr, "%s:%d: %s returned %d (%s), expected %d (%s)\n", __FILE__, __LINE__, #expr, \
+              s_, larder_strerror(s_), (expected), larder_strerror(expected));                     \
+      ++g_failed_checks;                                                                           \
+      g_test_failed = 1;                                                                           \
+    }                                                                                              \
   } while (0)
 
 #define KEY(s) (s), strlen(s)
@@ -177,12 +176,10 @@ static void test_bad_arguments_everywhere(void) {
   CHECK_STATUS(larder_get(c, "", 0, buf, sizeof buf, &n), LARDER_EMPTY_KEY);
   CHECK_STATUS(larder_get_pinned(c, "", 0, &v), LARDER_EMPTY_KEY);
   CHECK_STATUS(larder_contains(c, "", 0), LARDER_EMPTY_KEY);
-  CHECK_STATUS(larder_put(c, huge_key, LARDER_MAX_KEY_LENGTH + 1, "v", 1, 0),
-               LARDER_KEY_TOO_LONG);
+  CHECK_STATUS(larder_put(c, huge_key, LARDER_MAX_KEY_LENGTH + 1, "v", 1, 0), LARDER_KEY_TOO_LONG);
   CHECK_STATUS(larder_get(c, huge_key, LARDER_MAX_KEY_LENGTH + 1, buf, sizeof buf, &n),
                LARDER_KEY_TOO_LONG);
-  CHECK_STATUS(larder_get_pinned(c, huge_key, LARDER_MAX_KEY_LENGTH + 1, &v),
-               LARDER_KEY_TOO_LONG);
+  CHECK_STATUS(larder_get_pinned(c, huge_key, LARDER_MAX_KEY_LENGTH + 1, &v), LARDER_KEY_TOO_LONG);
   CHECK_STATUS(larder_put(c, huge_key, LARDER_MAX_KEY_LENGTH, "v", 1, 0), LARDER_OK);
   /* Output pointers, buffers and TTLs. */
   CHECK_STATUS(larder_get(c, KEY("k"), buf, sizeof buf, NULL), LARDER_INVALID_ARGUMENT);
@@ -379,13 +376,11 @@ static void test_get_or_load(void) {
   ctx.mode = 1;
   CHECK_STATUS(larder_get_or_load(c, KEY("beta"), loader, &ctx, 0, &v, &info), LARDER_NOT_FOUND);
   ctx.mode = 2;
-  CHECK_STATUS(larder_get_or_load(c, KEY("gamma"), loader, &ctx, 0, &v, &info),
-               LARDER_LOAD_FAILED);
+  CHECK_STATUS(larder_get_or_load(c, KEY("gamma"), loader, &ctx, 0, &v, &info), LARDER_LOAD_FAILED);
   CHECK(strcmp(info.error, "database down") == 0);
   CHECK(v.internal_ == NULL);
   ctx.mode = 3;
-  CHECK_STATUS(larder_get_or_load(c, KEY("delta"), loader, &ctx, 0, &v, &info),
-               LARDER_LOAD_FAILED);
+  CHECK_STATUS(larder_get_or_load(c, KEY("delta"), loader, &ctx, 0, &v, &info), LARDER_LOAD_FAILED);
   CHECK(strstr(info.error, "no result") != NULL);
   ctx.mode = 4;
   CHECK_STATUS(larder_get_or_load(c, KEY("epsilon"), loader, &ctx, 0, NULL, NULL),
@@ -620,7 +615,8 @@ static int dead_letters = 0;
 static void on_dead_letter(void *user_data, const larder_queued_write *write, const char *error) {
   (void)user_data;
   (void)write;
-  if (strcmp(error, "store is read-only") == 0) __atomic_fetch_add(&dead_letters, 1, __ATOMIC_SEQ_CST);
+  if (strcmp(error, "store is read-only") == 0)
+    __atomic_fetch_add(&dead_letters, 1, __ATOMIC_SEQ_CST);
 }
 
 static void test_write_through(void) {

@@ -8,11 +8,11 @@
 
 #include "larder.h"
 
-#define LOAD(name)                                                       \
-  name##_t name = (name##_t)dlsym(lib, #name);                           \
-  if (name == NULL) {                                                    \
-    fprintf(stderr, "dlsym %s: %s\n", #name, dlerror());                 \
-    return 1;                                                            \
+#define LOAD(name)                                       \
+  name##_t name = (name##_t)dlsym(lib, #name);           \
+  if (name == NULL) {                                    \
+    fprintf(stderr, "dlsym %s: %s\n", #name, dlerror()); \
+    return 1;                                            \
   }
 
 typedef larder_options *(*larder_options_new_t)(void);

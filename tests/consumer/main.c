@@ -1,8 +1,7 @@
 /* A plain C consumer of the installed package. */
+#include <larder.h>
 #include <stdio.h>
 #include <string.h>
-
-#include <larder.h>
 
 int main(void) {
   larder_options *o = larder_options_new();

@@ -1,9 +1,10 @@
 // Basic promises of the engine: what goes in comes out, byte for byte.
+#include "larder/cache.h"
+
 #include <cstring>
 #include <string>
 
 #include "gtest/gtest.h"
-#include "larder/cache.h"
 #include "test_util.h"
 
 namespace larder {
@@ -122,11 +123,11 @@ TEST(Cache, StatsArithmetic) {
   auto cache = SmallCache(2);
   cache->Put("a", "1");
   cache->Put("b", "2");
-  cache->Get("a");           // hit
-  cache->Get("zz");          // miss
-  cache->Put("c", "3");      // evicts b (a was used more recently)
-  cache->Get("b");           // miss
-  cache->Put("a", "1bis");   // replace: a put, not an eviction
+  cache->Get("a");          // hit
+  cache->Get("zz");         // miss
+  cache->Put("c", "3");     // evicts b (a was used more recently)
+  cache->Get("b");          // miss
+  cache->Put("a", "1bis");  // replace: a put, not an eviction
   cache->Invalidate("c");
   Stats s = cache->GetStats();
   EXPECT_EQ(s.hits, 1u);
@@ -168,8 +169,10 @@ TEST(Cache, VisitSeesTheValueWithoutCopying) {
 
 TEST(Cache, ManyKeysGrowTheIndexWithoutLosingAny) {
   auto cache = SmallCache(100000);
-  for (int i = 0; i < 100000; ++i) ASSERT_EQ(cache->Put(std::to_string(i), std::to_string(i * 7)), Status::kOk);
-  for (int i = 0; i < 100000; i += 7) ASSERT_EQ(GetOr(*cache, std::to_string(i)), std::to_string(i * 7));
+  for (int i = 0; i < 100000; ++i)
+    ASSERT_EQ(cache->Put(std::to_string(i), std::to_string(i * 7)), Status::kOk);
+  for (int i = 0; i < 100000; i += 7)
+    ASSERT_EQ(GetOr(*cache, std::to_string(i)), std::to_string(i * 7));
   for (int i = 0; i < 100000; i += 2) ASSERT_EQ(cache->Invalidate(std::to_string(i)), Status::kOk);
   for (int i = 1; i < 100000; i += 2) ASSERT_TRUE(cache->Contains(std::to_string(i)));
   EXPECT_EQ(cache->Size(), 50000u);

@@ -128,9 +128,8 @@ TEST(LoadingL2, OtherKeysOfTheSameStripeProceedWhileALoaderRuns) {
   EXPECT_EQ(cache->Put("other", "x"), Status::kOk);
   EXPECT_EQ(GetOr(*cache, "other"), "x");
   EXPECT_EQ(cache->Invalidate("other"), Status::kOk);
-  EXPECT_EQ(ValueOf(cache->GetOrLoad("third", [](std::string_view) {
-              return LoadResult::Value("fast");
-            })),
+  EXPECT_EQ(ValueOf(cache->GetOrLoad("third",
+                                     [](std::string_view) { return LoadResult::Value("fast"); })),
             "fast");
   release.Open();
   loading.join();
@@ -140,9 +139,8 @@ TEST(LoadingL2, OtherKeysOfTheSameStripeProceedWhileALoaderRuns) {
 TEST(LoadingL2, ALoaderMayUseTheCacheForOtherKeys) {
   auto cache = LoadingCache();
   FetchResult r = cache->GetOrLoad("outer", [&](std::string_view) {
-    FetchResult inner = cache->GetOrLoad("inner", [](std::string_view) {
-      return LoadResult::Value("inner value");
-    });
+    FetchResult inner = cache->GetOrLoad(
+        "inner", [](std::string_view) { return LoadResult::Value("inner value"); });
     cache->Put("side", "effect");
     return LoadResult::Value("outer+" + std::string(inner.value.value()));
   });
@@ -154,9 +152,8 @@ TEST(LoadingL2, ALoaderAskingForItsOwnKeyGetsAnErrorNotADeadlock) {
   auto cache = LoadingCache();
   Status inner_status = Status::kOk;
   FetchResult r = cache->GetOrLoad("k", [&](std::string_view key) {
-    inner_status = cache->GetOrLoad(key, [](std::string_view) {
-      return LoadResult::Value("never");
-    }).status;
+    inner_status =
+        cache->GetOrLoad(key, [](std::string_view) { return LoadResult::Value("never"); }).status;
     return LoadResult::Value("outer");
   });
   EXPECT_EQ(inner_status, Status::kRecursiveLoad);
@@ -189,23 +186,20 @@ TEST(LoadingL3, LoaderErrorReachesEveryWaiterAndIsNotCached) {
   }
   EXPECT_EQ(calls.load(), 1);
   // Not cached: the next call loads again.
-  EXPECT_EQ(ValueOf(cache->GetOrLoad("k", [](std::string_view) {
-              return LoadResult::Value("recovered");
-            })),
+  EXPECT_EQ(ValueOf(cache->GetOrLoad(
+                "k", [](std::string_view) { return LoadResult::Value("recovered"); })),
             "recovered");
   EXPECT_EQ(cache->GetStats().load_failures, 1u);
 }
 
 TEST(LoadingL3, AThrowingLoaderBecomesAnErrorAndTheKeyIsNotStuck) {
   auto cache = LoadingCache();
-  FetchResult r = cache->GetOrLoad("k", [](std::string_view) -> LoadResult {
-    throw std::runtime_error("boom");
-  });
+  FetchResult r = cache->GetOrLoad(
+      "k", [](std::string_view) -> LoadResult { throw std::runtime_error("boom"); });
   EXPECT_EQ(r.status, Status::kLoadFailed);
   EXPECT_EQ(r.error, "boom");
-  FetchResult again = cache->GetOrLoad("k", [](std::string_view) {
-    return LoadResult::Value("fine");
-  });
+  FetchResult again =
+      cache->GetOrLoad("k", [](std::string_view) { return LoadResult::Value("fine"); });
   EXPECT_EQ(again.status, Status::kOk);
   EXPECT_EQ(again.source, FetchSource::kLoaded);
 }
@@ -222,22 +216,20 @@ TEST(LoadingL3, AnAbandonedLeaseFailsTheFlightForItsWaiters) {
   auto cache = LoadingCache();
   LoadTicket ticket;
   {
-    FetchLookup lead = cache->BeginFetch("k", {.loader = [](std::string_view) {
-                                                 return LoadResult::Value("x");
-                                               }});
+    FetchLookup lead =
+        cache->BeginFetch("k", {.loader = [](std::string_view) { return LoadResult::Value("x"); }});
     ASSERT_EQ(lead.kind, FetchLookup::Kind::kLead);
-    FetchLookup wait = cache->BeginFetch("k", {.loader = [](std::string_view) {
-                                                 return LoadResult::Value("x");
-                                               }});
+    FetchLookup wait =
+        cache->BeginFetch("k", {.loader = [](std::string_view) { return LoadResult::Value("x"); }});
     ASSERT_EQ(wait.kind, FetchLookup::Kind::kWait);
     ticket = wait.ticket;
   }  // the lease is dropped without Complete
   FetchResult r = ticket.Wait(1s);
   EXPECT_EQ(r.status, Status::kLoadFailed);
   EXPECT_EQ(r.error, "load abandoned");
-  EXPECT_EQ(cache->GetOrLoad("k", [](std::string_view) { return LoadResult::Value("next"); })
-                .status,
-            Status::kOk);
+  EXPECT_EQ(
+      cache->GetOrLoad("k", [](std::string_view) { return LoadResult::Value("next"); }).status,
+      Status::kOk);
 }
 
 TEST(LoadingL3, ErrorsAreCachedOnlyWhenAnErrorTtlIsSet) {
@@ -273,8 +265,8 @@ TEST(LoadingL4, AWaiterThatGivesUpTimesOutAndTheLoadGoesOn) {
   });
   started.Wait();
   FetchResult impatient = cache->GetOrLoad(
-      "k", {.loader = [](std::string_view) { return LoadResult::Value("unused"); },
-            .timeout = 20ms});
+      "k",
+      {.loader = [](std::string_view) { return LoadResult::Value("unused"); }, .timeout = 20ms});
   EXPECT_EQ(impatient.status, Status::kTimeout);
   EXPECT_EQ(cache->GetStats().load_timeouts, 1u);
   release.Open();
@@ -313,10 +305,9 @@ TEST(LoadingL5, PutOrInvalidateReplaceANegativeEntryAtOnce) {
   EXPECT_EQ(ValueOf(cache->GetOrLoad("a", not_found)), "now exists");
   cache->GetOrLoad("b", not_found);
   cache->Invalidate("b");
-  EXPECT_EQ(ValueOf(cache->GetOrLoad("b", [](std::string_view) {
-              return LoadResult::Value("created");
-            })),
-            "created");
+  EXPECT_EQ(
+      ValueOf(cache->GetOrLoad("b", [](std::string_view) { return LoadResult::Value("created"); })),
+      "created");
 }
 
 TEST(LoadingL5, ZeroNegativeTtlDisablesNegativeCaching) {
@@ -560,9 +551,8 @@ TEST(LoadingL7, StaleIfErrorReturnsTheOldValueInsteadOfTheError) {
   auto cache = LoadingCache(clock, [](Options& o) { o.stale_if_error = 30s; });
   cache->GetOrLoad("k", [](std::string_view) { return LoadResult::Value("good", 10s); });
   clock->Advance(20s);
-  FetchResult r = cache->GetOrLoad("k", [](std::string_view) {
-    return LoadResult::Error("database down");
-  });
+  FetchResult r =
+      cache->GetOrLoad("k", [](std::string_view) { return LoadResult::Error("database down"); });
   EXPECT_EQ(r.status, Status::kOk);
   EXPECT_TRUE(r.stale);
   EXPECT_EQ(ValueOf(r), "good");
@@ -625,8 +615,12 @@ TEST_P(RaceTest, AWriteDuringALoadDiscardsTheLoadedValue) {
   std::thread reader([&] { first = cache->GetOrLoad("k", loader); });
   read_done.Wait();
   store.Set("v2");
-  if (write == "invalidate") EXPECT_EQ(cache->Invalidate("k"), Status::kNotFound);
-  if (write == "put") EXPECT_EQ(cache->Put("k", "v2"), Status::kOk);
+  if (write == "invalidate") {
+    EXPECT_EQ(cache->Invalidate("k"), Status::kNotFound);
+  }
+  if (write == "put") {
+    EXPECT_EQ(cache->Put("k", "v2"), Status::kOk);
+  }
   if (write == "clear") cache->Clear();
   if (write == "prefix") cache->InvalidatePrefix("k");
   release.Open();
@@ -637,9 +631,8 @@ TEST_P(RaceTest, AWriteDuringALoadDiscardsTheLoadedValue) {
   } else {
     EXPECT_EQ(GetOr(*cache, "k"), "<miss>");  // v1 was not installed
   }
-  EXPECT_EQ(ValueOf(cache->GetOrLoad("k", [&](std::string_view) {
-              return LoadResult::Value(store.Read());
-            })),
+  EXPECT_EQ(ValueOf(cache->GetOrLoad(
+                "k", [&](std::string_view) { return LoadResult::Value(store.Read()); })),
             "v2");
   EXPECT_EQ(cache->GetStats().loads_discarded, 1u);
 }
@@ -717,9 +710,8 @@ TEST(LoadingL8, ANewCallerAfterAWriteStartsAFreshLoad) {
   });
   started.Wait();
   cache->Invalidate("k");
-  FetchResult fresh = cache->GetOrLoad("k", [](std::string_view) {
-    return LoadResult::Value("new");
-  });
+  FetchResult fresh =
+      cache->GetOrLoad("k", [](std::string_view) { return LoadResult::Value("new"); });
   EXPECT_EQ(fresh.source, FetchSource::kLoaded);
   EXPECT_EQ(ValueOf(fresh), "new");
   release.Open();

@@ -1,6 +1,8 @@
 // Hit ratios on the real traces of ../shared/traces (see its README):
 //  * one stripe, one thread: exactly the published LRU figures;
 //  * default stripes: within 0.5 points of exact LRU at 5% and 10% sizes.
+#include "trace.h"
+
 #include <cmath>
 #include <cstdlib>
 #include <map>
@@ -8,7 +10,6 @@
 
 #include "gtest/gtest.h"
 #include "larder/cache.h"
-#include "trace.h"
 
 namespace larder {
 namespace {
@@ -55,9 +56,9 @@ TEST(TraceReplay, TracesHaveTheDocumentedShape) {
 TEST(TraceReplay, OneStripeReproducesArcOltpLruHitsExactly) {
   const Trace& t = LoadOnce("arc_oltp.txt.gz");
   const std::map<uint64_t, uint64_t> expected_hits = {
-      {250, 150591},   {500, 214325},   {750, 258527},   {1000, 300122},
-      {1250, 331009},  {1500, 353738},  {1750, 372863},  {2000, 388235},
-      {5000, 490443},  {10000, 554906}, {15000, 590851}};
+      {250, 150591},  {500, 214325},   {750, 258527},  {1000, 300122},
+      {1250, 331009}, {1500, 353738},  {1750, 372863}, {2000, 388235},
+      {5000, 490443}, {10000, 554906}, {15000, 590851}};
   for (auto [capacity, hits] : expected_hits) {
     EXPECT_EQ(ReplayLarder(t, capacity, false, 1).hits, hits) << "capacity " << capacity;
   }
@@ -65,9 +66,9 @@ TEST(TraceReplay, OneStripeReproducesArcOltpLruHitsExactly) {
 
 TEST(TraceReplay, OneStripeReproducesCloudPhysicsCountMisses) {
   const Trace& t = LoadOnce("cloudphysics_io.txt");
-  const std::map<uint64_t, uint64_t> expected_misses = {
-      {128, 99411}, {256, 96397}, {384, 95652},  {512, 95370},
-      {640, 95182}, {768, 94997}, {896, 94891}, {1024, 94816}};
+  const std::map<uint64_t, uint64_t> expected_misses = {{128, 99411}, {256, 96397}, {384, 95652},
+                                                        {512, 95370}, {640, 95182}, {768, 94997},
+                                                        {896, 94891}, {1024, 94816}};
   for (auto [capacity, misses] : expected_misses) {
     ReplayResult r = ReplayLarder(t, capacity, false, 1);
     EXPECT_EQ(r.requests - r.hits, misses) << "capacity " << capacity;

@@ -103,9 +103,10 @@ TEST(WriteThrough, AFailedWriteLeavesTheCacheUnchangedAndReportsTheError) {
   EXPECT_EQ(s, Status::kWriteFailed);
   EXPECT_EQ(error, "disk full");
   EXPECT_EQ(GetOr(*cache, "k"), "old");
-  s = cache->WriteThrough("k", "new", [](std::string_view, auto) -> WriteOutcome {
-    throw std::runtime_error("thrown");
-  }, {}, &error);
+  s = cache->WriteThrough(
+      "k", "new",
+      [](std::string_view, auto) -> WriteOutcome { throw std::runtime_error("thrown"); }, {},
+      &error);
   EXPECT_EQ(s, Status::kWriteFailed);
   EXPECT_EQ(error, "thrown");
   EXPECT_EQ(GetOr(*cache, "k"), "old");
@@ -133,8 +134,9 @@ TEST(WriteThrough, WritesOfOneKeyAreSerialisedAndTheLastCompletedWins) {
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 50; ++i) {
-        ASSERT_EQ(cache->WriteThrough("k", "t" + std::to_string(t) + "." + std::to_string(i), writer),
-                  Status::kOk);
+        ASSERT_EQ(
+            cache->WriteThrough("k", "t" + std::to_string(t) + "." + std::to_string(i), writer),
+            Status::kOk);
       }
     });
   }
@@ -155,10 +157,9 @@ TEST(WriteThrough, OtherKeysProceedWhileOneKeyIsBeingWritten) {
     });
   });
   started.Wait();
-  EXPECT_EQ(cache->WriteThrough("fast", "v", [](std::string_view, auto) {
-              return WriteOutcome::Ok();
-            }),
-            Status::kOk);
+  EXPECT_EQ(
+      cache->WriteThrough("fast", "v", [](std::string_view, auto) { return WriteOutcome::Ok(); }),
+      Status::kOk);
   EXPECT_EQ(GetOr(*cache, "fast"), "v");
   release.Open();
   slow.join();
@@ -178,10 +179,11 @@ TEST(WriteThrough, ALoadRunningDuringTheWriteCannotInstallItsOlderValue) {
     });
   });
   read_done.Wait();
-  ASSERT_EQ(cache->WriteThrough("k", "v2", [&](std::string_view, auto value) {
-              store.assign(*value);
-              return WriteOutcome::Ok();
-            }),
+  ASSERT_EQ(cache->WriteThrough("k", "v2",
+                                [&](std::string_view, auto value) {
+                                  store.assign(*value);
+                                  return WriteOutcome::Ok();
+                                }),
             Status::kOk);
   release.Open();
   reader.join();
@@ -193,18 +195,18 @@ TEST(WriteThrough, DeleteThroughDeletesFromTheStoreThenInvalidates) {
   auto cache = NewCache();
   cache->Put("k", "v");
   bool deleted = false;
-  EXPECT_EQ(cache->DeleteThrough("k", [&](std::string_view, std::optional<std::string_view> value) {
-              deleted = !value.has_value();
-              return WriteOutcome::Ok();
-            }),
+  EXPECT_EQ(cache->DeleteThrough("k",
+                                 [&](std::string_view, std::optional<std::string_view> value) {
+                                   deleted = !value.has_value();
+                                   return WriteOutcome::Ok();
+                                 }),
             Status::kOk);
   EXPECT_TRUE(deleted);
   EXPECT_FALSE(cache->Contains("k"));
   cache->Put("k", "v");
-  EXPECT_EQ(cache->DeleteThrough("k", [](std::string_view, auto) {
-              return WriteOutcome::Failed("no");
-            }),
-            Status::kWriteFailed);
+  EXPECT_EQ(
+      cache->DeleteThrough("k", [](std::string_view, auto) { return WriteOutcome::Failed("no"); }),
+      Status::kWriteFailed);
   EXPECT_TRUE(cache->Contains("k"));
 }
 
@@ -363,7 +365,7 @@ TEST(WriteBehind, TheQueueIsBoundedFailingOrWaitingAsConfigured) {
   ASSERT_EQ(WriteBehind::Open(cache.get(), o, &wb), Status::kOk);
   ASSERT_EQ(wb->Put("a", "1"), Status::kOk);
   ASSERT_EQ(wb->Put("b", "2"), Status::kOk);
-  EXPECT_EQ(wb->Put("c", "3"), Status::kBusy);  // fail at once
+  EXPECT_EQ(wb->Put("c", "3"), Status::kBusy);   // fail at once
   EXPECT_EQ(wb->Put("a", "1bis"), Status::kOk);  // coalescing takes no room
   EXPECT_EQ(wb->GetStats().rejected, 1u);
   release.Open();
@@ -444,10 +446,10 @@ TEST(WriteBehind, ReadsNeverLoadAKeyWithAPendingWriteEvenAfterEviction) {
   EXPECT_EQ(cache->GetOrLoad("k3", must_not_load).status, Status::kNotFound);
   ASSERT_EQ(wb->Flush(), Status::kOk);
   // Delivered: now a miss may load again.
-  EXPECT_EQ(cache->GetOrLoad("k1", [](std::string_view) {
-              return LoadResult::Value("from the store");
-            }).value.value(),
-            "from the store");
+  EXPECT_EQ(
+      cache->GetOrLoad("k1", [](std::string_view) { return LoadResult::Value("from the store"); })
+          .value.value(),
+      "from the store");
 }
 
 TEST(WriteBehind, BadOptionsAreRejected) {

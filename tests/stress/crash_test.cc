@@ -111,9 +111,10 @@ TEST(Crash, KillingTheWriterAtRandomMomentsLosesNoAcknowledgedWrite) {
       EXPECT_GE(it->second, v) << "round " << round << ": " << k << " lost version " << v;
     }
   }
-  std::printf("crash test: %d SIGKILLs, %ld acknowledged writes, %ld replayed after restarts, "
-              "none lost\n",
-              kRounds, total_acks, total_replayed);
+  std::printf(
+      "crash test: %d SIGKILLs, %ld acknowledged writes, %ld replayed after restarts, "
+      "none lost\n",
+      kRounds, total_acks, total_replayed);
   EXPECT_GT(total_acks, 100);
   std::filesystem::remove_all(dir);
 }

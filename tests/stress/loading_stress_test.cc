@@ -65,10 +65,11 @@ TEST(Stampede, ThousandThreadsMissingOneExpiredKeyCauseExactlyOneLoad) {
   EXPECT_EQ(got_fresh.load(), kStampedeThreads);
   Stats s = cache->GetStats();
   EXPECT_EQ(s.loads, 1u);
-  std::printf("stampede: %d threads, %d loader call(s), %d joined the flight, %llu coalesced, "
-              "%.0f ms wall\n",
-              kStampedeThreads, loader_calls.load(), waited.load(),
-              static_cast<unsigned long long>(s.coalesced_waits), ms);
+  std::printf(
+      "stampede: %d threads, %d loader call(s), %d joined the flight, %llu coalesced, "
+      "%.0f ms wall\n",
+      kStampedeThreads, loader_calls.load(), waited.load(),
+      static_cast<unsigned long long>(s.coalesced_waits), ms);
 }
 
 TEST(SustainedLoad, WithEarlyRefreshNoReaderWaitsAfterTheFirstLoad) {
@@ -110,12 +111,12 @@ TEST(SustainedLoad, WithEarlyRefreshNoReaderWaitsAfterTheFirstLoad) {
   }
   Stats s = cache->GetStats();
   const double refreshes_per_period = static_cast<double>(s.refreshes_started) / kPeriods;
-  std::printf("sustained load: %llu reads over %d TTL periods, %llu waits after the first load, "
-              "%llu refreshes (%.2f per TTL period), %llu discarded\n",
-              static_cast<unsigned long long>(reads), kPeriods,
-              static_cast<unsigned long long>(waits),
-              static_cast<unsigned long long>(s.refreshes_started), refreshes_per_period,
-              static_cast<unsigned long long>(s.refreshes_discarded));
+  std::printf(
+      "sustained load: %llu reads over %d TTL periods, %llu waits after the first load, "
+      "%llu refreshes (%.2f per TTL period), %llu discarded\n",
+      static_cast<unsigned long long>(reads), kPeriods, static_cast<unsigned long long>(waits),
+      static_cast<unsigned long long>(s.refreshes_started), refreshes_per_period,
+      static_cast<unsigned long long>(s.refreshes_discarded));
   EXPECT_EQ(waits, 0u);
   EXPECT_EQ(s.loads, 1u);
   EXPECT_GE(refreshes_per_period, 1.0);  // it kept the key fresh...

@@ -54,7 +54,9 @@ bool Validate(std::string_view key, std::string_view value, uint64_t* version) {
   return value == MakeValue(std::string(key), *version);
 }
 
-std::string OwnKey(int thread, int i) { return "t" + std::to_string(thread) + ":" + std::to_string(i); }
+std::string OwnKey(int thread, int i) {
+  return "t" + std::to_string(thread) + ":" + std::to_string(i);
+}
 std::string SharedKey(int i) { return "shared:" + std::to_string(i); }
 
 TEST(Stress, MixedOperationsKeepEveryInvariant) {
@@ -182,12 +184,13 @@ TEST(Stress, MixedOperationsKeepEveryInvariant) {
   EXPECT_LE(s.entries, o.capacity_entries);
   EXPECT_GT(s.evictions, 0u);
   EXPECT_GT(s.expirations, 0u);
-  std::printf("stress: %llu reads (hit ratio %.3f), %llu puts, %llu evictions, %llu expirations, "
-              "%llu dropped promotions\n",
-              static_cast<unsigned long long>(reads.load()), s.hit_ratio(),
-              static_cast<unsigned long long>(s.puts), static_cast<unsigned long long>(s.evictions),
-              static_cast<unsigned long long>(s.expirations),
-              static_cast<unsigned long long>(s.dropped_promotions));
+  std::printf(
+      "stress: %llu reads (hit ratio %.3f), %llu puts, %llu evictions, %llu expirations, "
+      "%llu dropped promotions\n",
+      static_cast<unsigned long long>(reads.load()), s.hit_ratio(),
+      static_cast<unsigned long long>(s.puts), static_cast<unsigned long long>(s.evictions),
+      static_cast<unsigned long long>(s.expirations),
+      static_cast<unsigned long long>(s.dropped_promotions));
 }
 
 TEST(Stress, HotKeyReadersRaceWithWritersOfTheSameKey) {

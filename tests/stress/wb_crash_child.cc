@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<larder::Cache> cache;
   if (larder::Cache::Create(o, &cache) != larder::Status::kOk) return 4;
 
-  std::mt19937 rng(static_cast<unsigned>(round) * 7919u + 1);         // the writing thread's
+  std::mt19937 rng(static_cast<unsigned>(round) * 7919u + 1);          // the writing thread's
   std::mt19937 store_rng(static_cast<unsigned>(round) * 104729u + 3);  // the flusher's
   larder::WriteBehindOptions wo;
   wo.journal_dir = journal;

@@ -26,12 +26,12 @@ constexpr char kTagString = 's';
 constexpr char kTagBuffer = 'b';
 constexpr char kTagJson = 'j';
 
-#define CHECK_NAPI(call)                                         \
-  do {                                                           \
-    if ((call) != napi_ok) {                                     \
+#define CHECK_NAPI(call)                                                 \
+  do {                                                                   \
+    if ((call) != napi_ok) {                                             \
       napi_throw_error(env, "LARDER_NAPI", "N-API call failed: " #call); \
-      return nullptr;                                            \
-    }                                                            \
+      return nullptr;                                                    \
+    }                                                                    \
   } while (0)
 
 // ---- the registry of native caches ----
@@ -167,7 +167,8 @@ napi_value Create(napi_env env, napi_callback_info info) {
   const double max = NumberOr(env, argv[0], "max", 0);
   const double ttl = NumberOr(env, argv[0], "ttl", 0);
   const double stripes = NumberOr(env, argv[0], "stripes", 0);
-  if (!(max_size > 0) || max < 0 || ttl < 0 || stripes < 0) return Throw(env, LARDER_INVALID_ARGUMENT);
+  if (!(max_size > 0) || max < 0 || ttl < 0 || stripes < 0)
+    return Throw(env, LARDER_INVALID_ARGUMENT);
   larder_options* o = larder_options_new();
   if (o == nullptr) return Throw(env, LARDER_NO_MEMORY);
   larder_options_set_capacity_bytes(o, static_cast<uint64_t>(max_size));
@@ -230,7 +231,8 @@ napi_value Get(napi_env env, napi_callback_info info) {
   // A reused buffer: no allocation per hit for values up to its size.
   thread_local std::vector<char> buffer(4096);
   size_t size = 0;
-  larder_status s = larder_get(h->cache, key.data(), key.size(), buffer.data(), buffer.size(), &size);
+  larder_status s =
+      larder_get(h->cache, key.data(), key.size(), buffer.data(), buffer.size(), &size);
   if (s == LARDER_BUFFER_TOO_SMALL) {
     buffer.resize(size);
     s = larder_get(h->cache, key.data(), key.size(), buffer.data(), buffer.size(), &size);
@@ -283,7 +285,9 @@ napi_value KeyCall(napi_env env, napi_callback_info info,
   return out;
 }
 
-napi_value Has(napi_env env, napi_callback_info info) { return KeyCall(env, info, larder_contains); }
+napi_value Has(napi_env env, napi_callback_info info) {
+  return KeyCall(env, info, larder_contains);
+}
 napi_value Delete(napi_env env, napi_callback_info info) {
   return KeyCall(env, info, larder_invalidate);
 }
@@ -297,7 +301,9 @@ napi_value HandleCall(napi_env env, napi_callback_info info, larder_status (*fn)
   return nullptr;
 }
 
-napi_value Clear(napi_env env, napi_callback_info info) { return HandleCall(env, info, larder_clear); }
+napi_value Clear(napi_env env, napi_callback_info info) {
+  return HandleCall(env, info, larder_clear);
+}
 napi_value Close(napi_env env, napi_callback_info info) {
   return HandleCall(env, info, larder_cache_close);
 }
@@ -466,9 +472,8 @@ napi_value Complete(napi_env env, napi_callback_info info) {
       return nullptr;
     }
     value.insert(value.begin(), json ? kTagJson : tag);
-    larder_status s = larder_lease_complete_value(lease, value.data(), value.size(),
-                                                  static_cast<int64_t>(ttl < 0 ? 0 : ttl * 1e6),
-                                                  nullptr);
+    larder_status s = larder_lease_complete_value(
+        lease, value.data(), value.size(), static_cast<int64_t>(ttl < 0 ? 0 : ttl * 1e6), nullptr);
     if (s != LARDER_OK) return Throw(env, s);
     return nullptr;
   }

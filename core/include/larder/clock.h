@@ -29,7 +29,9 @@ class ManualClock final : public Clock {
  public:
   explicit ManualClock(int64_t start_nanos = 1'000'000'000) : now_(start_nanos) {}
   int64_t NowNanos() override { return now_.load(std::memory_order_acquire); }
-  void Advance(std::chrono::nanoseconds by) { now_.fetch_add(by.count(), std::memory_order_acq_rel); }
+  void Advance(std::chrono::nanoseconds by) {
+    now_.fetch_add(by.count(), std::memory_order_acq_rel);
+  }
 
  private:
   std::atomic<int64_t> now_;

@@ -46,7 +46,7 @@ struct QueuedWrite {
   std::string key;
   std::optional<std::string> value;  // nullopt: delete the key
   uint64_t sequence = 0;
-  int attempt = 1;  // 1 on the first delivery
+  int attempt = 1;        // 1 on the first delivery
   bool replayed = false;  // recovered from the journal at open
 };
 
@@ -66,8 +66,8 @@ struct WriteBehindOptions {
   BatchWriter writer;  // required
   size_t max_batch = 128;
   std::chrono::nanoseconds max_delay{std::chrono::milliseconds(50)};  // before a partial batch goes
-  size_t max_queue_entries = 100000;  // keys with a pending write
-  size_t max_queue_bytes = 64 << 20;  // their keys and values
+  size_t max_queue_entries = 100000;                                  // keys with a pending write
+  size_t max_queue_bytes = 64 << 20;                                  // their keys and values
   // When the queue is full: wait up to this long for room, then kBusy; zero
   // fails at once.
   std::chrono::nanoseconds enqueue_timeout{0};
@@ -83,18 +83,18 @@ struct WriteBehindOptions {
 };
 
 struct WriteBehindStats {
-  uint64_t queue_depth = 0;        // keys with a pending or in-flight write
+  uint64_t queue_depth = 0;  // keys with a pending or in-flight write
   uint64_t queue_bytes = 0;
   int64_t oldest_pending_nanos = 0;  // age of the oldest pending write
-  uint64_t writes = 0;             // Put/Delete calls accepted
-  uint64_t coalesced = 0;          // writes replaced by a newer one of the same key before delivery
-  uint64_t delivered = 0;          // writes the writer accepted
+  uint64_t writes = 0;               // Put/Delete calls accepted
+  uint64_t coalesced = 0;  // writes replaced by a newer one of the same key before delivery
+  uint64_t delivered = 0;  // writes the writer accepted
   uint64_t batches = 0;
-  uint64_t retries = 0;            // failed deliveries that were retried
+  uint64_t retries = 0;  // failed deliveries that were retried
   uint64_t dead_letters = 0;
-  uint64_t rejected = 0;           // Put/Delete refused because the queue was full
+  uint64_t rejected = 0;  // Put/Delete refused because the queue was full
   uint64_t journal_bytes = 0;
-  uint64_t replayed_writes = 0;    // recovered from the journal at open
+  uint64_t replayed_writes = 0;          // recovered from the journal at open
   uint64_t journal_truncated_bytes = 0;  // torn or corrupt tails cut off at open
 };
 
