@@ -218,7 +218,10 @@ Status Cache::VisitWith(std::string_view key, void (*fn)(std::string_view, void*
     if (e == nullptr) {
       std::optional<std::string> pending;
       if (LookupPending(key, &pending)) {  // read-your-writes (write-behind)
-        if (!pending) return Status::kNotFound;
+        if (!pending) {                    // a pending delete: a miss that must not load
+          stripe.RecordMiss(guard.thread_id());
+          return Status::kNotFound;
+        }
         fn(*pending, context);
         stripe.RecordHit(nullptr, guard.thread_id());
         return Status::kOk;

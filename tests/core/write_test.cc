@@ -444,6 +444,10 @@ TEST(WriteBehind, ReadsNeverLoadAKeyWithAPendingWriteEvenAfterEviction) {
   EXPECT_EQ(cache->Pin("k1").value(), "pending value");
   EXPECT_TRUE(cache->Contains("k1"));
   EXPECT_EQ(cache->GetOrLoad("k3", must_not_load).status, Status::kNotFound);
+  const Stats before = cache->GetStats();
+  EXPECT_EQ(cache->Get("k3"), std::nullopt);  // a pending delete still counts as a miss
+  const Stats after = cache->GetStats();
+  EXPECT_EQ(after.hits + after.misses, before.hits + before.misses + 1);
   ASSERT_EQ(wb->Flush(), Status::kOk);
   // Delivered: now a miss may load again.
   EXPECT_EQ(
