@@ -11,6 +11,7 @@
 #include "larder/cache.h"
 #include "refresh_pool.h"
 #include "stripe.h"
+#include "test_point.h"
 #include "xfetch.h"
 
 namespace larder {
@@ -195,8 +196,20 @@ FetchLookup Cache::BeginFetch(std::string_view key, const FetchOptions& fetch) {
       internal::Unref(j.entry);
     }
   } else if (j.lead) {
+    LoadLease lease(this, std::move(j.flight));
+    // Now that the flight is registered, a write-behind write of the key
+    // supersedes it (its cache update runs after its enqueue). A write
+    // enqueued between the check above and the registration is found here;
+    // the load must not read the store behind it (W2).
+    internal::ReachTestPoint(internal::TestPoint::kLoadRegistered, key);
+    if (std::optional<std::string> pending; LookupPending(key, &pending)) {
+      out.result =
+          lease.Complete(pending ? LoadResult::Value(std::move(*pending)) : LoadResult::NotFound());
+      out.result.source = FetchSource::kHit;
+      return out;
+    }
     out.kind = FetchLookup::Kind::kLead;
-    out.lease = LoadLease(this, std::move(j.flight));
+    out.lease = std::move(lease);
   } else {
     out.kind = FetchLookup::Kind::kWait;
     out.ticket = LoadTicket(std::move(j.flight));
@@ -288,6 +301,17 @@ void Cache::StartRefresh(Stripe& stripe, uint64_t hash, std::string_view key,
   if (std::optional<std::string> pending; LookupPending(key, &pending)) return;
   std::shared_ptr<Flight> flight = stripe.BeginRefresh(this, hash, key, clock_->NowNanos());
   if (flight == nullptr) return;  // a flight is already on its way: joined
+  // As in BeginFetch: a write enqueued before the registration is found
+  // now; one enqueued after it supersedes the flight.
+  internal::ReachTestPoint(internal::TestPoint::kRefreshRegistered, key);
+  if (std::optional<std::string> pending; LookupPending(key, &pending)) {
+    bool unclaimed = false;
+    if (flight->claimed.compare_exchange_strong(unclaimed, true, std::memory_order_acq_rel)) {
+      CompleteFlight(
+          flight, pending ? LoadResult::Value(std::move(*pending)) : LoadResult::NotFound(), true);
+    }
+    return;
+  }
   auto task = std::make_shared<RefreshTask>(
       this, flight, loader,
       [](Cache* c, const std::shared_ptr<Flight>& f, LoadResult r, bool from_loader) {
