@@ -174,31 +174,40 @@ Status Cache::CheckKey(std::string_view key) const {
   return Status::kOk;
 }
 
+void Cache::NotifyRemovals(Removals& removed) const {
+  internal::NotifyRemovals(options_.removal_listener, removed);
+}
+
 Status Cache::Put(std::string_view key, std::string_view value, const PutOptions& put) {
+  Removals removed;
+  Status s = PutCollecting(key, value, put, &removed);
+  NotifyRemovals(removed);
+  return s;
+}
+
+Status Cache::PutCollecting(std::string_view key, std::string_view value, const PutOptions& put,
+                            Removals* removed) {
   if (Status s = CheckKey(key); s != Status::kOk) return s;
   if (put.ttl.count() < 0) return Status::kInvalidArgument;
   const uint64_t hash = internal::HashKey(key);
   Stripe& stripe = StripeFor(hash);
   const int64_t now = clock_->NowNanos();
   const size_t charge = put.charge != 0 ? put.charge : key.size() + value.size() + EntryOverhead();
-  Removals removed;
   if (value.size() > std::numeric_limits<uint32_t>::max() || charge > stripe.bytes_capacity() ||
       charge > std::numeric_limits<uint32_t>::max()) {
     // Never leave the previous value readable after a put that did not land.
-    stripe.Remove(hash, key, RemovalCause::kReplaced, now, &removed);
-    internal::NotifyRemovals(options_.removal_listener, removed);
+    stripe.Remove(hash, key, RemovalCause::kReplaced, now, removed);
     return Status::kValueTooLarge;
   }
   const int64_t ttl = (put.ttl.count() != 0 ? put.ttl : options_.default_ttl).count();
   int64_t expiry = 0;
   if (ttl > 0 && ttl < std::numeric_limits<int64_t>::max() - now) expiry = now + ttl;
   Entry* e = internal::NewEntry(key, value, expiry, hash, static_cast<uint32_t>(put.charge));
-  Status s = e == nullptr ? Status::kNoMemory : stripe.Put(hash, e, now, &removed);
+  Status s = e == nullptr ? Status::kNoMemory : stripe.Put(hash, e, now, removed);
   if (s == Status::kNoMemory) {
     // As for a value that does not fit: a failed put leaves no stale value.
-    stripe.Remove(hash, key, RemovalCause::kReplaced, now, &removed);
+    stripe.Remove(hash, key, RemovalCause::kReplaced, now, removed);
   }
-  internal::NotifyRemovals(options_.removal_listener, removed);
   return s;
 }
 
@@ -328,15 +337,20 @@ Status Cache::WriteThrough(std::string_view key, std::string_view value, const S
                            const PutOptions& options, std::string* error) {
   if (Status s = CheckKey(key); s != Status::kOk) return s;
   if (!writer || options.ttl.count() < 0) return Status::kInvalidArgument;
-  internal::KeyedMutex::Lock key_lock(write_locks_.get(), key);  // one write of a key at a time
-  const WriteOutcome outcome = CallWriter(writer, key, value);
-  if (!outcome.ok) {
-    if (error != nullptr) *error = outcome.error;
-    return Status::kWriteFailed;  // the store did not change, so neither does the cache
+  Removals removed;
+  Status s;
+  {
+    internal::KeyedMutex::Lock key_lock(write_locks_.get(), key);  // one write of a key at a time
+    const WriteOutcome outcome = CallWriter(writer, key, value);
+    if (!outcome.ok) {
+      if (error != nullptr) *error = outcome.error;
+      return Status::kWriteFailed;  // the store did not change, so neither does the cache
+    }
+    // Put supersedes any load of the key that is running, so it cannot
+    // install what it read before this write (L8).
+    s = PutCollecting(key, value, options, &removed);
   }
-  // Put supersedes any load of the key that is running, so it cannot install
-  // what it read before this write (L8).
-  Status s = Put(key, value, options);
+  NotifyRemovals(removed);  // with no lock held: the listener may write this key
   if (s == Status::kValueTooLarge) s = Status::kOk;  // stored; too big to cache (and not stale)
   return s;
 }
@@ -344,23 +358,32 @@ Status Cache::WriteThrough(std::string_view key, std::string_view value, const S
 Status Cache::DeleteThrough(std::string_view key, const StoreWriter& writer, std::string* error) {
   if (Status s = CheckKey(key); s != Status::kOk) return s;
   if (!writer) return Status::kInvalidArgument;
-  internal::KeyedMutex::Lock key_lock(write_locks_.get(), key);
-  const WriteOutcome outcome = CallWriter(writer, key, std::nullopt);
-  if (!outcome.ok) {
-    if (error != nullptr) *error = outcome.error;
-    return Status::kWriteFailed;
+  Removals removed;
+  {
+    internal::KeyedMutex::Lock key_lock(write_locks_.get(), key);
+    const WriteOutcome outcome = CallWriter(writer, key, std::nullopt);
+    if (!outcome.ok) {
+      if (error != nullptr) *error = outcome.error;
+      return Status::kWriteFailed;
+    }
+    InvalidateCollecting(key, &removed);
   }
-  Invalidate(key);
+  NotifyRemovals(removed);
   return Status::kOk;
 }
 
 Status Cache::Invalidate(std::string_view key) {
+  Removals removed;
+  Status s = InvalidateCollecting(key, &removed);
+  NotifyRemovals(removed);
+  return s;
+}
+
+Status Cache::InvalidateCollecting(std::string_view key, Removals* removed) {
   if (Status s = CheckKey(key); s != Status::kOk) return s;
   const uint64_t hash = internal::HashKey(key);
-  Removals removed;
   bool found =
-      StripeFor(hash).Remove(hash, key, RemovalCause::kExplicit, clock_->NowNanos(), &removed);
-  internal::NotifyRemovals(options_.removal_listener, removed);
+      StripeFor(hash).Remove(hash, key, RemovalCause::kExplicit, clock_->NowNanos(), removed);
   return found ? Status::kOk : Status::kNotFound;
 }
 

@@ -42,22 +42,10 @@
 #include "larder/clock.h"
 #include "larder/status.h"
 #include "mutex.h"
+#include "removals.h"
 #include "slot_table.h"
 
 namespace larder::internal {
-
-// An entry removed under the lock whose listener call is still due. Holds a
-// reference so the entry outlives the unlock.
-struct Removal {
-  Entry* entry;
-  RemovalCause cause;
-};
-using Removals = absl::InlinedVector<Removal, 4>;
-
-// Calls the listener (if any) for each removal, outside every lock, then
-// drops the references; empties `removed`. A throwing listener cannot undo
-// its removal and must not cost the remaining notifications.
-void NotifyRemovals(const RemovalListener& listener, Removals& removed);
 
 struct StripeCounters {
   uint64_t hits = 0, misses = 0, puts = 0, evictions = 0, expirations = 0, invalidations = 0;

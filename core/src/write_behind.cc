@@ -27,6 +27,7 @@
 #include "journal.h"
 #include "keyed_mutex.h"
 #include "larder/cache.h"
+#include "removals.h"
 
 namespace larder {
 
@@ -87,9 +88,21 @@ class WriteBehind::Impl : public internal::PendingWrites {
                const PutOptions* put_options) {
     if (key.empty()) return Status::kEmptyKey;
     if (key.size() > kMaxKeyLength) return Status::kKeyTooLong;
-    // One write of a key at a time through the queue and the cache (shared
-    // with write-through), so the cache ends with the newest value.
-    internal::KeyedMutex::Lock key_lock(&cache_->write_locks(), key);
+    internal::Removals removed;
+    Status s;
+    {
+      // One write of a key at a time through the queue and the cache (shared
+      // with write-through), so the cache ends with the newest value.
+      internal::KeyedMutex::Lock key_lock(&cache_->write_locks(), key);
+      s = WriteUnderKeyLock(key, value, put_options, &removed);
+    }
+    cache_->NotifyRemovals(removed);  // no lock held: the listener may write this key
+    return s;
+  }
+
+ private:
+  Status WriteUnderKeyLock(std::string_view key, std::optional<std::string_view> value,
+                           const PutOptions* put_options, internal::Removals* removed) {
     const size_t bytes = key.size() + (value ? value->size() : 0);
     Item item;
     {
@@ -131,14 +144,16 @@ class WriteBehind::Impl : public internal::PendingWrites {
     wake_cv_.notify_one();
     // The cache last: a read that misses meanwhile is answered by the queue.
     if (value) {
-      Status s = put_options ? cache_->Put(key, *value, *put_options) : cache_->Put(key, *value);
+      Status s =
+          cache_->PutCollecting(key, *value, put_options ? *put_options : PutOptions{}, removed);
       if (s != Status::kOk && s != Status::kValueTooLarge) return s;
     } else {
-      cache_->Invalidate(key);
+      cache_->InvalidateCollecting(key, removed);
     }
     return Status::kOk;
   }
 
+ public:
   Status Flush(std::chrono::nanoseconds timeout) {
     std::unique_lock<std::mutex> lock(mu_);
     const uint64_t target = next_sequence_ - 1;

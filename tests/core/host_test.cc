@@ -3,6 +3,7 @@
 // with work queued, CleanUp beside a paused reader. (Fork and dlclose are in
 // fork_test.cc and tests/capi/.)
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <future>
 #include <map>
@@ -158,6 +159,96 @@ TEST_F(PendingWriteRace, GetOrLoadRacingAWriteBehindPutAnswersWithThePendingValu
   FetchResult after = cache_->GetOrLoad("k");
   ASSERT_EQ(after.status, Status::kOk);
   EXPECT_TRUE(after.value.value() == big);
+}
+
+// ---- 2. listeners run with no lock held, the per-key write locks included ----
+
+WriteOutcome StoreOk(std::string_view, std::optional<std::string_view>) {
+  return WriteOutcome::Ok();
+}
+
+TEST(ListenerReentry, AnExpiryListenerMayDeleteThroughTheKeyBeingWritten) {
+  auto clock = std::make_shared<ManualClock>();
+  Cache* cache_ptr = nullptr;
+  int deletes = 0;
+  Options o;
+  o.capacity_bytes = 1 << 20;
+  o.stripes = 1;
+  o.clock = clock;
+  o.removal_listener = [&](std::string_view key, std::string_view, RemovalCause cause) {
+    if (cause != RemovalCause::kExpired) return;
+    ++deletes;
+    EXPECT_EQ(cache_ptr->DeleteThrough(key, &StoreOk), Status::kOk);
+  };
+  auto cache = MakeCache(o);
+  cache_ptr = cache.get();
+  ASSERT_EQ(cache->Put("k", "v1", {.ttl = 1s}), Status::kOk);
+  clock->Advance(2s);
+  // The write-through's own maintenance reaps the expired entry and calls the
+  // listener, which writes the same key through again.
+  FinishesWithin(10s, [&] { EXPECT_EQ(cache->WriteThrough("k", "v2", &StoreOk), Status::kOk); });
+  EXPECT_EQ(deletes, 1);
+}
+
+TEST(ListenerReentry, ListenersOfTwoThreadsMayWriteEachOthersKeys) {
+  // Thread A writes "a", and its listener (for the replaced "a") writes "b";
+  // thread B the other way round. Both listeners run at once (a barrier), so
+  // a per-key lock held across a listener would close a cycle.
+  Cache* cache_ptr = nullptr;
+  std::mutex mu;
+  std::condition_variable cv;
+  int in_listener = 0;
+  Options o;
+  o.capacity_bytes = 1 << 20;
+  o.removal_listener = [&](std::string_view key, std::string_view, RemovalCause cause) {
+    if (cause != RemovalCause::kReplaced || (key != "a" && key != "b")) return;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      ++in_listener;
+      cv.notify_all();
+      cv.wait_for(lock, 2s, [&] { return in_listener >= 2; });
+    }
+    const std::string other = key == "a" ? "b-done" : "a-done";
+    EXPECT_EQ(cache_ptr->DeleteThrough(key == "a" ? "b" : "a", &StoreOk), Status::kOk);
+    EXPECT_EQ(cache_ptr->WriteThrough(other, "x", &StoreOk), Status::kOk);
+  };
+  auto cache = MakeCache(o);
+  cache_ptr = cache.get();
+  ASSERT_EQ(cache->Put("a", "1"), Status::kOk);
+  ASSERT_EQ(cache->Put("b", "1"), Status::kOk);
+  FinishesWithin(10s, [&] {
+    std::thread a([&] { EXPECT_EQ(cache->WriteThrough("a", "2", &StoreOk), Status::kOk); });
+    std::thread b([&] { EXPECT_EQ(cache->WriteThrough("b", "2", &StoreOk), Status::kOk); });
+    a.join();
+    b.join();
+  });
+  EXPECT_EQ(GetOr(*cache, "a-done"), "x");
+  EXPECT_EQ(GetOr(*cache, "b-done"), "x");
+}
+
+TEST(ListenerReentry, AWriteBehindPutsListenerMayWriteTheSameKey) {
+  Cache* cache_ptr = nullptr;
+  WriteBehind* wb_ptr = nullptr;
+  int calls = 0;
+  Options o;
+  o.capacity_bytes = 1 << 20;
+  o.removal_listener = [&](std::string_view key, std::string_view value, RemovalCause cause) {
+    if (cause != RemovalCause::kReplaced || key != "k" || value != "v1") return;
+    ++calls;
+    EXPECT_EQ(wb_ptr->Put("k", "v3"), Status::kOk);
+    EXPECT_EQ(cache_ptr->WriteThrough("k2", "x", &StoreOk), Status::kOk);
+  };
+  auto cache = MakeCache(o);
+  cache_ptr = cache.get();
+  WriteBehindOptions w;
+  w.writer = [](const std::vector<QueuedWrite>&) { return WriteOutcome::Ok(); };
+  std::unique_ptr<WriteBehind> wb;
+  ASSERT_EQ(WriteBehind::Open(cache.get(), w, &wb), Status::kOk);
+  wb_ptr = wb.get();
+  ASSERT_EQ(wb->Put("k", "v1"), Status::kOk);
+  FinishesWithin(10s, [&] { EXPECT_EQ(wb->Put("k", "v2"), Status::kOk); });
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(GetOr(*cache, "k"), "v3");
 }
 
 }  // namespace

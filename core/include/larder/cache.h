@@ -10,8 +10,9 @@
 // Keys and values are byte strings: binary-safe, values may be empty, keys may
 // not. A key is at most kMaxKeyLength bytes. Every method is thread-safe.
 // Reads (Get, Pin, Contains) take no lock in the common case; writes lock one
-// stripe. Removal listeners run after the stripe lock is released and may call
-// back into the cache.
+// stripe. Removal listeners run with no lock of the cache held (stripe locks
+// and the per-key locks of write-through and write-behind alike) and may call
+// back into the cache, writing the same key included.
 //
 // No Abseil or xxHash type appears in this header on purpose: callers build
 // against the standard library only.
@@ -44,6 +45,7 @@ struct Flight;
 class Stripe;
 class RefreshPool;
 class KeyedMutex;
+struct Removals;
 // What a write-behind queue tells the cache about keys with pending writes.
 class PendingWrites {
  public:
@@ -254,6 +256,14 @@ class Cache {
   std::shared_ptr<internal::PendingWrites> pending_writes() const;
   bool LookupPending(std::string_view key, std::optional<std::string>* value) const;
   internal::KeyedMutex& write_locks() { return *write_locks_; }
+  // Put and Invalidate that leave the listener calls to the caller: the
+  // removals go to *removed, to be passed to NotifyRemovals once the caller
+  // holds no lock (a per-key write lock included: a listener may write the
+  // same key, or another thread's).
+  Status PutCollecting(std::string_view key, std::string_view value, const PutOptions& options,
+                       internal::Removals* removed);
+  Status InvalidateCollecting(std::string_view key, internal::Removals* removed);
+  void NotifyRemovals(internal::Removals& removed) const;
   Cache(Options options, size_t stripe_count);
   // from_loader: false for failures the loader did not report ("load
   // abandoned", "refresh dropped"), which are never cached as errors.
