@@ -19,12 +19,17 @@ class RefreshPool {
 
   explicit RefreshPool(size_t threads) : thread_count_(threads == 0 ? 1 : threads) {}
   ~RefreshPool() {
+    std::deque<std::function<void()>> dropped;
     {
       std::lock_guard<std::mutex> lock(mu_);
       stopping_ = true;
-      queue_.clear();
+      dropped.swap(queue_);
     }
     cv_.notify_all();
+    // Destroyed outside the lock: a dropped task fails its flight, and that
+    // completion may run listeners and callbacks that start refreshes
+    // (Submit then refuses them, since the pool is stopping).
+    dropped.clear();
     for (std::thread& t : threads_) t.join();
   }
   RefreshPool(const RefreshPool&) = delete;

@@ -251,5 +251,42 @@ TEST(ListenerReentry, AWriteBehindPutsListenerMayWriteTheSameKey) {
   EXPECT_EQ(GetOr(*cache, "k"), "v3");
 }
 
+
+// ---- 8. the refresh pool drops queued tasks outside its lock ----
+
+TEST(RefreshPoolTeardown, AQueuedRefreshDroppedAtDestructionMayTriggerAnother) {
+  // Dropping a queued refresh fails its flight, whose completion reaps an
+  // expired entry; that entry's listener starts another refresh, which asks
+  // the pool being destroyed to take it.
+  auto clock = std::make_shared<ManualClock>();
+  Latch release_slow_load;
+  Cache* cache_ptr = nullptr;
+  int listener_calls = 0;
+  Options o;
+  o.capacity_bytes = 1 << 20;
+  o.stripes = 1;
+  o.clock = clock;
+  o.refresh_threads = 1;
+  o.loader = [&](std::string_view key) {
+    if (key == "slow") release_slow_load.Wait();
+    return LoadResult::Value("loaded");
+  };
+  o.removal_listener = [&](std::string_view key, std::string_view, RemovalCause cause) {
+    if (key != "x" || cause != RemovalCause::kExpired) return;
+    ++listener_calls;
+    cache_ptr->Refresh("y");
+    release_slow_load.Open();
+  };
+  auto cache = MakeCache(o);
+  cache_ptr = cache.get();
+  ASSERT_EQ(cache->Put("x", "v", {.ttl = 1s}), Status::kOk);
+  ASSERT_EQ(cache->Refresh("slow"), Status::kOk);  // occupies the pool's one thread
+  ASSERT_TRUE(testing::Eventually([&] { return cache->GetStats().refreshes_started == 1; }));
+  ASSERT_EQ(cache->Refresh("queued"), Status::kOk);  // waits in the queue
+  clock->Advance(2s);
+  FinishesWithin(10s, [&] { cache.reset(); });
+  EXPECT_EQ(listener_calls, 1);
+}
+
 }  // namespace
 }  // namespace larder
