@@ -5,6 +5,8 @@
 // arenas with the rest of the library nor touch the host's malloc, and the
 // same allocator serves C, C++, Python and Node hosts (it is built without
 // initial-exec TLS, so the library can be dlopen'ed). Otherwise, malloc.
+#include <malloc.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <string_view>
@@ -13,6 +15,17 @@
 
 #if LARDER_USE_JEMALLOC
 #include <jemalloc/jemalloc.h>
+#endif
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define LARDER_SANITIZER_ALLOCATOR 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define LARDER_SANITIZER_ALLOCATOR 1
+#endif
+#endif
+#if LARDER_SANITIZER_ALLOCATOR
+#include <sanitizer/allocator_interface.h>
 #endif
 
 namespace larder::internal {
@@ -112,6 +125,27 @@ void FreeEntryMemory(void* p, size_t size) {
 }
 
 int64_t LiveEntryAllocations() { return g_live_entries.load(std::memory_order_relaxed); }
+
+size_t AllocatorBytesInUse() {
+#if LARDER_USE_JEMALLOC
+  if (!UseSystemMalloc()) {
+    // Statistics are refreshed by writing the epoch.
+    uint64_t epoch = 1;
+    size_t size = sizeof epoch;
+    je_larder_mallctl("epoch", &epoch, &size, &epoch, size);
+    size_t allocated = 0;
+    size = sizeof allocated;
+    if (je_larder_mallctl("stats.allocated", &allocated, &size, nullptr, 0) == 0) return allocated;
+    return 0;
+  }
+#endif
+#if LARDER_SANITIZER_ALLOCATOR
+  return __sanitizer_get_current_allocated_bytes();
+#else
+  struct mallinfo2 info = mallinfo2();
+  return info.uordblks + info.hblkhd;
+#endif
+}
 
 const char* AllocatorName() {
 #if LARDER_USE_JEMALLOC

@@ -27,6 +27,7 @@ namespace {
 constexpr size_t kMinBytesPerAutoStripe = 32 * 1024;
 constexpr size_t kMinEntriesPerAutoStripe = 32;
 constexpr size_t kMaxStripes = size_t{1} << 16;
+constexpr size_t kMinRetiredBytesBound = size_t{1} << 20;
 
 size_t RoundUpPow2(size_t n) {
   size_t p = 1;
@@ -150,11 +151,16 @@ Cache::Cache(Options options, size_t stripe_count)
   const bool collect = static_cast<bool>(options_.removal_listener);
   const int64_t retain_grace =
       std::max(options_.stale_while_revalidate, options_.stale_if_error).count();
+  // Removed entries awaiting their grace period hold at most an eighth of
+  // the capacity or 1 MiB, whichever is larger, across all stripes (unless a
+  // reader holds the epoch back: nothing can be freed under it).
+  const size_t retired_bytes_bound =
+      std::max<size_t>(options_.capacity_bytes / 8, kMinRetiredBytesBound) / stripe_count_;
   for (size_t i = 0; i < stripe_count_; ++i) {
     stripes_[i] = std::make_unique<Stripe>(
         Share(options_.capacity_bytes, stripe_count_, i),
         options_.capacity_entries == 0 ? 0 : Share(options_.capacity_entries, stripe_count_, i),
-        clock_.get(), collect, retain_grace);
+        clock_.get(), collect, retain_grace, retired_bytes_bound);
   }
   if (!options_.refresh_executor) {
     refresh_pool_ = std::make_unique<internal::RefreshPool>(options_.refresh_threads);
@@ -217,6 +223,7 @@ Status Cache::VisitWith(std::string_view key, void (*fn)(std::string_view, void*
   Stripe& stripe = StripeFor(hash);
   bool refresh = false;
   {
+    internal::ReclaimAfterRead reclaim(stripe);
     ReadGuard guard;
     Entry* e = stripe.FindAny(hash, key);
     int64_t now = 0;
@@ -279,6 +286,7 @@ PinnedValue Cache::Pin(std::string_view key) {
   if (CheckKey(key) != Status::kOk) return PinnedValue();
   const uint64_t hash = internal::HashKey(key);
   Stripe& stripe = StripeFor(hash);
+  internal::ReclaimAfterRead reclaim(stripe);
   ReadGuard guard;
   Entry* e = stripe.FindLive(hash, key);
   if (e == nullptr) {

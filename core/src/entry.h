@@ -90,7 +90,11 @@ inline size_t Entry::charge() const {
 void* AllocateEntryMemory(size_t size);
 void FreeEntryMemory(void* p, size_t size);
 int64_t LiveEntryAllocations();  // entries allocated and not yet freed
-const char* AllocatorName();     // "jemalloc" or "system"
+// The allocator's own count of bytes in use (for tests and tools): the private
+// jemalloc's stats.allocated, the sanitizer allocator's, or glibc's mallinfo2.
+// Under jemalloc it counts entry memory only; otherwise the whole process.
+size_t AllocatorBytesInUse();
+const char* AllocatorName();  // "jemalloc" or "system"
 
 // custom_charge 0 means "key + value + overhead". Returns nullptr when memory
 // is exhausted. refs starts at 1 (the cache's).

@@ -127,6 +127,7 @@ FetchLookup Cache::BeginFetch(std::string_view key, const FetchOptions& fetch) {
   const int64_t now = clock_->NowNanos();
   bool answered = false, refresh = false;
   {
+    internal::ReclaimAfterRead reclaim(stripe);
     ReadGuard guard;
     if (Entry* e = stripe.FindAny(hash, key); e != nullptr) {
       const bool fresh = e->expiry_nanos == 0 || now < e->expiry_nanos;

@@ -44,12 +44,13 @@ void NotifyRemovals(const RemovalListener& listener, Removals& removed) {
 }
 
 Stripe::Stripe(size_t bytes_capacity, size_t entries_capacity, Clock* clock, bool collect_removals,
-               int64_t retain_grace)
+               int64_t retain_grace, size_t retired_bytes_bound)
     : bytes_capacity_(bytes_capacity),
       entries_capacity_(entries_capacity),
       clock_(clock),
       collect_removals_(collect_removals),
-      retain_grace_(retain_grace) {
+      retain_grace_(retain_grace),
+      retired_bytes_bound_(retired_bytes_bound) {
   SlotTable* table = SlotTable::Create(kInitialSlots);
   if (table == nullptr) throw std::bad_alloc();
   table_.store(table, std::memory_order_release);
@@ -114,20 +115,32 @@ void Stripe::CleanUp(int64_t now, Removals* removed) {
   // a reader is inside a guard right now.
   Epoch::TryAdvance();
   Epoch::TryAdvance();
-  // In bounded batches, releasing the lock between them, like every write.
+  // In bounded batches, releasing the lock between them, like every write;
+  // until nothing is left to do, or a batch makes no progress (a reader
+  // holds the epoch back, or is paused between claiming a lane slot and
+  // filling it): CleanUp is best effort and never waits for a reader.
   for (;;) {
     MutexLock lock(&mu_);
+    const size_t retired_before = retired_count_;
+    const uint64_t expirations_before = expirations_;
     MaintainLocked(now, removed);
+    BoundRetiredLocked();
     const bool more_expired =
         !heap_.empty() && SaturatingAdd(heap_.front()->expiry_nanos, retain_grace_) <= now;
     const bool more_retired =
         retired_head_ != nullptr && retired_head_->retired.epoch + 2 <= Epoch::Current();
-    if (!more_expired && !more_retired) return;
+    const bool progressed = retired_count_ < retired_before || expirations_ > expirations_before;
+    if ((!more_expired && !more_retired) || !progressed) return;
   }
 }
 
 void Stripe::MaintainLocked(int64_t now, Removals* removed) {
   if (retired_count_ >= kReclaimBatch || !retired_tables_.empty()) Epoch::TryAdvance();
+  ExpireLocked(now, removed);
+  DrainAndReclaimLocked(kReclaimBudget);
+}
+
+void Stripe::DrainAndReclaimLocked(size_t budget) {
   // A lane may name a retired entry. Every reader that could push an entry
   // retired at r finished its push before the epoch reached r + 2; so read
   // the epoch first, then note each lane's tail: once the drains have
@@ -137,23 +150,46 @@ void Stripe::MaintainLocked(int64_t now, Removals* removed) {
   uint32_t tails[kLanes];
   for (size_t i = 0; i < kLanes; ++i) tails[i] = lanes_[i].tail.load(std::memory_order_acquire);
   DrainLanesLocked();
-  ExpireLocked(now, removed);
-  bool lanes_consumed = true;
   for (size_t i = 0; i < kLanes; ++i) {
     uint32_t head = lanes_[i].head.load(std::memory_order_relaxed);
-    if (static_cast<int32_t>(head - tails[i]) < 0) lanes_consumed = false;
+    if (static_cast<int32_t>(head - tails[i]) < 0) return;  // a push in progress: later
   }
-  if (lanes_consumed) ReclaimLocked(epoch);
+  ReclaimLocked(epoch, budget);
 }
 
-void Stripe::ReclaimLocked(uint64_t epoch) {
+void Stripe::BoundRetiredLocked() {
+  if (retired_bytes_ > retired_bytes_bound_) {
+    // Large values were replaced or removed: do not wait for kReclaimBatch
+    // entries (30 replaced 15 MiB values are 450 MiB). Without readers in
+    // the way, two advances end every grace period at once.
+    Epoch::TryAdvance();
+    Epoch::TryAdvance();
+    DrainAndReclaimLocked(0);
+  }
+  const bool due = retired_bytes_ > retired_bytes_bound_;
+  if (reclaim_due_.load(std::memory_order_relaxed) != due) {
+    reclaim_due_.store(due, std::memory_order_relaxed);
+  }
+}
+
+void Stripe::ReclaimFromReader() {
+  // Best effort: a writer holding the lock bounds the bytes itself.
+  if (!mu_.TryLock()) return;
+  BoundRetiredLocked();
+  mu_.Unlock();
+}
+
+void Stripe::ReclaimLocked(uint64_t epoch, size_t budget) {
   // Bounded, so a write after a mass expiry or a Clear frees a batch and the
-  // next writes the rest, instead of one write stalling on all of it.
-  size_t budget = kReclaimBudget;
-  while (budget-- > 0 && retired_head_ != nullptr && retired_head_->retired.epoch + 2 <= epoch) {
+  // next writes the rest, instead of one write stalling on all of it; past
+  // the budget only while the retired bytes exceed their bound.
+  while (retired_head_ != nullptr && retired_head_->retired.epoch + 2 <= epoch &&
+         (budget > 0 || retired_bytes_ > retired_bytes_bound_)) {
+    if (budget > 0) --budget;
     Entry* e = retired_head_;
     retired_head_ = e->retired.next;
     --retired_count_;
+    retired_bytes_ -= e->allocation_size();
     Unref(e);
   }
   if (retired_head_ == nullptr) retired_tail_ = nullptr;
@@ -177,6 +213,7 @@ void Stripe::RetireLocked(Entry* e) {
   }
   retired_tail_ = e;
   ++retired_count_;
+  retired_bytes_ += e->allocation_size();
 }
 
 void Stripe::ExpireLocked(int64_t now, Removals* removed) {
@@ -201,7 +238,7 @@ void Stripe::EvictLocked(Removals* removed) {
 // ---- writes ----
 
 Status Stripe::Put(uint64_t hash, Entry* e, int64_t now, Removals* removed) {
-  MutexLock lock(&mu_);
+  WriteLock lock(this);
   MaintainLocked(now, removed);
   if (e->expiry_nanos != 0) {
     // The only allocation a put can need under the lock, done before any
@@ -276,7 +313,7 @@ Status Stripe::ReserveSlotLocked() {
 
 bool Stripe::Remove(uint64_t hash, std::string_view key, RemovalCause cause, int64_t now,
                     Removals* removed) {
-  MutexLock lock(&mu_);
+  WriteLock lock(this);
   MaintainLocked(now, removed);
   SupersedeFlightLocked(key);
   SlotTable* table = table_.load(std::memory_order_relaxed);
@@ -290,7 +327,7 @@ bool Stripe::Remove(uint64_t hash, std::string_view key, RemovalCause cause, int
 bool Stripe::RemovePrefixChunk(std::string_view prefix, PrefixWalk* walk, int64_t now,
                                Removals* removed) {
   constexpr int kMaxRestarts = 3;
-  MutexLock lock(&mu_);
+  WriteLock lock(this);
   MaintainLocked(now, removed);
   SlotTable* table = table_.load(std::memory_order_relaxed);
   if (walk->rebuilds_seen != rebuilds_) {
@@ -394,7 +431,7 @@ StripeCounters Stripe::Counters() {
 
 JoinOutcome Stripe::JoinOrLead(const void* owner, uint64_t hash, std::string_view key, int64_t now,
                                Removals* removed) {
-  MutexLock lock(&mu_);
+  WriteLock lock(this);
   MaintainLocked(now, removed);
   JoinOutcome out;
   SlotTable* table = table_.load(std::memory_order_relaxed);
@@ -443,7 +480,7 @@ std::shared_ptr<Flight> Stripe::BeginRefresh(const void* owner, uint64_t hash, s
 
 FinishOutcome Stripe::FinishFlight(Flight* flight, Entry* e, bool failed, int64_t now,
                                    int64_t stale_if_error, Removals* removed) {
-  MutexLock lock(&mu_);
+  WriteLock lock(this);
   MaintainLocked(now, removed);
   FinishOutcome out;
   if (flight->mapped) {

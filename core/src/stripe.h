@@ -71,8 +71,10 @@ struct FinishOutcome {
 class Stripe {
  public:
   // retain_grace: how long past its expiry an entry is kept for stale serving.
+  // retired_bytes_bound: how many bytes of unlinked entries may wait for
+  // their grace period before a write (or a read) forces the epoch on.
   Stripe(size_t bytes_capacity, size_t entries_capacity, Clock* clock, bool collect_removals,
-         int64_t retain_grace);
+         int64_t retain_grace, size_t retired_bytes_bound);
   ~Stripe();
   Stripe(const Stripe&) = delete;
   Stripe& operator=(const Stripe&) = delete;
@@ -109,6 +111,14 @@ class Stripe {
     lanes_[thread_id & (kLanes - 1)].negative_hits.fetch_add(1, std::memory_order_relaxed);
   }
   void RecordTimeout() { load_timeouts_.fetch_add(1, std::memory_order_relaxed); }
+
+  // Called by readers after their ReadGuard ended: when unlinked entries hold
+  // more than the bound (a reader kept the epoch back while they were
+  // retired), the next read of the stripe frees them, without waiting for a
+  // write. One relaxed load of a line the read has loaded anyway.
+  void ReclaimIfDue() {
+    if (reclaim_due_.load(std::memory_order_relaxed)) ReclaimFromReader();
+  }
 
   // ---- writers: each takes mu_ ----
 
@@ -186,7 +196,34 @@ class Stripe {
     SlotTable* table;
   };
 
+  friend class StripeTestPeer;
+  // The lock of every operation that can retire entries: on the way out it
+  // bounds the bytes they hold (BoundRetiredLocked), then unlocks.
+  class ABSL_SCOPED_LOCKABLE WriteLock {
+   public:
+    explicit WriteLock(Stripe* stripe) ABSL_EXCLUSIVE_LOCK_FUNCTION(stripe->mu_) : stripe_(stripe) {
+      stripe_->mu_.Lock();
+    }
+    ~WriteLock() ABSL_UNLOCK_FUNCTION() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      stripe_->BoundRetiredLocked();
+      stripe_->mu_.Unlock();
+    }
+    WriteLock(const WriteLock&) = delete;
+    WriteLock& operator=(const WriteLock&) = delete;
+
+   private:
+    Stripe* const stripe_;
+  };
   void RecordAccessSlow(Lane& lane, Entry* e);
+  void ReclaimFromReader();
+  // Keeps the bytes of retired entries within retired_bytes_bound_: when
+  // over it, pushes the epoch on and frees what no reader can see any more.
+  // Every locked operation that can retire an entry ends with it.
+  void BoundRetiredLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drains the lanes (up to tails noted after reading the epoch) and frees
+  // retired entries and tables whose grace period ended: at most `budget`
+  // entries, and more while retired bytes exceed the bound.
+  void DrainAndReclaimLocked(size_t budget) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaintainLocked(int64_t now, Removals* removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DrainLanesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RetireLocked(Entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -198,7 +235,7 @@ class Stripe {
   void SupersedeFlightLocked(std::string_view key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SupersedeFlightsWithPrefixLocked(std::string_view prefix) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ExpireLocked(int64_t now, Removals* removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ReclaimLocked(uint64_t epoch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReclaimLocked(uint64_t epoch, size_t budget) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EvictLocked(Removals* removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Unlinks the entry found at `slot` and retires it.
   void UnlinkLocked(Entry* e, size_t slot, RemovalCause cause, Removals* removed)
@@ -224,11 +261,15 @@ class Stripe {
   Clock* const clock_;
   const bool collect_removals_;
   const int64_t retain_grace_;
+  const size_t retired_bytes_bound_;
 
   Lane lanes_[kLanes];
 
   // Readers load it lock-free; written only under mu_.
   std::atomic<SlotTable*> table_;
+  // Beside table_ (same line): retired bytes are over the bound and a reader
+  // should try to free them. Written under mu_, only when it changes.
+  std::atomic<bool> reclaim_due_{false};
 
   Mutex mu_;
   size_t used_slots_ ABSL_GUARDED_BY(mu_) = 0;     // live + tombstones
@@ -239,6 +280,7 @@ class Stripe {
   Entry* retired_head_ ABSL_GUARDED_BY(mu_) = nullptr;
   Entry* retired_tail_ ABSL_GUARDED_BY(mu_) = nullptr;
   size_t retired_count_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t retired_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // allocation sizes of the retired list
   std::vector<RetiredTable> retired_tables_ ABSL_GUARDED_BY(mu_);
   uint64_t rebuilds_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t lost_notifications_ ABSL_GUARDED_BY(mu_) = 0;  // only when memory ran out
@@ -265,6 +307,19 @@ class Stripe {
   uint64_t evictions_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t expirations_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t invalidations_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// Declared just before a ReadGuard, so that it runs after the guard ended
+// (a thread's own announcement would hold the epoch back).
+class ReclaimAfterRead {
+ public:
+  explicit ReclaimAfterRead(Stripe& stripe) : stripe_(stripe) {}
+  ~ReclaimAfterRead() { stripe_.ReclaimIfDue(); }
+  ReclaimAfterRead(const ReclaimAfterRead&) = delete;
+  ReclaimAfterRead& operator=(const ReclaimAfterRead&) = delete;
+
+ private:
+  Stripe& stripe_;
 };
 
 }  // namespace larder::internal
