@@ -27,6 +27,13 @@ if(LARDER_SANITIZER STREQUAL "" AND NOT LARDER_BUILD_FUZZ)
   # symbols to the executable, so it cannot use this).
   target_link_options(larder_shared PRIVATE "LINKER:--no-undefined")
 endif()
+# Never unloaded: the thread-exit hooks of the epoch records (a pthread key
+# destructor) and of the private jemalloc (its TSD key, thread caches) point
+# into this library, and threads that used it may outlive a dlclose. glibc
+# already keeps a library loaded while threads with its thread_local
+# destructors live; -z nodelete makes that hold for every thread, and keeps
+# a load/unload cycle from leaking pthread keys.
+target_link_options(larder_shared PRIVATE "LINKER:-z,nodelete")
 set_target_properties(larder_shared PROPERTIES LINK_DEPENDS
                       ${CMAKE_CURRENT_SOURCE_DIR}/capi/larder.map)
 add_library(larder::larder ALIAS larder_shared)

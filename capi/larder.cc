@@ -2,6 +2,8 @@
 // every function forwards to the C++ engine (core/) and translates.
 #include "larder.h"
 
+#include <pthread.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -11,6 +13,7 @@
 #include <string>
 #include <unordered_set>
 
+#include "epoch.h"
 #include "larder/cache.h"
 #include "pin_access.h"
 
@@ -63,6 +66,13 @@ std::unordered_set<const larder_options*>& LiveOptions() {
   static std::unordered_set<const larder_options*> live;
   return live;
 }
+// A thread of the parent holding the registry's lock at fork() would leave
+// it locked in the child forever: hold it across the fork instead.
+void LockOptionsForFork() { g_options_mu.lock(); }
+void UnlockOptionsAfterFork() { g_options_mu.unlock(); }
+[[maybe_unused]] const bool g_options_fork_handlers =
+    pthread_atfork(&LockOptionsForFork, &UnlockOptionsAfterFork, &UnlockOptionsAfterFork) == 0;
+
 bool IsLive(const larder_options* o) {
   if (o == nullptr) return false;
   std::lock_guard<std::mutex> lock(g_options_mu);
@@ -90,6 +100,8 @@ struct larder_options {
 struct larder_cache {
   uint32_t magic = kCacheMagic;
   std::atomic<bool> closed{false};
+  // A copy of the cache's, so the check on every call reads this line only.
+  uint64_t fork_generation = larder::internal::ForkGeneration();
   std::unique_ptr<larder::Cache> cache;
 };
 
@@ -121,6 +133,7 @@ namespace {
 
 larder_status CheckCache(const larder_cache* c) {
   if (c == nullptr || c->magic != kCacheMagic) return LARDER_INVALID_ARGUMENT;
+  if (c->fork_generation != larder::internal::ForkGeneration()) return LARDER_FORKED;
   if (c->closed.load(std::memory_order_acquire)) return LARDER_CLOSED;
   return LARDER_OK;
 }
@@ -187,7 +200,7 @@ int larder_version_number(void) { return LARDER_VERSION_NUMBER; }
 
 const char* larder_strerror(larder_status status) {
   if (status == LARDER_CLOSED) return "the cache is closed";
-  if (status < 0 || status > LARDER_IO_ERROR) return "unknown status";
+  if (status < 0 || status > LARDER_FORKED) return "unknown status";
   return larder::StatusName(static_cast<Status>(status));
 }
 
@@ -296,6 +309,7 @@ larder_status larder_cache_create(const larder_options* o, larder_cache** out) {
 larder_status larder_cache_close(larder_cache* c) {
   LARDER_GUARD_BEGIN
   if (c == nullptr || c->magic != kCacheMagic) return LARDER_INVALID_ARGUMENT;
+  if (c->fork_generation != larder::internal::ForkGeneration()) return LARDER_FORKED;
   if (!c->closed.exchange(true, std::memory_order_acq_rel)) c->cache->Clear();
   return LARDER_OK;
   LARDER_GUARD_END
@@ -832,6 +846,7 @@ larder_status larder_write_behind_stats_get(larder_write_behind* wb,
       out->struct_size < offsetof(larder_write_behind_stats, queue_depth) + sizeof(uint64_t)) {
     return LARDER_INVALID_ARGUMENT;
   }
+  if (wb->wb->InheritedAcrossFork()) return LARDER_FORKED;
   larder::WriteBehindStats s = wb->wb->GetStats();
   larder_write_behind_stats full;
   full.struct_size = out->struct_size;

@@ -33,6 +33,15 @@
  *    working when fields are added at the end.
  *  - No C++ exception crosses this interface: allocation failure is
  *    LARDER_NO_MEMORY, anything unexpected LARDER_INTERNAL.
+ *  - fork(): a child may destroy the caches and write-behind queues its
+ *    parent created (larder_cache_destroy, larder_write_behind_destroy return
+ *    at once, free nothing of the parent's, and never touch the parent's
+ *    journal); every other call on them returns LARDER_FORKED. The child may
+ *    create and use caches of its own, even if other threads of the parent
+ *    were inside a call at the moment of the fork.
+ *  - Unloading: the shared library is linked with -z nodelete, so dlclose()
+ *    leaves it loaded (threads that used it run its exit hooks later) and a
+ *    later dlopen() finds the same copy.
  */
 #ifndef LARDER_H_
 #define LARDER_H_
@@ -85,6 +94,7 @@ typedef int larder_status;
 #define LARDER_INTERNAL 13        /* an unexpected internal failure */
 #define LARDER_WRITE_FAILED 14    /* the store writer reported a failure */
 #define LARDER_IO_ERROR 15        /* the write-behind journal could not be read or written */
+#define LARDER_FORKED 16          /* used in a child after fork(): the handle is the parent's */
 
 /* A static, human-readable description of a status. Never NULL (unknown
  * codes give "unknown status"). Thread-safe. */

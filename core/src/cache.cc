@@ -143,6 +143,7 @@ Status Cache::Create(Options options, std::unique_ptr<Cache>* out) {
 
 Cache::Cache(Options options, size_t stripe_count)
     : options_(std::move(options)),
+      fork_generation_(internal::ForkGeneration()),
       stripe_count_(stripe_count),
       stripe_shift_(64 - Log2(stripe_count)),
       clock_(options_.clock ? options_.clock : DefaultClock()),
@@ -167,7 +168,18 @@ Cache::Cache(Options options, size_t stripe_count)
   }
 }
 
-Cache::~Cache() = default;
+Cache::~Cache() {
+  if (!InheritedAcrossFork()) return;  // the members release everything
+  // A child of the process that made this cache: joining the refresh pool
+  // would wait for threads that do not exist here, and a stripe lock or
+  // write lock held at the fork is held forever. Leave it all as it is.
+  (void)refresh_pool_.release();
+  (void)stripes_.release();
+  (void)write_locks_.release();
+  new std::shared_ptr<internal::PendingWrites>(std::move(pending_writes_));
+}
+
+bool Cache::InheritedAcrossFork() const { return fork_generation_ != internal::ForkGeneration(); }
 
 Stripe& Cache::StripeFor(uint64_t hash) const {
   // A shift by 64 is undefined, and one stripe needs no bits.

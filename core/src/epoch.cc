@@ -8,6 +8,8 @@ namespace larder::internal {
 
 extern thread_local constinit ThreadRecord* tls_record;
 
+std::atomic<uint64_t> g_fork_generation{0};
+
 namespace {
 
 // Append-only list of records; records are never freed (one per thread that
@@ -49,6 +51,23 @@ void ReleaseRecord(void* p) {
   r->depth = 0;
   r->in_use.store(false, std::memory_order_release);
 }
+
+// Runs in the child of fork(), where only the forking thread exists: every
+// other record's thread is gone, mid-read or not.
+void ResetRecordsInChild() {
+  g_fork_generation.fetch_add(1, std::memory_order_relaxed);
+  for (ThreadRecord* r = g_records.load(std::memory_order_relaxed); r != nullptr; r = r->next) {
+    if (r == tls_record) continue;
+    r->state.store(0, std::memory_order_relaxed);
+    r->depth = 0;
+    r->in_use.store(false, std::memory_order_relaxed);
+  }
+}
+
+// Registered when the library is loaded (glibc drops the handler again if
+// the library is ever unloaded).
+[[maybe_unused]] const bool g_fork_handler_registered =
+    pthread_atfork(nullptr, nullptr, &ResetRecordsInChild) == 0;
 
 pthread_key_t ReleaseKey() {
   static const bool created = [] {

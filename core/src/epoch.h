@@ -13,8 +13,21 @@
 // All epoch operations are seq_cst; on x86 only the announcement (an xchg)
 // costs anything, loads are plain moves.
 //
-// The domain is process-wide and shared by all caches; a thread's record is
-// created on its first read and reused by a later thread after it exits.
+// Scope and lifetime (the host's rules):
+//  * Process-wide: one domain, one global epoch and one list of thread
+//    records shared by every cache in the process. A thread's record is
+//    created on its first read and recycled after the thread exits; records
+//    are never freed.
+//  * Thread exit: a pthread key destructor returns the record to the pool
+//    (after the C++ thread_local destructors, which may still read a cache).
+//  * fork(): in the child only the forking thread exists, so a child-side
+//    handler withdraws every other thread's announcement and frees their
+//    records; otherwise a parent thread caught inside a read would hold the
+//    child's epoch back forever. ForkGeneration() changes in each child, so
+//    objects can tell they were inherited from a parent (see Cache::~Cache).
+//  * Unloading: the thread-exit hooks point into this library, so the
+//    shared library and the Node addon are linked with -z nodelete: dlclose
+//    leaves them loaded, and a later dlopen finds the same copy.
 #ifndef LARDER_CORE_SRC_EPOCH_H_
 #define LARDER_CORE_SRC_EPOCH_H_
 
@@ -42,6 +55,10 @@ inline ThreadRecord* ThisThreadRecord() {
   ThreadRecord* r = tls_record;
   return r != nullptr ? r : AcquireThisThreadRecord();
 }
+
+// Incremented in the child by every fork(); 0 in a process that never forked.
+extern std::atomic<uint64_t> g_fork_generation;
+inline uint64_t ForkGeneration() { return g_fork_generation.load(std::memory_order_relaxed); }
 
 class Epoch {
  public:

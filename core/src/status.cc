@@ -36,6 +36,9 @@ const char* StatusName(Status status) {
       return "the writer failed";
     case Status::kIoError:
       return "journal I/O error";
+    case Status::kForked:
+      return "created by the parent process before fork(): only destroy it in the child, and "
+             "create a new cache there";
   }
   return "unknown status";
 }

@@ -24,6 +24,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "epoch.h"
 #include "journal.h"
 #include "keyed_mutex.h"
 #include "larder/cache.h"
@@ -453,19 +454,46 @@ Status WriteBehind::Open(Cache* cache, WriteBehindOptions options,
   return Status::kOk;
 }
 
-WriteBehind::~WriteBehind() { impl_->Shutdown(std::chrono::nanoseconds(0)); }
+WriteBehind::WriteBehind(std::shared_ptr<Impl> impl)
+    : impl_(std::move(impl)), fork_generation_(internal::ForkGeneration()) {}
+
+bool WriteBehind::InheritedAcrossFork() const {
+  return fork_generation_ != internal::ForkGeneration();
+}
+
+WriteBehind::~WriteBehind() {
+  if (InheritedAcrossFork()) {
+    // The flusher and the journal's syncer are the parent's threads; the
+    // journal is the parent's file. Leave everything as the fork left it.
+    new std::shared_ptr<Impl>(std::move(impl_));
+    return;
+  }
+  impl_->Shutdown(std::chrono::nanoseconds(0));
+}
 
 Status WriteBehind::Put(std::string_view key, std::string_view value) {
+  if (InheritedAcrossFork()) return Status::kForked;
   return impl_->Write(key, value, nullptr);
 }
 Status WriteBehind::Put(std::string_view key, std::string_view value, const PutOptions& options) {
+  if (InheritedAcrossFork()) return Status::kForked;
   return impl_->Write(key, value, &options);
 }
 Status WriteBehind::Delete(std::string_view key) {
+  if (InheritedAcrossFork()) return Status::kForked;
   return impl_->Write(key, std::nullopt, nullptr);
 }
-Status WriteBehind::Flush(std::chrono::nanoseconds timeout) { return impl_->Flush(timeout); }
-Status WriteBehind::Close(std::chrono::nanoseconds timeout) { return impl_->Shutdown(timeout); }
-WriteBehindStats WriteBehind::GetStats() const { return impl_->Stats(); }
+Status WriteBehind::Flush(std::chrono::nanoseconds timeout) {
+  if (InheritedAcrossFork()) return Status::kForked;
+  return impl_->Flush(timeout);
+}
+Status WriteBehind::Close(std::chrono::nanoseconds timeout) {
+  if (InheritedAcrossFork()) return Status::kForked;
+  return impl_->Shutdown(timeout);
+}
+WriteBehindStats WriteBehind::GetStats() const {
+  if (InheritedAcrossFork()) return {};  // its lock may be held by a thread of the parent
+  return impl_->Stats();
+}
 
 }  // namespace larder

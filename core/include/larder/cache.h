@@ -168,7 +168,15 @@ class Cache {
  public:
   // Validates options (non-zero capacity, sane stripes) and builds a cache.
   static Status Create(Options options, std::unique_ptr<Cache>* out);
+  // In a child process after fork(), a cache the parent created may only be
+  // destroyed: its refresh threads and any locks held at the fork belong to
+  // the parent, so the destructor then returns at once and releases nothing
+  // (the memory is the parent's, shared copy-on-write). Any other use of it
+  // in the child is undefined (the C ABI answers LARDER_FORKED). A child may
+  // create and use caches of its own as usual.
   ~Cache();
+  // True in a child process for a cache created before the fork.
+  bool InheritedAcrossFork() const;
   Cache(const Cache&) = delete;
   Cache& operator=(const Cache&) = delete;
 
@@ -281,6 +289,7 @@ class Cache {
   Status CheckKey(std::string_view key) const;
 
   const Options options_;
+  const uint64_t fork_generation_;  // internal::ForkGeneration() at creation
   const size_t stripe_count_;
   const int stripe_shift_;  // hash >> stripe_shift_ selects the stripe
   std::shared_ptr<Clock> clock_;

@@ -22,6 +22,7 @@ enum class Status : int {
   kInternal = 13,        // (C ABI) an unexpected internal failure
   kWriteFailed = 14,     // the user's writer reported a failure (write-through)
   kIoError = 15,         // the write-behind journal could not be read or written
+  kForked = 16,          // used in a child process after fork(): the object is the parent's
 };
 
 // Never returns nullptr.

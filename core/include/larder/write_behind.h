@@ -106,7 +106,11 @@ class WriteBehind {
   // Opens (and, with a journal, first recovers: writes not acknowledged by
   // the writer in an earlier run are queued ahead of any new one).
   static Status Open(Cache* cache, WriteBehindOptions options, std::unique_ptr<WriteBehind>* out);
-  ~WriteBehind();  // Close() with no time limit
+  // Close() with no time limit. In a child process after fork(), a queue
+  // the parent opened is left untouched instead: the destructor returns at
+  // once, delivers nothing and never writes to or syncs the parent's
+  // journal (the parent still owns it); every other call returns kForked.
+  ~WriteBehind();
   WriteBehind(const WriteBehind&) = delete;
   WriteBehind& operator=(const WriteBehind&) = delete;
 
@@ -125,14 +129,17 @@ class WriteBehind {
   // silently dropped. Idempotent.
   Status Close(std::chrono::nanoseconds timeout = {});
 
-  WriteBehindStats GetStats() const;
+  WriteBehindStats GetStats() const;  // all zero in a child after fork()
+  // True in a child process for a queue opened before the fork.
+  bool InheritedAcrossFork() const;
 
   class Impl;
 
  private:
-  explicit WriteBehind(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+  explicit WriteBehind(std::shared_ptr<Impl> impl);
   // Shared with the cache, which looks into the queue on misses until Close.
   std::shared_ptr<Impl> impl_;
+  uint64_t fork_generation_;
 };
 
 }  // namespace larder
