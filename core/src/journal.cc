@@ -15,7 +15,14 @@
 #include "crc32c.h"
 
 namespace larder::internal {
+
+namespace journal_testing {
+std::atomic<int (*)(int)> fdatasync_fn{&::fdatasync};
+}  // namespace journal_testing
+
 namespace {
+
+int Fdatasync(int fd) { return journal_testing::fdatasync_fn.load(std::memory_order_relaxed)(fd); }
 
 constexpr size_t kHeaderBytes = 8;               // length + CRC
 constexpr size_t kFixedPayload = 1 + 8 + 4 + 4;  // type, sequence, key and value lengths
@@ -216,14 +223,14 @@ Journal::~Journal() {
   stop_cv_.notify_all();
   if (syncer_.joinable()) syncer_.join();
   if (fd_ >= 0) {
-    if (policy_ != FsyncPolicy::kNever) ::fdatasync(fd_);
+    if (policy_ != FsyncPolicy::kNever) Fdatasync(fd_);
     ::close(fd_);
   }
 }
 
 Status Journal::StartSegmentLocked() {
   if (fd_ >= 0) {
-    if (policy_ != FsyncPolicy::kNever && ::fdatasync(fd_) != 0) return Status::kIoError;
+    if (policy_ != FsyncPolicy::kNever && Fdatasync(fd_) != 0) return Status::kIoError;
     ::close(fd_);
     fd_ = -1;
     RaiseSynced(appended_);  // everything so far is in the synced, closed segment
@@ -324,7 +331,7 @@ void Journal::SyncTo(uint64_t offset) {
     upto = appended_;
   }
   if (fd >= 0) {
-    ::fdatasync(fd);
+    Fdatasync(fd);
     ::close(fd);
   }
   RaiseSynced(upto);

@@ -53,6 +53,16 @@ size_t DecodeJournalSegment(std::string_view bytes, std::vector<JournalRecord>* 
 
 enum class FsyncPolicy { kEveryWrite, kInterval, kNever };
 
+// Test seam: the calls through which the journal's writes can fail in ways a
+// test cannot provoke on a healthy disk (EIO from fdatasync). They default to
+// the real calls; only tests replace them (this header is internal, not
+// installed) and restore them before the test ends. Atomic, so a journal's
+// threads may read them while a test swaps them; a relaxed load costs nothing
+// beside the system call it precedes.
+namespace journal_testing {
+extern std::atomic<int (*)(int)> fdatasync_fn;
+}  // namespace journal_testing
+
 class Journal {
  public:
   // A write found in the journal that no ack covers: the newest per key.
