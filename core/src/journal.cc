@@ -18,11 +18,15 @@ namespace larder::internal {
 
 namespace journal_testing {
 std::atomic<int (*)(int)> fdatasync_fn{&::fdatasync};
+std::atomic<int (*)(int, off_t)> ftruncate_fn{&::ftruncate};
 }  // namespace journal_testing
 
 namespace {
 
 int Fdatasync(int fd) { return journal_testing::fdatasync_fn.load(std::memory_order_relaxed)(fd); }
+int Ftruncate(int fd, off_t length) {
+  return journal_testing::ftruncate_fn.load(std::memory_order_relaxed)(fd, length);
+}
 
 constexpr size_t kHeaderBytes = 8;               // length + CRC
 constexpr size_t kFixedPayload = 1 + 8 + 4 + 4;  // type, sequence, key and value lengths
@@ -41,7 +45,10 @@ uint64_t GetU64(const unsigned char* p) {
   return uint64_t{GetU32(p)} | uint64_t{GetU32(p + 4)} << 32;
 }
 
-bool WriteAll(int fd, const char* p, size_t n) {
+// Writes all of p[0, n); *written gets how much was written (part of it if
+// it fails).
+bool WriteAll(int fd, const char* p, size_t n, size_t* written) {
+  *written = 0;
   while (n > 0) {
     ssize_t w = ::write(fd, p, n);
     if (w < 0) {
@@ -50,6 +57,7 @@ bool WriteAll(int fd, const char* p, size_t n) {
     }
     p += w;
     n -= static_cast<size_t>(w);
+    *written += static_cast<size_t>(w);
   }
   return true;
 }
@@ -249,17 +257,30 @@ Status Journal::StartSegmentLocked() {
   fd_ = fd;
   active_ = id;
   active_size_ = 0;
+  rotate_ = false;
   sizes_[id] = 0;
   outstanding_[id] += 0;
   return Status::kOk;
 }
 
 Status Journal::AppendLocked(const std::string& bytes, uint32_t* segment) {
-  if (active_size_ > 0 && active_size_ + bytes.size() > segment_bytes_) {
+  if (rotate_ || (active_size_ > 0 && active_size_ + bytes.size() > segment_bytes_)) {
     if (Status s = StartSegmentLocked(); s != Status::kOk) return s;
     DeleteReleasedSegmentsLocked();
   }
-  if (!WriteAll(fd_, bytes.data(), bytes.size())) return Status::kIoError;
+  size_t written = 0;
+  if (!WriteAll(fd_, bytes.data(), bytes.size(), &written)) {
+    // A torn record (file size limit, full disk): records appended after it
+    // would be acknowledged but unreadable, as reading stops at it. Cut it
+    // off. If that fails, leave it (recovery cuts it off, and reads the
+    // segments after this one on their own) and start a new segment for
+    // the next append.
+    if (written > 0 && Ftruncate(fd_, static_cast<off_t>(active_size_)) != 0) {
+      rotate_ = true;
+      sizes_[active_] = active_size_ + written;  // what the file holds
+    }
+    return Status::kIoError;
+  }
   active_size_ += bytes.size();
   sizes_[active_] += bytes.size();
   appended_ += bytes.size();

@@ -17,9 +17,17 @@
 //    an ack is never deleted while a write it covers still exists.
 //  * Reading stops at the first record whose length or CRC is wrong: a torn
 //    or corrupt tail is cut off (the file is truncated there) and the intact
-//    prefix is kept.
+//    prefix is kept. Each segment is read on its own, so a torn tail in one
+//    does not hide the segments after it.
+//  * No acknowledged write follows a torn record in its segment. An append
+//    that fails part-way (EFBIG, ENOSPC, EIO) is cut back off with ftruncate;
+//    if that fails too, the segment takes no more appends and the next one
+//    starts a new segment. Either way the append returns kIoError and the
+//    accounting (sizes, offsets, outstanding counts) never counts its bytes.
 #ifndef LARDER_CORE_SRC_JOURNAL_H_
 #define LARDER_CORE_SRC_JOURNAL_H_
+
+#include <sys/types.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -54,13 +62,14 @@ size_t DecodeJournalSegment(std::string_view bytes, std::vector<JournalRecord>* 
 enum class FsyncPolicy { kEveryWrite, kInterval, kNever };
 
 // Test seam: the calls through which the journal's writes can fail in ways a
-// test cannot provoke on a healthy disk (EIO from fdatasync). They default to
-// the real calls; only tests replace them (this header is internal, not
-// installed) and restore them before the test ends. Atomic, so a journal's
-// threads may read them while a test swaps them; a relaxed load costs nothing
-// beside the system call it precedes.
+// test cannot provoke on a healthy disk (EIO from fdatasync, a failed
+// ftruncate). They default to the real calls; only tests replace them (this
+// header is internal, not installed) and restore them before the test ends.
+// Atomic, so a journal's threads may read them while a test swaps them; a
+// relaxed load costs nothing beside the system call it precedes.
 namespace journal_testing {
 extern std::atomic<int (*)(int)> fdatasync_fn;
+extern std::atomic<int (*)(int, off_t)> ftruncate_fn;
 }  // namespace journal_testing
 
 class Journal {
@@ -107,10 +116,11 @@ class Journal {
   const uint64_t segment_bytes_;
 
   mutable std::mutex mu_;
-  int fd_ = -1;          // active segment
-  uint32_t active_ = 0;  // its id
-  uint64_t active_size_ = 0;
-  uint64_t appended_ = 0;                     // total bytes appended by this process
+  int fd_ = -1;               // active segment
+  uint32_t active_ = 0;       // its id
+  uint64_t active_size_ = 0;  // its whole records' bytes: the file's size unless rotate_
+  bool rotate_ = false;       // the active segment takes no more appends (see invariants)
+  uint64_t appended_ = 0;     // total bytes appended by this process
   std::map<uint32_t, uint64_t> outstanding_;  // segment -> outstanding write records
   std::map<uint32_t, uint64_t> sizes_;        // segment -> bytes
 
