@@ -3,13 +3,15 @@
 // died. A child process writes; the parent kills it at seeded random
 // moments, reopens the journal, flushes, and checks the store. The same
 // promise when the journal's own writes fail: a forked child makes one append
-// fail part-way (RLIMIT_FSIZE), writes on, and dies without closing.
+// fail part-way (RLIMIT_FSIZE) or one fdatasync fail (the journal's test
+// seam), writes on, and dies without closing.
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -302,6 +304,63 @@ TEST(Crash, JournalFailedAppendLosesNoLaterAcknowledgedWrite) { TornAppendThenCr
 
 TEST(Crash, JournalTornRecordThatCannotBeCutOffLosesNoLaterAcknowledgedWrite) {
   TornAppendThenCrash(true);
+}
+
+// Fails the next `g_failing_syncs` calls with EIO, then syncs for real.
+std::atomic<int> g_failing_syncs{0};
+int FlakyFdatasync(int fd) {
+  int left = g_failing_syncs.load();
+  while (left > 0) {
+    if (g_failing_syncs.compare_exchange_weak(left, left - 1)) {
+      errno = EIO;
+      return -1;
+    }
+  }
+  return ::fdatasync(fd);
+}
+
+TEST(Crash, JournalSyncFailureAcknowledgesNothingAsDurable) {
+  const std::string dir = ::testing::TempDir() + "larder-sync-fail-" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string journal = dir + "/journal";
+  int status = 0;
+  const std::string printed = InChild(
+      [&](FILE* out) {
+        internal::journal_testing::fdatasync_fn = &FlakyFdatasync;
+        Options o;
+        o.capacity_bytes = 1 << 20;
+        std::unique_ptr<Cache> cache;
+        if (Cache::Create(o, &cache) != Status::kOk) ::_exit(2);
+        std::unique_ptr<WriteBehind> wb = OpenUndelivered(cache.get(), journal);
+        if (wb == nullptr) ::_exit(3);
+        for (int i = 0; i < 5; ++i) {
+          PutAndReport(wb.get(), out, "before" + std::to_string(i), "v" + std::to_string(i));
+        }
+        g_failing_syncs = 1;  // the sync that would make the next write durable fails
+        PutAndReport(wb.get(), out, "doomed", "x");
+        // A retry on the same file could report success after the kernel
+        // dropped the pages; later writes must still be durable.
+        for (int i = 0; i < 5; ++i) {
+          PutAndReport(wb.get(), out, "after" + std::to_string(i), "w" + std::to_string(i));
+        }
+        PutAndReport(wb.get(), out, "before0", "v0-newer");
+        ::_exit(0);  // a crash: nothing closed
+      },
+      &status);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+  const Reported reported = ParseReport(printed);
+  ASSERT_EQ(reported.lines, 12) << printed;
+  ASSERT_EQ(reported.refused.count("doomed"), 1u)
+      << "a write whose fdatasync failed was acknowledged";
+  EXPECT_EQ(reported.refused.at("doomed"), static_cast<int>(Status::kIoError));
+  EXPECT_EQ(reported.acknowledged.size(), 10u) << printed;
+
+  // The refused write's outcome is unknown (it may be replayed); every
+  // acknowledged one must be.
+  WriteBehindStats stats;
+  ExpectEveryAcknowledgedWriteRecovered(journal, reported, &stats);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
