@@ -457,7 +457,9 @@ LARDER_API larder_status larder_write_behind_open(larder_cache *cache,
                                                   const larder_write_behind_config *config,
                                                   larder_write_behind **out);
 /* Updates the cache now, queues the store write. LARDER_BUSY: the queue
- * stayed full; LARDER_CLOSED after close. Thread-safe. */
+ * stayed full; LARDER_CLOSED after close; LARDER_IO_ERROR: the journal
+ * append or its fdatasync failed (not acknowledged; it may still be replayed
+ * after a restart, see docs/errors.md). Thread-safe. */
 LARDER_API larder_status larder_write_behind_put(larder_write_behind *wb, const void *key,
                                                  size_t key_size, const void *value,
                                                  size_t value_size, int64_t ttl_ns);

@@ -15,7 +15,18 @@
 #include "crc32c.h"
 
 namespace larder::internal {
+
+namespace journal_testing {
+std::atomic<int (*)(int)> fdatasync_fn{&::fdatasync};
+std::atomic<int (*)(int, off_t)> ftruncate_fn{&::ftruncate};
+}  // namespace journal_testing
+
 namespace {
+
+int Fdatasync(int fd) { return journal_testing::fdatasync_fn.load(std::memory_order_relaxed)(fd); }
+int Ftruncate(int fd, off_t length) {
+  return journal_testing::ftruncate_fn.load(std::memory_order_relaxed)(fd, length);
+}
 
 constexpr size_t kHeaderBytes = 8;               // length + CRC
 constexpr size_t kFixedPayload = 1 + 8 + 4 + 4;  // type, sequence, key and value lengths
@@ -34,7 +45,10 @@ uint64_t GetU64(const unsigned char* p) {
   return uint64_t{GetU32(p)} | uint64_t{GetU32(p + 4)} << 32;
 }
 
-bool WriteAll(int fd, const char* p, size_t n) {
+// Writes all of p[0, n); *written gets how much was written (part of it if
+// it fails).
+bool WriteAll(int fd, const char* p, size_t n, size_t* written) {
+  *written = 0;
   while (n > 0) {
     ssize_t w = ::write(fd, p, n);
     if (w < 0) {
@@ -43,6 +57,7 @@ bool WriteAll(int fd, const char* p, size_t n) {
     }
     p += w;
     n -= static_cast<size_t>(w);
+    *written += static_cast<size_t>(w);
   }
   return true;
 }
@@ -216,43 +231,76 @@ Journal::~Journal() {
   stop_cv_.notify_all();
   if (syncer_.joinable()) syncer_.join();
   if (fd_ >= 0) {
-    if (policy_ != FsyncPolicy::kNever) ::fdatasync(fd_);
+    if (policy_ != FsyncPolicy::kNever) Fdatasync(fd_);
     ::close(fd_);
   }
 }
 
+// Opens the next segment and makes its name durable before giving up the
+// old one, so a failure leaves the old one active (and rotate_ set, if it was)
+// and the caller's append is refused; the next append tries again. The old
+// segment is synced before it is closed; if that fails, its unsynced records
+// are lost to their writers (SyncFailedLocked), but the new segment is used:
+// it holds none of them.
 Status Journal::StartSegmentLocked() {
-  if (fd_ >= 0) {
-    if (policy_ != FsyncPolicy::kNever && ::fdatasync(fd_) != 0) return Status::kIoError;
-    ::close(fd_);
-    fd_ = -1;
-    RaiseSynced(appended_);  // everything so far is in the synced, closed segment
-  }
   const uint32_t id = active_ + 1;
-  int fd = ::open(SegmentPath(id).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  const std::string path = SegmentPath(id);
+  // O_TRUNC: a file of this id can only be one this function gave up on.
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) return Status::kIoError;
   if (policy_ != FsyncPolicy::kNever) {
-    // Make the new file's name durable too.
+    // Make the new file's name durable too: a record synced into a file whose
+    // directory entry is lost is lost. As PostgreSQL's fsync_fname does, a
+    // directory that cannot be opened or synced at all (EINVAL: not supported
+    // by the file system) is let pass; an I/O error refuses the segment.
     int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
-      ::fsync(dfd);
+      const bool failed = ::fsync(dfd) != 0 && errno != EINVAL;
       ::close(dfd);
+      if (failed) {
+        sync_failures_.fetch_add(1, std::memory_order_relaxed);
+        ::close(fd);
+        ::unlink(path.c_str());
+        return Status::kIoError;
+      }
     }
   }
+  if (fd_ >= 0) {
+    if (policy_ != FsyncPolicy::kNever && Fdatasync(fd_) != 0) {
+      sync_failures_.fetch_add(1, std::memory_order_relaxed);
+      SyncFailedLocked(synced_, appended_);
+    }
+    ::close(fd_);
+  }
+  // Everything so far is in closed segments: synced, or lost to a failure.
+  synced_ = std::max(synced_, appended_);
   fd_ = fd;
   active_ = id;
   active_size_ = 0;
+  rotate_ = false;
   sizes_[id] = 0;
   outstanding_[id] += 0;
   return Status::kOk;
 }
 
 Status Journal::AppendLocked(const std::string& bytes, uint32_t* segment) {
-  if (active_size_ > 0 && active_size_ + bytes.size() > segment_bytes_) {
+  if (rotate_ || (active_size_ > 0 && active_size_ + bytes.size() > segment_bytes_)) {
     if (Status s = StartSegmentLocked(); s != Status::kOk) return s;
     DeleteReleasedSegmentsLocked();
   }
-  if (!WriteAll(fd_, bytes.data(), bytes.size())) return Status::kIoError;
+  size_t written = 0;
+  if (!WriteAll(fd_, bytes.data(), bytes.size(), &written)) {
+    // A torn record (file size limit, full disk): records appended after it
+    // would be acknowledged but unreadable, as reading stops at it. Cut it
+    // off. If that fails, leave it (recovery cuts it off, and reads the
+    // segments after this one on their own) and start a new segment for
+    // the next append.
+    if (written > 0 && Ftruncate(fd_, static_cast<off_t>(active_size_)) != 0) {
+      rotate_ = true;
+      sizes_[active_] = active_size_ + written;  // what the file holds
+    }
+    return Status::kIoError;
+  }
   active_size_ += bytes.size();
   sizes_[active_] += bytes.size();
   appended_ += bytes.size();
@@ -269,8 +317,15 @@ Status Journal::AppendWrite(const JournalRecord& record, uint32_t* segment) {
     if (Status s = AppendLocked(bytes, segment); s != Status::kOk) return s;
     ++outstanding_[*segment];
     end = appended_;
+    if (policy_ == FsyncPolicy::kEveryWrite) ++waiters_;
   }
-  if (policy_ == FsyncPolicy::kEveryWrite) SyncTo(end);
+  if (policy_ != FsyncPolicy::kEveryWrite) return Status::kOk;
+  if (Status s = SyncTo(end, true); s != Status::kOk) {
+    // Not acknowledged, so nobody will Release it: it must not keep its
+    // segment (and every later one) from being deleted.
+    Release(*segment, 1);
+    return s;
+  }
   return Status::kOk;
 }
 
@@ -307,27 +362,70 @@ void Journal::DeleteReleasedSegmentsLocked() {
   }
 }
 
-void Journal::RaiseSynced(uint64_t offset) {
-  uint64_t seen = synced_.load(std::memory_order_acquire);
-  while (seen < offset && !synced_.compare_exchange_weak(seen, offset, std::memory_order_acq_rel)) {
+// Bytes [from, to) of the appended_ stream may not be on disk.
+void Journal::SyncFailedLocked(uint64_t from, uint64_t to) {
+  if (from >= to || waiters_ == 0) return;  // nobody can ask about them
+  auto next = failed_.upper_bound(to);
+  auto it = failed_.lower_bound(from);
+  if (it != failed_.begin() && std::prev(it)->second >= from) --it;
+  // Merge every range touching [from, to).
+  while (it != next) {
+    from = std::min(from, it->first);
+    to = std::max(to, it->second);
+    it = failed_.erase(it);
   }
+  failed_.emplace(from, to);
 }
 
-void Journal::SyncTo(uint64_t offset) {
+// Whether the record ending at `end` lies in bytes a sync failed on. Ranges
+// start and end on record boundaries, so a record is wholly in or out.
+bool Journal::FailedLocked(uint64_t end) const {
+  auto it = failed_.lower_bound(end);  // the first range starting at or after end
+  if (it == failed_.begin()) return false;
+  --it;
+  return it->second >= end;
+}
+
+// Group commit: the writers queue on sync_mu_; each finds its record settled
+// by an earlier writer's sync, or syncs everything appended so far.
+Status Journal::SyncTo(uint64_t offset, bool waiter) {
   std::lock_guard<std::mutex> sync_lock(sync_mu_);
-  if (synced_.load(std::memory_order_acquire) >= offset) return;  // covered by another's sync
-  int fd;
-  uint64_t upto;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    fd = ::dup(fd_);
-    upto = appended_;
+  std::unique_lock<std::mutex> lock(mu_);
+  if (synced_ < offset) {
+    const uint64_t from = synced_;
+    const uint64_t upto = appended_;
+    const uint32_t segment = active_;
+    const int fd = ::dup(fd_);
+    lock.unlock();
+    // Not under mu_: appends go on meanwhile, and the next writers' records
+    // wait for the next sync.
+    const bool ok = fd >= 0 && Fdatasync(fd) == 0;
+    if (fd >= 0) ::close(fd);
+    lock.lock();
+    if (ok) {
+      synced_ = std::max(synced_, upto);
+    } else {
+      sync_failures_.fetch_add(1, std::memory_order_relaxed);
+      if (segment == active_) {
+        // Nothing in the segment past `from` can be trusted, including what
+        // was appended during the sync; stop appending to it.
+        SyncFailedLocked(from, appended_);
+        synced_ = appended_;
+        rotate_ = true;
+      } else {
+        // StartSegmentLocked closed the segment meanwhile; its own sync of it
+        // may have "succeeded" after the kernel reported the error to us and
+        // dropped the pages. Count everything it and any later rotation
+        // settled as failed (more than needed, but only writers waiting here,
+        // who have not been answered, are in it).
+        SyncFailedLocked(from, std::max(synced_, upto));
+        synced_ = std::max(synced_, upto);
+      }
+    }
   }
-  if (fd >= 0) {
-    ::fdatasync(fd);
-    ::close(fd);
-  }
-  RaiseSynced(upto);
+  const bool failed = FailedLocked(offset);
+  if (waiter && --waiters_ == 0) failed_.clear();
+  return failed ? Status::kIoError : Status::kOk;
 }
 
 void Journal::SyncLoop() {
@@ -337,7 +435,7 @@ void Journal::SyncLoop() {
     if (stopping_) break;
     const uint64_t end = appended_;
     lock.unlock();
-    SyncTo(end);
+    SyncTo(end, false);  // acknowledged already; a failure is counted and rotates
     lock.lock();
   }
 }

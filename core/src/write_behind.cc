@@ -127,6 +127,8 @@ class WriteBehind::Impl : public internal::PendingWrites {
       uint32_t segment = 0;
       Status s = journal_->AppendWrite(record, &segment);  // durable here with kEveryWrite
       if (s != Status::kOk) {
+        // Not acknowledged: not queued, the cache unchanged, the reserved
+        // bytes given back. (The journal released the record itself.)
         std::lock_guard<std::mutex> lock(mu_);
         bytes_ -= bytes;
         reserved_ -= bytes;
@@ -224,7 +226,10 @@ class WriteBehind::Impl : public internal::PendingWrites {
       s.oldest_pending_nanos =
           std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now() - oldest).count();
     }
-    if (journal_ != nullptr) s.journal_bytes = journal_->bytes();
+    if (journal_ != nullptr) {
+      s.journal_bytes = journal_->bytes();
+      s.journal_sync_failures = journal_->sync_failures();
+    }
     return s;
   }
 

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -620,6 +621,117 @@ TEST(Journal, OpeningADamagedJournalTruncatesTheTailAndReplaysThePrefix) {
   EXPECT_EQ(wb->GetStats().replayed_writes, 10u);
   ASSERT_EQ(wb->Flush(), Status::kOk);
   EXPECT_EQ(store.Value("k9"), "v9");
+  std::filesystem::remove_all(dir);
+}
+
+// ---- W3: the journal's own writes fail ----
+
+// Group commit: A's fdatasync fails while B's record, appended after A's
+// but before that sync finished, waits for it.
+std::atomic<internal::Journal*> g_journal{nullptr};
+std::atomic<uint64_t> g_wait_for_bytes{0};
+std::atomic<bool> g_in_sync{false};
+int FailOnceBothAreAppended(int) {
+  g_in_sync = true;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (g_journal.load()->bytes() < g_wait_for_bytes &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  errno = EIO;
+  return -1;
+}
+
+internal::JournalRecord PutRecord(uint64_t sequence, std::string key) {
+  internal::JournalRecord r;
+  r.sequence = sequence;
+  r.key = std::move(key);
+  r.value = "value";
+  return r;
+}
+
+TEST(Journal, OneFailedGroupCommitFailsEveryWriteItCovered) {
+  const std::string dir = TempDir("group-commit");
+  std::unique_ptr<internal::Journal> journal;
+  internal::Journal::Recovery recovery;
+  ASSERT_EQ(internal::Journal::Open(dir, internal::FsyncPolicy::kEveryWrite, 0, 1 << 20, &journal,
+                                    &recovery),
+            Status::kOk);
+  const internal::JournalRecord a = PutRecord(1, "a"), b = PutRecord(2, "b");
+  std::string encoded;
+  internal::EncodeJournalRecord(a, &encoded);
+  internal::EncodeJournalRecord(b, &encoded);
+  g_journal = journal.get();
+  g_wait_for_bytes = journal->bytes() + encoded.size();
+  internal::journal_testing::fdatasync_fn = &FailOnceBothAreAppended;
+  Status status_a = Status::kInternal, status_b = Status::kInternal;
+  uint32_t segment_a = 0, segment_b = 0;
+  std::thread thread_a([&] { status_a = journal->AppendWrite(a, &segment_a); });
+  while (!g_in_sync) std::this_thread::sleep_for(1ms);
+  std::thread thread_b([&] { status_b = journal->AppendWrite(b, &segment_b); });
+  thread_a.join();
+  thread_b.join();
+  internal::journal_testing::fdatasync_fn = &::fdatasync;
+  EXPECT_EQ(status_a, Status::kIoError);
+  EXPECT_EQ(status_b, Status::kIoError) << "acknowledged as durable by a failed group commit";
+  EXPECT_EQ(segment_a, segment_b);
+
+  // The failed segment is not trusted again: the next write goes to a new
+  // one and is durable.
+  EXPECT_EQ(journal->sync_failures(), 1u);
+  uint32_t segment_c = 0;
+  EXPECT_EQ(journal->AppendWrite(PutRecord(3, "c"), &segment_c), Status::kOk);
+  EXPECT_GT(segment_c, segment_a);
+  // The refused records are not outstanding: they do not keep their segment.
+  size_t segments = 0;
+  for (auto& entry : std::filesystem::directory_iterator(dir)) segments += entry.is_regular_file();
+  EXPECT_EQ(segments, 1u);
+  journal.reset();
+  std::filesystem::remove_all(dir);
+}
+
+int AlwaysEio(int) {
+  errno = EIO;
+  return -1;
+}
+
+TEST(Journal, IntervalSyncFailuresAreCountedAndStartANewSegment) {
+  const std::string dir = TempDir("interval-fail");
+  auto cache = NewCache();
+  auto segments = [&] {
+    size_t n = 0;
+    for (auto& entry : std::filesystem::directory_iterator(dir)) n += entry.is_regular_file();
+    return n;
+  };
+  {
+    WriteBehindOptions o;
+    o.journal_dir = dir;
+    o.journal_sync = JournalSync::kInterval;
+    o.journal_sync_interval = 1ms;
+    o.retry_base = 10s;  // nothing delivered: every record stays in the journal
+    o.retry_max = 10s;
+    o.writer = [](const std::vector<QueuedWrite>&) { return WriteOutcome::Failed("down"); };
+    std::unique_ptr<WriteBehind> wb;
+    ASSERT_EQ(WriteBehind::Open(cache.get(), o, &wb), Status::kOk);
+    internal::journal_testing::fdatasync_fn = &AlwaysEio;
+    EXPECT_EQ(wb->Put("a", "1"), Status::kOk);  // acknowledged before the sync, by design
+    EXPECT_TRUE(Eventually([&] { return wb->GetStats().journal_sync_failures > 0; }));
+    internal::journal_testing::fdatasync_fn = &::fdatasync;
+    const size_t before = segments();
+    EXPECT_EQ(wb->Put("b", "2"), Status::kOk);
+    EXPECT_EQ(segments(), before + 1) << "appends went on into the segment whose sync failed";
+    EXPECT_EQ(wb->Close(1ms), Status::kTimeout);
+  }
+  Store store;
+  WriteBehindOptions o = Behind(&store);
+  o.journal_dir = dir;
+  std::unique_ptr<WriteBehind> wb;
+  ASSERT_EQ(WriteBehind::Open(cache.get(), o, &wb), Status::kOk);
+  EXPECT_EQ(wb->GetStats().replayed_writes, 2u);
+  ASSERT_EQ(wb->Flush(), Status::kOk);
+  EXPECT_EQ(store.Value("a"), "1");
+  EXPECT_EQ(store.Value("b"), "2");
+  wb.reset();
   std::filesystem::remove_all(dir);
 }
 

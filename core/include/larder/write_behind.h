@@ -61,6 +61,18 @@ enum class JournalSync {
   kInterval,    // fdatasync every journal_sync_interval: at most that much is lost on power loss
   kNever,       // leave it to the OS: survives a crashed process, not a crashed machine
 };
+// When the journal's own writes fail (full disk, file size limit, EIO):
+//  * a Put/Delete whose journal append fails, or (kEveryWrite) whose
+//    fdatasync fails, returns kIoError: it is not acknowledged, not queued,
+//    and the cache is not changed. Its outcome is unknown, like a failed
+//    commit's: its record may survive in the journal and be replayed to the
+//    writer after a restart (as the newest write of its key, if no later
+//    one was accepted).
+//  * no acknowledged write is lost: a part-written record is cut off (or
+//    left behind in its own segment), so later writes stay readable, and a
+//    segment whose fdatasync failed is not written to again.
+//  * with kInterval, writes are acknowledged before the sync; a failed sync
+//    is counted in WriteBehindStats::journal_sync_failures.
 
 struct WriteBehindOptions {
   BatchWriter writer;  // required
@@ -96,6 +108,7 @@ struct WriteBehindStats {
   uint64_t journal_bytes = 0;
   uint64_t replayed_writes = 0;          // recovered from the journal at open
   uint64_t journal_truncated_bytes = 0;  // torn or corrupt tails cut off at open
+  uint64_t journal_sync_failures = 0;    // fdatasync/fsync calls on the journal that failed
 };
 
 // Write-behind for one cache. Thread-safe. While a key has a pending write,
@@ -115,7 +128,8 @@ class WriteBehind {
   WriteBehind& operator=(const WriteBehind&) = delete;
 
   // Updates the cache now and queues the store write. kOk means accepted
-  // (and, with kEveryWrite, durable); kBusy: the queue stayed full; kClosed.
+  // (and, with kEveryWrite, durable); kBusy: the queue stayed full; kClosed;
+  // kIoError: the journal append or its sync failed (see JournalSync).
   Status Put(std::string_view key, std::string_view value);
   Status Put(std::string_view key, std::string_view value, const PutOptions& options);
   Status Delete(std::string_view key);
