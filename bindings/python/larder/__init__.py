@@ -29,7 +29,7 @@ from . import _native
 
 __all__ = ["Cache", "cached", "CacheInfo", "LarderError", "InvalidArgument", "KeyTooLong",
            "EmptyKey", "ValueTooLarge", "LoadError", "LoadTimeout", "RecursiveLoad", "Closed",
-           "version"]
+           "Forked", "version"]
 
 _lib = _native.load()
 
@@ -82,8 +82,12 @@ class Closed(LarderError, RuntimeError):
     pass
 
 
+class Forked(LarderError, RuntimeError):
+    """A cache created before os.fork() was used in the child."""
+
+
 _ERRORS = {2: InvalidArgument, 3: EmptyKey, 4: KeyTooLong, 5: ValueTooLarge, 8: LoadError,
-           9: LoadTimeout, 10: RecursiveLoad, 12: Closed}
+           9: LoadTimeout, 10: RecursiveLoad, 12: Closed, 16: Forked}
 
 
 def _raise(code, message=None):
@@ -233,8 +237,9 @@ class Cache:
 
     def _h(self):
         if self._pid != os.getpid():
-            raise LarderError(2, "this cache was created in another process: a cache cannot "
-                                 "be used after fork(); create one in the child")
+            raise Forked(16, "this cache was created by the parent process before fork(): "
+                             "create a new larder.Cache in the child (the inherited one may only "
+                             "be closed or dropped)")
         if self._handle is None:
             raise Closed(12)
         return self._handle
