@@ -38,6 +38,9 @@ struct Entry {
       uint64_t epoch;
     } retired;
   };
+  // Links in the stripe's timer wheel while the entry has a TTL and is
+  // linked; next is nullptr otherwise.
+  ListNode timer;
   int64_t expiry_nanos;  // 0: never expires
   uint32_t value_size;
   // The low 32 bits of the key's hash (they give the home slot and the tag),
@@ -45,7 +48,10 @@ struct Entry {
   // a custom charge (kCustomCharge), that charge.
   uint32_t hash_or_charge;
   std::atomic<uint32_t> refs;
-  uint32_t heap_pos;      // index in the stripe's expiry heap, kNotInHeap if none
+  // When the entry was last used, in the cache's eviction clock (its count
+  // of insertions, wrapping): stripes compare their LRU tails by it to pick
+  // a victim for the whole cache. Under the stripe lock.
+  uint32_t used_tick;
   uint32_t delta_micros;  // how long the load that produced it took (XFetch); 0: unknown
   uint16_t key_size;
   uint8_t flags;  // kLinked while the entry is in its stripe's index and LRU list
@@ -57,7 +63,6 @@ struct Entry {
   static constexpr uint8_t kValue = 0;
   static constexpr uint8_t kNegative = 1;
   static constexpr uint8_t kError = 2;
-  static constexpr uint32_t kNotInHeap = UINT32_MAX;
 
   std::string_view key() const { return {data, key_size}; }
   std::string_view value() const { return {data + key_size, value_size}; }
@@ -115,7 +120,8 @@ inline Entry* NewEntry(std::string_view key, std::string_view value, int64_t exp
   e->value_size = static_cast<uint32_t>(value.size());
   e->hash_or_charge = custom_charge != 0 ? custom_charge : static_cast<uint32_t>(hash);
   e->refs.store(1, std::memory_order_relaxed);
-  e->heap_pos = Entry::kNotInHeap;
+  e->timer.prev = e->timer.next = nullptr;
+  e->used_tick = 0;
   e->delta_micros = delta_micros;
   e->kind = kind;
   e->key_size = static_cast<uint16_t>(key.size());

@@ -50,7 +50,8 @@ Stripe::Stripe(size_t bytes_capacity, size_t entries_capacity, Clock* clock, boo
       clock_(clock),
       collect_removals_(collect_removals),
       retain_grace_(retain_grace),
-      retired_bytes_bound_(retired_bytes_bound) {
+      retired_bytes_bound_(retired_bytes_bound),
+      wheel_(clock->NowNanos(), retain_grace) {
   SlotTable* table = SlotTable::Create(kInitialSlots);
   if (table == nullptr) throw std::bad_alloc();
   table_.store(table, std::memory_order_release);
@@ -125,8 +126,7 @@ void Stripe::CleanUp(int64_t now, Removals* removed) {
     const uint64_t expirations_before = expirations_;
     MaintainLocked(now, removed);
     BoundRetiredLocked();
-    const bool more_expired =
-        !heap_.empty() && SaturatingAdd(heap_.front()->expiry_nanos, retain_grace_) <= now;
+    const bool more_expired = expire_backlog_;
     const bool more_retired =
         retired_head_ != nullptr && retired_head_->retired.epoch + 2 <= Epoch::Current();
     const bool progressed = retired_count_ < retired_before || expirations_ > expirations_before;
@@ -221,11 +221,9 @@ void Stripe::ExpireLocked(int64_t now, Removals* removed) {
   // readers never return them as fresh meanwhile. At most kExpireBudget per
   // call: a mass expiry is reclaimed by the following writes (each removes
   // more than it adds), never by one stalled write.
-  size_t budget = kExpireBudget;
-  while (budget-- > 0 && !heap_.empty() &&
-         SaturatingAdd(heap_.front()->expiry_nanos, retain_grace_) <= now) {
-    RemoveByEntryLocked(heap_.front(), RemovalCause::kExpired, removed);
-  }
+  expire_backlog_ = !wheel_.Advance(now, kExpireBudget, [&](Entry* e) {
+    RemoveByEntryLocked(e, RemovalCause::kExpired, removed);
+  });
 }
 
 void Stripe::EvictLocked(Removals* removed) {
@@ -240,16 +238,6 @@ void Stripe::EvictLocked(Removals* removed) {
 Status Stripe::Put(uint64_t hash, Entry* e, int64_t now, Removals* removed) {
   WriteLock lock(this);
   MaintainLocked(now, removed);
-  if (e->expiry_nanos != 0) {
-    // The only allocation a put can need under the lock, done before any
-    // change so that running out of memory leaves the stripe as it was.
-    try {
-      heap_.reserve(heap_.size() + 1);
-    } catch (const std::bad_alloc&) {
-      Unref(e);
-      return Status::kNoMemory;
-    }
-  }
   SupersedeFlightLocked(e->key());
   return PutLocked(hash, e, removed);
 }
@@ -276,7 +264,7 @@ Status Stripe::PutLocked(uint64_t hash, Entry* e, Removals* removed) {
   }
   e->flags |= Entry::kLinked;
   LruPushFront(e);
-  if (e->expiry_nanos != 0) HeapPush(e);
+  if (e->expiry_nanos != 0) wheel_.Insert(e);
   bytes_ += e->charge();
   ++entries_;
   ++puts_;
@@ -292,7 +280,10 @@ Status Stripe::ReserveSlotLocked() {
   SlotTable* fresh = SlotTable::Create(std::max(kInitialSlots, RoundUpPow2((entries_ + 1) * 2)));
   if (fresh == nullptr) return Status::kNoMemory;
   try {
-    retired_tables_.reserve(retired_tables_.size() + 1);
+    // Geometric growth: reserve(size() + 1) would copy the vector every time.
+    if (retired_tables_.size() == retired_tables_.capacity()) {
+      retired_tables_.reserve(std::max<size_t>(4, 2 * retired_tables_.capacity()));
+    }
   } catch (const std::bad_alloc&) {
     SlotTable::Destroy(fresh);
     return Status::kNoMemory;
@@ -371,7 +362,7 @@ void Stripe::UnlinkLocked(Entry* e, size_t slot, RemovalCause cause, Removals* r
 
 void Stripe::DetachLocked(Entry* e, RemovalCause cause, Removals* removed) {
   LruUnlink(e);
-  if (e->heap_pos != Entry::kNotInHeap) HeapRemove(e);
+  if (e->timer.next != nullptr) wheel_.Remove(e);
   e->flags &= static_cast<uint8_t>(~Entry::kLinked);
   bytes_ -= e->charge();
   --entries_;
@@ -516,16 +507,6 @@ FinishOutcome Stripe::FinishFlight(Flight* flight, Entry* e, bool failed, int64_
     }
     return out;
   }
-  if (e->expiry_nanos != 0) {
-    try {
-      heap_.reserve(heap_.size() + 1);
-    } catch (const std::bad_alloc&) {
-      if (current != nullptr) {
-        UnlinkLocked(current, static_cast<size_t>(slot), RemovalCause::kReplaced, removed);
-      }
-      return out;
-    }
-  }
   Ref(e);  // PutLocked consumes a reference (the cache's) on failure
   out.installed = PutLocked(flight->hash, e, removed) == Status::kOk;
   return out;
@@ -552,7 +533,7 @@ void Stripe::SupersedeFlightsWithPrefixLocked(std::string_view prefix) {
   }
 }
 
-// ---- LRU list and expiry heap ----
+// ---- LRU list ----
 
 void Stripe::LruPushFront(Entry* e) {
   e->lru.next = lru_.next;
@@ -565,54 +546,6 @@ void Stripe::LruUnlink(Entry* e) {
   e->lru.prev->next = e->lru.next;
   e->lru.next->prev = e->lru.prev;
   e->lru.prev = e->lru.next = nullptr;
-}
-
-void Stripe::HeapPush(Entry* e) {
-  e->heap_pos = static_cast<uint32_t>(heap_.size());
-  heap_.push_back(e);
-  HeapSiftUp(heap_.size() - 1);
-}
-
-void Stripe::HeapRemove(Entry* e) {
-  size_t i = e->heap_pos;
-  size_t last = heap_.size() - 1;
-  if (i != last) {
-    HeapSwap(i, last);
-    heap_.pop_back();
-    HeapSiftUp(i);
-    HeapSiftDown(i);
-  } else {
-    heap_.pop_back();
-  }
-  e->heap_pos = Entry::kNotInHeap;
-}
-
-void Stripe::HeapSwap(size_t a, size_t b) {
-  std::swap(heap_[a], heap_[b]);
-  heap_[a]->heap_pos = static_cast<uint32_t>(a);
-  heap_[b]->heap_pos = static_cast<uint32_t>(b);
-}
-
-void Stripe::HeapSiftUp(size_t i) {
-  while (i > 0) {
-    size_t parent = (i - 1) / 2;
-    if (heap_[parent]->expiry_nanos <= heap_[i]->expiry_nanos) break;
-    HeapSwap(i, parent);
-    i = parent;
-  }
-}
-
-void Stripe::HeapSiftDown(size_t i) {
-  const size_t n = heap_.size();
-  for (;;) {
-    size_t smallest = i;
-    size_t l = 2 * i + 1, r = l + 1;
-    if (l < n && heap_[l]->expiry_nanos < heap_[smallest]->expiry_nanos) smallest = l;
-    if (r < n && heap_[r]->expiry_nanos < heap_[smallest]->expiry_nanos) smallest = r;
-    if (smallest == i) return;
-    HeapSwap(i, smallest);
-    i = smallest;
-  }
 }
 
 }  // namespace larder::internal

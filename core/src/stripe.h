@@ -1,4 +1,4 @@
-// A stripe: one lock, one index, one LRU list, one expiry heap. The cache
+// A stripe: one lock, one index, one LRU list, one timer wheel. The cache
 // routes each key to one stripe by hash; a stripe knows nothing of the others.
 //
 // Read path (no lock, no shared write in the common case):
@@ -9,12 +9,12 @@
 //      order (one thread's accesses stay in order, so a single-threaded
 //      replay is exact LRU: every promotion is applied before any insert or
 //      eviction decision),
-//   2. removes entries whose TTL has passed (O(expired * log n), from a heap),
+//   2. removes entries whose TTL has passed (O(expired), from a timer wheel),
 //   3. frees retired entries and tables whose epoch grace period has ended.
 //
 // Invariants (under mu_):
 //  * An entry is kLinked iff it is in table_, in the LRU list, and (when it
-//    has a TTL) in the expiry heap; bytes_ and entries_ sum the linked entries.
+//    has a TTL) in the timer wheel; bytes_ and entries_ sum the linked entries.
 //  * An unlinked entry is on the retired list (holding the cache's reference)
 //    until its grace period ends. A lane may still name it; a retired entry
 //    is freed only after the lanes were consumed up to the tails they had
@@ -44,6 +44,7 @@
 #include "mutex.h"
 #include "removals.h"
 #include "slot_table.h"
+#include "timer_wheel.h"
 
 namespace larder::internal {
 
@@ -240,7 +241,7 @@ class Stripe {
   // Unlinks the entry found at `slot` and retires it.
   void UnlinkLocked(Entry* e, size_t slot, RemovalCause cause, Removals* removed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Takes a linked entry out of the LRU list, heap and counters (not the index).
+  // Takes a linked entry out of the LRU list, wheel and counters (not the index).
   void DetachLocked(Entry* e, RemovalCause cause, Removals* removed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RemoveByEntryLocked(Entry* e, RemovalCause cause, Removals* removed)
@@ -250,11 +251,6 @@ class Stripe {
 
   void LruPushFront(Entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static void LruUnlink(Entry* e);
-  void HeapPush(Entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void HeapRemove(Entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void HeapSwap(size_t a, size_t b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void HeapSiftUp(size_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void HeapSiftDown(size_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const size_t bytes_capacity_;
   const size_t entries_capacity_;  // 0: unbounded
@@ -272,9 +268,10 @@ class Stripe {
   std::atomic<bool> reclaim_due_{false};
 
   Mutex mu_;
-  size_t used_slots_ ABSL_GUARDED_BY(mu_) = 0;     // live + tombstones
-  ListNode lru_ ABSL_GUARDED_BY(mu_);              // lru_.next is the most recent
-  std::vector<Entry*> heap_ ABSL_GUARDED_BY(mu_);  // min-heap on expiry_nanos
+  size_t used_slots_ ABSL_GUARDED_BY(mu_) = 0;        // live + tombstones
+  ListNode lru_ ABSL_GUARDED_BY(mu_);                 // lru_.next is the most recent
+  TimerWheel wheel_ ABSL_GUARDED_BY(mu_);             // the linked entries that have a TTL
+  bool expire_backlog_ ABSL_GUARDED_BY(mu_) = false;  // due entries left over by the budget
   // Unlinked entries in retirement order (epochs non-decreasing), chained
   // through Entry::retired so retiring never allocates.
   Entry* retired_head_ ABSL_GUARDED_BY(mu_) = nullptr;

@@ -130,5 +130,37 @@ TEST(Expiry, NegativeTtlIsRejected) {
   EXPECT_FALSE(cache->Contains("k"));
 }
 
+TEST(Expiry, ExpiredEntriesAreReclaimedWithinOneWheelTick) {
+  // The timer wheel's tick is 2^20 ns (about 1 ms): once that much more has
+  // passed, the next write to the stripe (or CleanUp) reclaims the entry.
+  auto clock = std::make_shared<ManualClock>();
+  auto cache = SmallCache(10, clock);
+  cache->Put("k", "v", Ttl(10ms));
+  clock->Advance(10ms);
+  cache->Put("other", "x");
+  EXPECT_EQ(cache->GetStats().expirations, 0u);  // expired, but its tick has not ended
+  clock->Advance(2100us);
+  cache->Put("other", "y");
+  EXPECT_EQ(cache->GetStats().expirations, 1u);
+  EXPECT_EQ(cache->Size(), 1u);
+}
+
+TEST(Expiry, ManyTtlsReapOnlyWhatIsDue) {
+  auto clock = std::make_shared<ManualClock>();
+  auto cache = SmallCache(100000, clock);
+  for (int i = 0; i < 10000; ++i) {
+    cache->Put("k" + std::to_string(i), "v", Ttl(std::chrono::milliseconds(1 + i % 5000) * 60));
+  }
+  for (int minute = 1; minute <= 300; ++minute) {
+    clock->Advance(1min);
+    cache->CleanUp();
+    // Entries with TTL 60 ms x (1 + i % 5000): those up to this minute are gone.
+    const uint64_t due = static_cast<uint64_t>(std::min(5000, minute * 1000 - 1)) * 2;
+    EXPECT_EQ(cache->GetStats().expirations, due) << "minute " << minute;
+    if (::testing::Test::HasFailure()) return;
+  }
+  EXPECT_EQ(cache->Size(), 0u);
+}
+
 }  // namespace
 }  // namespace larder
