@@ -239,17 +239,29 @@ LARDER_API larder_status larder_put_charged(larder_cache *cache, const void *key
                                             const void *value, size_t value_size, int64_t ttl_ns,
                                             uint64_t charge);
 
+/* Reads. A plain read (larder_get, _get_alloc, _get_pinned, _contains)
+ * never returns an expired value, with one exception: while the key has a
+ * pending write-behind write, a read that finds no live entry answers from
+ * that write, even past its TTL and after larder_invalidate (see
+ * "Read-your-writes" below larder_write_behind_open). All reads are
+ * thread-safe. */
+
 /* Copies the value into buffer. *value_size receives the value's length on
  * LARDER_OK and on LARDER_BUFFER_TOO_SMALL (then nothing is copied: retry
  * with a buffer that large); otherwise it is left alone. value_size is
- * required; buffer may be NULL when buffer_size is 0. */
+ * required; buffer may be NULL when buffer_size is 0.
+ * The size and the retry are two lookups, and another thread may replace the
+ * value in between: the retry can again be LARDER_BUFFER_TOO_SMALL (or
+ * LARDER_NOT_FOUND). To read a value of unknown size race-free, use
+ * larder_get_alloc (a copy) or larder_get_pinned (no copy): each takes one
+ * version of the value in a single lookup. */
 LARDER_API larder_status larder_get(larder_cache *cache, const void *key, size_t key_size,
                                     void *buffer, size_t buffer_size, size_t *value_size);
 
 /* Copies the value into memory the library allocates; free it with
  * larder_free. An empty value gives a non-NULL pointer and size 0. value and
  * value_size are required; on any status but LARDER_OK, *value is NULL and
- * *value_size 0. */
+ * *value_size 0. Race-free for values of unknown size (one lookup). */
 LARDER_API larder_status larder_get_alloc(larder_cache *cache, const void *key, size_t key_size,
                                           void **value, size_t *value_size);
 /* Frees memory from larder_get_alloc. NULL is a no-op. */
@@ -270,18 +282,23 @@ typedef struct larder_value {
 
 /* Pins the value into *out (required; it must be LARDER_VALUE_INIT or
  * released, else LARDER_INVALID_ARGUMENT). On any status but LARDER_OK *out
- * stays empty. */
+ * stays empty. Race-free and zero-copy: the pin holds one version of the
+ * value, whatever later writes do. */
 LARDER_API larder_status larder_get_pinned(larder_cache *cache, const void *key, size_t key_size,
                                            larder_value *out);
 /* Releases a pinned value and empties the struct; releasing an empty or
  * already released value is a no-op returning LARDER_OK. Any thread. */
 LARDER_API larder_status larder_value_release(larder_value *value);
 
-/* LARDER_OK when a live entry exists, else LARDER_NOT_FOUND. Does not count
- * as a hit or miss, nor refresh the LRU position. */
+/* LARDER_OK when a live entry exists (or the key has a pending write-behind
+ * put), else LARDER_NOT_FOUND. Does not count as a hit or miss, nor refresh
+ * the LRU position. */
 LARDER_API larder_status larder_contains(larder_cache *cache, const void *key, size_t key_size);
 
-/* LARDER_OK when an entry was removed, LARDER_NOT_FOUND when none existed. */
+/* LARDER_OK when an entry was removed, LARDER_NOT_FOUND when none existed.
+ * Removes the cached entry only: a pending write-behind write of the key is
+ * still served (use larder_write_behind_delete to drop both). The same holds
+ * for larder_invalidate_prefix and larder_clear. */
 LARDER_API larder_status larder_invalidate(larder_cache *cache, const void *key, size_t key_size);
 /* Removes every entry whose key starts with prefix (prefix_size 0: all);
  * removed may be NULL, else *removed receives the count. */
@@ -338,7 +355,8 @@ typedef struct larder_fetch_info {
  * it); out is required even to only warm the cache (NULL is
  * LARDER_INVALID_ARGUMENT, and nothing is loaded); info may be NULL.
  * LARDER_NOT_FOUND: the loader said so (or a cached negative);
- * LARDER_LOAD_FAILED: see info->error. */
+ * LARDER_LOAD_FAILED: see info->error. A key with a pending write-behind
+ * write is answered from it and never loaded (see "Read-your-writes"). */
 LARDER_API larder_status larder_get_or_load(larder_cache *cache, const void *key, size_t key_size,
                                             larder_loader_fn fn, void *user_data,
                                             int64_t timeout_ns, larder_value *out,
@@ -488,7 +506,28 @@ typedef struct larder_write_behind larder_write_behind;
 LARDER_API larder_status larder_write_behind_open(larder_cache *cache,
                                                   const larder_write_behind_config *config,
                                                   larder_write_behind **out);
-/* Queues the store write, then updates the cache. LARDER_BUSY: the queue stayed full for
+/* Read-your-writes. From larder_write_behind_put or _delete until that
+ * write is delivered (the writer returned 0 for it) or dead-lettered, or
+ * until the write-behind is closed, the key has a pending write (as has a
+ * key with a write replayed from the journal at open), and every read of the
+ * cache that finds no live entry for the key answers from the newest
+ * pending write instead of missing:
+ *  - a pending put: larder_get, _get_alloc, _get_pinned and _contains
+ *    return its value (LARDER_OK); larder_get_or_load and _fetch_begin
+ *    return it too (DONE, info->source LARDER_SOURCE_HIT) and never run a
+ *    loader; no refresh of the key is started;
+ *  - a pending delete: all of them return LARDER_NOT_FOUND, again without
+ *    loading.
+ * So a pending value is served past its TTL (ttl_ns bounds only the cached
+ * copy), after eviction, and after larder_invalidate, _invalidate_prefix or
+ * _clear, which remove the cached copy but not the queued write. A live
+ * cached entry still wins (after a plain larder_put of the key, reads see
+ * that value while it lives); within stale_while_revalidate, get_or_load
+ * may serve the expired cached copy, marked stale. Once the write is
+ * delivered, reads see the cache alone. */
+
+/* Queues the store write, then updates the cache. ttl_ns applies to the
+ * cached copy (see Read-your-writes). LARDER_BUSY: the queue stayed full for
  * enqueue_timeout_ns; LARDER_CLOSED after close; LARDER_IO_ERROR: the
  * journal append failed (nothing queued). A value too large to cache is
  * still queued (LARDER_OK). Thread-safe. */

@@ -858,6 +858,84 @@ static void test_write_output_pointers(void) {
   larder_cache_destroy(c);
 }
 
+/* Read-your-writes: until a write-behind write is delivered, reads that find
+ * no live entry answer from the queue, past the TTL and past invalidation. */
+static void test_write_behind_read_your_writes(void) {
+  larder_options *o = larder_options_new();
+  larder_cache *c = NULL;
+  struct store s;
+  struct load_ctx ctx;
+  larder_write_behind_config config;
+  larder_write_behind *wb = NULL;
+  larder_value v = LARDER_VALUE_INIT;
+  larder_fetch_info info;
+  char buf[32];
+  size_t n;
+  void *p;
+  memset(&s, 0, sizeof s);
+  memset(&ctx, 0, sizeof ctx);
+  pthread_mutex_init(&s.mu, NULL);
+  info.struct_size = sizeof info;
+  larder_options_set_capacity_bytes(o, 1 << 20);
+  larder_options_set_stripes(o, 1);
+  CHECK_STATUS(larder_options_set_clock(o, fake_clock, NULL), LARDER_OK);
+  CHECK_STATUS(larder_cache_create(o, &c), LARDER_OK);
+  larder_options_free(o);
+  ctx.cache = c;
+  CHECK_STATUS(larder_write_behind_config_init(&config), LARDER_OK);
+  config.writer = store_batch;
+  config.writer_data = &s;
+  config.max_delay_ns = 3600LL * 1000000000LL; /* nothing is sent before a flush */
+  CHECK_STATUS(larder_write_behind_open(c, &config, &wb), LARDER_OK);
+  CHECK_STATUS(larder_write_behind_put(wb, KEY("ttl"), "pending", 7, 1000000000LL), LARDER_OK);
+  CHECK_STATUS(larder_write_behind_put(wb, KEY("inv"), "queued", 6, 0), LARDER_OK);
+  CHECK_STATUS(larder_write_behind_put(wb, KEY("del"), "x", 1, 0), LARDER_OK);
+  CHECK_STATUS(larder_write_behind_delete(wb, KEY("del")), LARDER_OK);
+  /* Past the TTL: the cached copy has expired, the queued write is served. */
+  fake_now += 2000000000LL;
+  CHECK_STATUS(larder_get(c, KEY("ttl"), buf, sizeof buf, &n), LARDER_OK);
+  CHECK(n == 7 && memcmp(buf, "pending", 7) == 0);
+  CHECK_STATUS(larder_contains(c, KEY("ttl")), LARDER_OK);
+  CHECK_STATUS(larder_get_pinned(c, KEY("ttl"), &v), LARDER_OK);
+  CHECK(v.size == 7 && memcmp(v.data, "pending", 7) == 0);
+  larder_value_release(&v);
+  CHECK_STATUS(larder_get_or_load(c, KEY("ttl"), loader, &ctx, 0, &v, &info), LARDER_OK);
+  CHECK(v.size == 7 && info.source == LARDER_SOURCE_HIT && ctx.calls == 0);
+  larder_value_release(&v);
+  /* Past an invalidate (and a clear): the cached copy is gone, the queued
+   * write is not. */
+  CHECK_STATUS(larder_invalidate(c, KEY("inv")), LARDER_OK);
+  CHECK_STATUS(larder_get_alloc(c, KEY("inv"), &p, &n), LARDER_OK);
+  CHECK(n == 6 && memcmp(p, "queued", 6) == 0);
+  larder_free(p);
+  CHECK_STATUS(larder_clear(c), LARDER_OK);
+  CHECK_STATUS(larder_get(c, KEY("inv"), buf, sizeof buf, &n), LARDER_OK);
+  CHECK_STATUS(larder_get_or_load(c, KEY("inv"), loader, &ctx, 0, &v, &info), LARDER_OK);
+  CHECK(v.size == 6 && ctx.calls == 0);
+  larder_value_release(&v);
+  /* A pending delete is a miss that never loads. */
+  CHECK_STATUS(larder_get(c, KEY("del"), buf, sizeof buf, &n), LARDER_NOT_FOUND);
+  CHECK_STATUS(larder_contains(c, KEY("del")), LARDER_NOT_FOUND);
+  CHECK_STATUS(larder_get_or_load(c, KEY("del"), loader, &ctx, 0, &v, &info), LARDER_NOT_FOUND);
+  CHECK(ctx.calls == 0);
+  /* A live cached entry wins over the queue. */
+  CHECK_STATUS(larder_put(c, KEY("inv"), "direct", 6, 0), LARDER_OK);
+  CHECK_STATUS(larder_get(c, KEY("inv"), buf, sizeof buf, &n), LARDER_OK);
+  CHECK(n == 6 && memcmp(buf, "direct", 6) == 0);
+  CHECK_STATUS(larder_invalidate(c, KEY("inv")), LARDER_OK);
+  /* Delivered: the cache alone answers. */
+  CHECK_STATUS(larder_write_behind_flush(wb, 0), LARDER_OK);
+  CHECK(s.writes == 3);
+  CHECK_STATUS(larder_get(c, KEY("ttl"), buf, sizeof buf, &n), LARDER_NOT_FOUND);
+  CHECK_STATUS(larder_get(c, KEY("inv"), buf, sizeof buf, &n), LARDER_NOT_FOUND);
+  CHECK_STATUS(larder_get_or_load(c, KEY("del"), loader, &ctx, 0, &v, &info), LARDER_OK);
+  CHECK(ctx.calls == 1 && info.source == LARDER_SOURCE_LOADED);
+  larder_value_release(&v);
+  larder_write_behind_destroy(wb);
+  pthread_mutex_destroy(&s.mu);
+  larder_cache_destroy(c);
+}
+
 /* ---- runner ---- */
 
 struct test_case {
@@ -883,6 +961,7 @@ int main(void) {
       {"put_charged", test_put_charged},
       {"output_pointers", test_output_pointers},
       {"write_output_pointers", test_write_output_pointers},
+      {"write_behind_read_your_writes", test_write_behind_read_your_writes},
   };
   size_t i;
   int passed = 0, failed = 0;
