@@ -321,24 +321,40 @@ void larder_cache_destroy(larder_cache* c) {
   delete c;
 }
 
+}  // extern "C"
+
+namespace {
+
+// Without a charge the engine computes it (key + value + overhead); a given
+// charge is the caller's weight and must be > 0.
+larder_status Put(larder_cache* c, const void* key, size_t key_size, const void* value,
+                  size_t value_size, int64_t ttl_ns, std::optional<uint64_t> charge) {
+  LARDER_GUARD_BEGIN
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  if (!ValidBytes(key, key_size) || !ValidBytes(value, value_size) || ttl_ns < 0 ||
+      (charge.has_value() && *charge == 0)) {
+    return LARDER_INVALID_ARGUMENT;
+  }
+  larder::PutOptions put;
+  put.ttl = std::chrono::nanoseconds(ttl_ns);
+  put.charge = charge.value_or(0);  // the engine's 0: compute it
+  return Code(c->cache->Put(View(key, key_size), View(value, value_size), put));
+  LARDER_GUARD_END
+}
+
+}  // namespace
+
+extern "C" {
+
 larder_status larder_put(larder_cache* c, const void* key, size_t key_size, const void* value,
                          size_t value_size, int64_t ttl_ns) {
-  return larder_put_charged(c, key, key_size, value, value_size, ttl_ns, 0);
+  return Put(c, key, key_size, value, value_size, ttl_ns, std::nullopt);
 }
 
 larder_status larder_put_charged(larder_cache* c, const void* key, size_t key_size,
                                  const void* value, size_t value_size, int64_t ttl_ns,
                                  uint64_t charge) {
-  LARDER_GUARD_BEGIN
-  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
-  if (!ValidBytes(key, key_size) || !ValidBytes(value, value_size) || ttl_ns < 0) {
-    return LARDER_INVALID_ARGUMENT;
-  }
-  larder::PutOptions put;
-  put.ttl = std::chrono::nanoseconds(ttl_ns);
-  put.charge = charge;
-  return Code(c->cache->Put(View(key, key_size), View(value, value_size), put));
-  LARDER_GUARD_END
+  return Put(c, key, key_size, value, value_size, ttl_ns, charge);
 }
 
 larder_status larder_get(larder_cache* c, const void* key, size_t key_size, void* buffer,
@@ -355,12 +371,12 @@ larder_status larder_get(larder_cache* c, const void* key, size_t key_size, void
 larder_status larder_get_alloc(larder_cache* c, const void* key, size_t key_size, void** value,
                                size_t* value_size) {
   LARDER_GUARD_BEGIN
-  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
-  if (!ValidBytes(key, key_size) || value == nullptr || value_size == nullptr) {
-    return LARDER_INVALID_ARGUMENT;
-  }
+  if (value == nullptr || value_size == nullptr) return LARDER_INVALID_ARGUMENT;
+  // Whatever the outcome, the outputs say "no value" unless it is LARDER_OK.
   *value = nullptr;
   *value_size = 0;
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  if (!ValidBytes(key, key_size)) return LARDER_INVALID_ARGUMENT;
   void* copy = nullptr;
   size_t size = 0;
   bool out_of_memory = false;
@@ -530,7 +546,7 @@ larder_status larder_get_or_load(larder_cache* c, const void* key, size_t key_si
                                  larder_value* out, larder_fetch_info* info) {
   LARDER_GUARD_BEGIN
   if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
-  if (!ValidBytes(key, key_size) || timeout_ns < 0 || (out != nullptr && !ValueSlotUsable(out))) {
+  if (!ValidBytes(key, key_size) || timeout_ns < 0 || !ValueSlotUsable(out)) {
     return LARDER_INVALID_ARGUMENT;
   }
   larder::FetchOptions fetch;
@@ -552,13 +568,13 @@ larder_status larder_fetch_begin(larder_cache* c, const void* key, size_t key_si
                                  larder_value* out, larder_fetch_info* info, larder_lease** lease,
                                  larder_ticket** ticket) {
   LARDER_GUARD_BEGIN
-  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
-  if (!ValidBytes(key, key_size) || kind == nullptr || lease == nullptr || ticket == nullptr ||
-      (out != nullptr && !ValueSlotUsable(out))) {
-    return LARDER_INVALID_ARGUMENT;
-  }
+  if (kind == nullptr || lease == nullptr || ticket == nullptr) return LARDER_INVALID_ARGUMENT;
+  // Every answer but LEAD and WAIT, argument errors included, is DONE.
+  *kind = LARDER_FETCH_DONE;
   *lease = nullptr;
   *ticket = nullptr;
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  if (!ValidBytes(key, key_size) || !ValueSlotUsable(out)) return LARDER_INVALID_ARGUMENT;
   // Allocate the handles first, so running out of memory cannot strand a
   // flight that was already created.
   auto lease_handle = std::make_unique<larder_lease>();
@@ -566,7 +582,6 @@ larder_status larder_fetch_begin(larder_cache* c, const void* key, size_t key_si
   larder::FetchLookup lookup = c->cache->BeginFetch(View(key, key_size));
   switch (lookup.kind) {
     case larder::FetchLookup::Kind::kDone:
-      *kind = LARDER_FETCH_DONE;
       return Deliver(std::move(lookup.result), out, info);
     case larder::FetchLookup::Kind::kLead:
       *kind = LARDER_FETCH_LEAD;
@@ -626,7 +641,7 @@ void larder_lease_abandon(larder_lease* lease) {
 larder_status larder_ticket_wait(larder_ticket* ticket, int64_t timeout_ns, larder_value* out,
                                  larder_fetch_info* info) {
   LARDER_GUARD_BEGIN
-  if (ticket == nullptr || timeout_ns < 0 || (out != nullptr && !ValueSlotUsable(out))) {
+  if (ticket == nullptr || timeout_ns < 0 || !ValueSlotUsable(out)) {
     return LARDER_INVALID_ARGUMENT;
   }
   return Deliver(ticket->ticket.Wait(std::chrono::nanoseconds(timeout_ns)), out, info);

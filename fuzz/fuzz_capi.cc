@@ -1,7 +1,8 @@
 // The C ABI with hostile arguments: NULL pointers, zero and huge lengths,
 // invalid option values, tiny buffers, too-small structs, use after close,
-// double releases. Nothing may crash, leak or hit undefined behaviour, and
-// every call must answer a documented status code.
+// double releases. Nothing may crash, leak or hit undefined behaviour,
+// every call must answer a documented status code, and the calls larder.h
+// says are refused (a NULL required output, a charge of 0) must be.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -29,6 +30,16 @@ struct Bytes {
 void Check(larder_status s) {
   if (s < LARDER_OK || s > LARDER_IO_ERROR || larder_strerror(s) == nullptr) {
     __builtin_printf("fuzz_capi: undocumented status %d\n", s);
+    std::abort();
+  }
+}
+
+// A call the header says must be refused: LARDER_INVALID_ARGUMENT, or
+// LARDER_CLOSED once the cache is closed (checked first).
+void CheckRefused(larder_status s) {
+  Check(s);
+  if (s != LARDER_INVALID_ARGUMENT && s != LARDER_CLOSED) {
+    __builtin_printf("fuzz_capi: a call larder.h refuses returned %d\n", s);
     std::abort();
   }
 }
@@ -205,7 +216,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           }
         }
         if (ticket != nullptr) {
-          Check(larder_ticket_wait(ticket, 1000, nullptr, nullptr));
+          Check(larder_ticket_wait(ticket, 1000, &pin, nullptr));
+          Check(larder_value_release(&pin));
+          CheckRefused(larder_ticket_wait(ticket, 1000, nullptr, nullptr));  // out is required
           larder_ticket_free(ticket);
         }
         break;
@@ -213,9 +226,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 10:
         Check(larder_clear(in.Next() % 2 ? c : nullptr));
         break;
-      default:
-        if (in.Next() % 16 == 0) Check(larder_cache_close(c));  // later calls: LARDER_CLOSED
+      default: {
+        const uint8_t what = in.Next() % 16;
+        if (what == 0) {
+          Check(larder_cache_close(c));  // later calls: LARDER_CLOSED
+        } else if (what == 1) {
+          // Charge 0 is no charge: refused (larder_put computes one).
+          CheckRefused(larder_put_charged(c, k, kn, v, vn, 0, 0));
+        } else if (what == 2) {
+          // The value out of larder_get_or_load is required: refused, nothing loaded.
+          CheckRefused(larder_get_or_load(c, k, kn, Loader, &loader_mode, 0, nullptr, nullptr));
+        } else if (what == 3) {
+          Check(larder_put_charged(c, k, kn, v, vn, 0, 1 + 3 * static_cast<uint64_t>(vn)));
+        }
         break;
+      }
     }
   }
   larder_cache_destroy(c);

@@ -22,6 +22,21 @@
  *    to LARDER_MAX_KEY_LENGTH bytes. Values may be empty; a NULL pointer is
  *    accepted only with length 0.
  *  - Durations are nanoseconds (int64_t). A TTL of 0 means "the default".
+ *  - Pointers. An output pointer (one the library writes a result through)
+ *    is required: NULL is LARDER_INVALID_ARGUMENT, and the call then does
+ *    nothing (no read, load, flight or write). The only optional outputs say
+ *    "may be NULL" at their function, and there NULL means "not wanted":
+ *    every larder_fetch_info *info, the *removed of larder_invalidate_prefix,
+ *    the *out of larder_lease_complete_value, and the error buffer of
+ *    larder_write_through / larder_delete_through (with error_size 0).
+ *    Handles and callbacks are required too, except where a function gives
+ *    NULL a meaning ("fn NULL removes it", "NULL: the cache's loader") and in
+ *    the free/destroy functions, where NULL is a no-op.
+ *  - Zero. A size, count, duration or charge of 0 means only what its
+ *    function says it means (buffer_size 0: no buffer; prefix_size 0: every
+ *    key; a TTL of 0: the default; a timeout of 0: no limit); a parameter
+ *    documented as "> 0" or ">= 1" refuses 0 with LARDER_INVALID_ARGUMENT.
+ *    Negative durations are always LARDER_INVALID_ARGUMENT.
  *  - Thread-safety: a larder_cache may be used from any number of threads at
  *    once; options, leases and tickets belong to one thread at a time unless
  *    said otherwise.
@@ -173,7 +188,8 @@ LARDER_API larder_status larder_options_set_default_ttl(larder_options *o, int64
 LARDER_API larder_status larder_options_set_negative_ttl(larder_options *o, int64_t ttl_ns);
 /* How long a loader's error is cached; 0 (default) never caches errors. */
 LARDER_API larder_status larder_options_set_error_ttl(larder_options *o, int64_t ttl_ns);
-/* XFetch early refresh factor: >= 0, default 1.0, 0 disables. */
+/* XFetch early refresh factor: >= 0 and finite (below 1e300), default 1.0,
+ * 0 disables. */
 LARDER_API larder_status larder_options_set_refresh_beta(larder_options *o, double beta);
 /* Load time assumed for put entries (enables their early refresh); 0: none. */
 LARDER_API larder_status larder_options_set_default_refresh_delta(larder_options *o,
@@ -217,24 +233,45 @@ LARDER_API larder_status larder_cache_close(larder_cache *cache);
  * no-op. */
 LARDER_API void larder_cache_destroy(larder_cache *cache);
 
-/* Inserts or replaces. ttl_ns 0: the default TTL; negative: invalid.
- * LARDER_VALUE_TOO_LARGE leaves no older value of the key readable. */
+/* Inserts or replaces. ttl_ns 0: the default TTL; negative: invalid. The
+ * entry's charge is key_size + value_size + a fixed per-entry overhead.
+ * LARDER_VALUE_TOO_LARGE when the charge exceeds one stripe's share of
+ * capacity_bytes, or the value or the charge is 4 GiB or more; it leaves no
+ * older value of the key readable. */
 LARDER_API larder_status larder_put(larder_cache *cache, const void *key, size_t key_size,
                                     const void *value, size_t value_size, int64_t ttl_ns);
 /* As larder_put, with the entry's weight toward capacity_bytes given
- * explicitly (charge > 0) instead of computed from its size. */
+ * explicitly instead of computed from its size. charge must be > 0: 0 is
+ * LARDER_INVALID_ARGUMENT (larder_put is the computed charge). A charge
+ * over one stripe's share of capacity_bytes, or of 4 GiB or more, is
+ * LARDER_VALUE_TOO_LARGE as for larder_put. */
 LARDER_API larder_status larder_put_charged(larder_cache *cache, const void *key, size_t key_size,
                                             const void *value, size_t value_size, int64_t ttl_ns,
                                             uint64_t charge);
 
+/* Reads. A plain read (larder_get, _get_alloc, _get_pinned, _contains)
+ * never returns an expired value, with one exception: while the key has a
+ * pending write-behind write, a read that finds no live entry answers from
+ * that write, even past its TTL and after larder_invalidate (see
+ * "Read-your-writes" below larder_write_behind_open). All reads are
+ * thread-safe. */
+
 /* Copies the value into buffer. *value_size receives the value's length on
  * LARDER_OK and on LARDER_BUFFER_TOO_SMALL (then nothing is copied: retry
- * with a buffer that large). buffer may be NULL when buffer_size is 0. */
+ * with a buffer that large); otherwise it is left alone. value_size is
+ * required; buffer may be NULL when buffer_size is 0.
+ * The size and the retry are two lookups, and another thread may replace the
+ * value in between: the retry can again be LARDER_BUFFER_TOO_SMALL (or
+ * LARDER_NOT_FOUND). To read a value of unknown size race-free, use
+ * larder_get_alloc (a copy) or larder_get_pinned (no copy): each takes one
+ * version of the value in a single lookup. */
 LARDER_API larder_status larder_get(larder_cache *cache, const void *key, size_t key_size,
                                     void *buffer, size_t buffer_size, size_t *value_size);
 
 /* Copies the value into memory the library allocates; free it with
- * larder_free. An empty value gives a non-NULL pointer and size 0. */
+ * larder_free. An empty value gives a non-NULL pointer and size 0. value and
+ * value_size are required; on any status but LARDER_OK, *value is NULL and
+ * *value_size 0. Race-free for values of unknown size (one lookup). */
 LARDER_API larder_status larder_get_alloc(larder_cache *cache, const void *key, size_t key_size,
                                           void **value, size_t *value_size);
 /* Frees memory from larder_get_alloc. NULL is a no-op. */
@@ -253,21 +290,28 @@ typedef struct larder_value {
 #define LARDER_VALUE_INIT \
   { sizeof(larder_value), NULL, 0, NULL }
 
-/* Pins the value into *out (which must be empty or released). */
+/* Pins the value into *out (required; it must be LARDER_VALUE_INIT or
+ * released, else LARDER_INVALID_ARGUMENT). On any status but LARDER_OK *out
+ * stays empty. Race-free and zero-copy: the pin holds one version of the
+ * value, whatever later writes do. */
 LARDER_API larder_status larder_get_pinned(larder_cache *cache, const void *key, size_t key_size,
                                            larder_value *out);
 /* Releases a pinned value and empties the struct; releasing an empty or
  * already released value is a no-op returning LARDER_OK. Any thread. */
 LARDER_API larder_status larder_value_release(larder_value *value);
 
-/* LARDER_OK when a live entry exists, else LARDER_NOT_FOUND. Does not count
- * as a hit or miss, nor refresh the LRU position. */
+/* LARDER_OK when a live entry exists (or the key has a pending write-behind
+ * put), else LARDER_NOT_FOUND. Does not count as a hit or miss, nor refresh
+ * the LRU position. */
 LARDER_API larder_status larder_contains(larder_cache *cache, const void *key, size_t key_size);
 
-/* LARDER_OK when an entry was removed, LARDER_NOT_FOUND when none existed. */
+/* LARDER_OK when an entry was removed, LARDER_NOT_FOUND when none existed.
+ * Removes the cached entry only: a pending write-behind write of the key is
+ * still served (use larder_write_behind_delete to drop both). The same holds
+ * for larder_invalidate_prefix and larder_clear. */
 LARDER_API larder_status larder_invalidate(larder_cache *cache, const void *key, size_t key_size);
 /* Removes every entry whose key starts with prefix (prefix_size 0: all);
- * *removed (may be NULL) receives the count. */
+ * removed may be NULL, else *removed receives the count. */
 LARDER_API larder_status larder_invalidate_prefix(larder_cache *cache, const void *prefix,
                                                   size_t prefix_size, uint64_t *removed);
 LARDER_API larder_status larder_clear(larder_cache *cache);
@@ -318,8 +362,11 @@ typedef struct larder_fetch_info {
  * at most one load per key at a time, however many callers miss at once.
  * Callers that wait for another's load give up after timeout_ns (0: no
  * limit) with LARDER_TIMEOUT. On LARDER_OK, *out holds a pinned value (release
- * it). LARDER_NOT_FOUND: the loader said so (or a cached negative);
- * LARDER_LOAD_FAILED: see info->error. */
+ * it); out is required even to only warm the cache (NULL is
+ * LARDER_INVALID_ARGUMENT, and nothing is loaded); info may be NULL.
+ * LARDER_NOT_FOUND: the loader said so (or a cached negative);
+ * LARDER_LOAD_FAILED: see info->error. A key with a pending write-behind
+ * write is answered from it and never loaded (see "Read-your-writes"). */
 LARDER_API larder_status larder_get_or_load(larder_cache *cache, const void *key, size_t key_size,
                                             larder_loader_fn fn, void *user_data,
                                             int64_t timeout_ns, larder_value *out,
@@ -339,10 +386,13 @@ typedef struct larder_ticket larder_ticket; /* a place in line for a load */
 
 /* Looks key up. *kind says what to do next. DONE: the status is the answer
  * (LARDER_OK with *out pinned, or NOT_FOUND / LOAD_FAILED from a cached
- * negative, or an argument error). LEAD: *lease is yours: complete it with
- * one of larder_lease_complete_* (or larder_lease_abandon). WAIT: *ticket is
- * yours: larder_ticket_wait or larder_ticket_on_ready, then
- * larder_ticket_free. Returns LARDER_OK for LEAD and WAIT. */
+ * negative, or any error, argument errors and LARDER_CLOSED included).
+ * LEAD: *lease is yours: complete it with one of larder_lease_complete_*
+ * (or larder_lease_abandon). WAIT: *ticket is yours: larder_ticket_wait or
+ * larder_ticket_on_ready, then larder_ticket_free. Returns LARDER_OK for
+ * LEAD and WAIT. kind, out, lease and ticket are required (with any of
+ * them NULL: LARDER_INVALID_ARGUMENT, no flight starts); *lease and *ticket
+ * are NULL unless handed to you. info may be NULL. */
 LARDER_API larder_status larder_fetch_begin(larder_cache *cache, const void *key, size_t key_size,
                                             int *kind, larder_value *out, larder_fetch_info *info,
                                             larder_lease **lease, larder_ticket **ticket);
@@ -350,18 +400,21 @@ LARDER_API larder_status larder_fetch_begin(larder_cache *cache, const void *key
 /* Complete a lease (each consumes and frees it, even when it returns
  * LARDER_INVALID_ARGUMENT for bad value arguments: the flight then fails as
  * abandoned): delivers the outcome to all waiters, installs it unless a write
- * raced with the load, and reports this caller's own result in *out (may be
- * NULL). */
+ * raced with the load, and reports this caller's own result in *out (out may
+ * be NULL: the leader has the value already). larder_lease_complete_error's
+ * message may be NULL. */
 LARDER_API larder_status larder_lease_complete_value(larder_lease *lease, const void *value,
                                                      size_t value_size, int64_t ttl_ns,
                                                      larder_value *out);
 LARDER_API larder_status larder_lease_complete_not_found(larder_lease *lease);
 LARDER_API larder_status larder_lease_complete_error(larder_lease *lease, const char *message);
-/* Gives the duty up: waiters get LARDER_LOAD_FAILED ("load abandoned"). */
+/* Gives the duty up: waiters get LARDER_LOAD_FAILED ("load abandoned").
+ * NULL is a no-op. */
 LARDER_API void larder_lease_abandon(larder_lease *lease);
 
 /* Blocks until the load finishes or timeout_ns passes (0: no limit). May be
- * called more than once; each LARDER_OK pins a new reference into *out. */
+ * called more than once; each LARDER_OK pins a new reference into *out. out
+ * is required (LARDER_INVALID_ARGUMENT, without waiting); info may be NULL. */
 LARDER_API larder_status larder_ticket_wait(larder_ticket *ticket, int64_t timeout_ns,
                                             larder_value *out, larder_fetch_info *info);
 
@@ -387,13 +440,15 @@ typedef int (*larder_store_write_fn)(void *user_data, const void *key, size_t ke
 
 /* Write-through: runs fn first (no cache lock held); on success installs the
  * value, on failure leaves the cache unchanged and returns
- * LARDER_WRITE_FAILED with fn's message in error (may be NULL). Writes of
+ * LARDER_WRITE_FAILED with fn's message in error. error may be NULL with
+ * error_size 0 (NULL with a size is LARDER_INVALID_ARGUMENT). Writes of
  * one key are serialised; other keys proceed in parallel. */
 LARDER_API larder_status larder_write_through(larder_cache *cache, const void *key, size_t key_size,
                                               const void *value, size_t value_size, int64_t ttl_ns,
                                               larder_store_write_fn fn, void *user_data,
                                               char *error, size_t error_size);
-/* Deletes from the store through fn, then invalidates the key. */
+/* Deletes from the store through fn, then invalidates the key; errors and
+ * the error buffer as for larder_write_through. */
 LARDER_API larder_status larder_delete_through(larder_cache *cache, const void *key,
                                                size_t key_size, larder_store_write_fn fn,
                                                void *user_data, char *error, size_t error_size);
@@ -452,17 +507,47 @@ typedef struct larder_write_behind larder_write_behind;
 
 /* Opens write-behind for a cache (one per cache), first recovering the
  * journal: unacknowledged writes of earlier runs are queued first. The
- * callbacks run on the flusher thread. Destroy it before the cache. */
+ * callbacks run on the flusher thread. Destroy it before the cache. On
+ * success *out owns it; out is required, and on failure *out is NULL:
+ * LARDER_INVALID_ARGUMENT for a config whose struct_size is smaller than
+ * this header's, no writer, zero or out-of-range limits, negative durations,
+ * or a cache that already has write-behind; LARDER_IO_ERROR for the
+ * journal. */
 LARDER_API larder_status larder_write_behind_open(larder_cache *cache,
                                                   const larder_write_behind_config *config,
                                                   larder_write_behind **out);
-/* Updates the cache now, queues the store write. LARDER_BUSY: the queue
- * stayed full; LARDER_CLOSED after close; LARDER_IO_ERROR: the journal
- * append or its fdatasync failed (not acknowledged; it may still be replayed
- * after a restart, see docs/errors.md). Thread-safe. */
+/* Read-your-writes. From larder_write_behind_put or _delete until that
+ * write is delivered (the writer returned 0 for it) or dead-lettered, or
+ * until the write-behind is closed, the key has a pending write (as has a
+ * key with a write replayed from the journal at open), and every read of the
+ * cache that finds no live entry for the key answers from the newest
+ * pending write instead of missing:
+ *  - a pending put: larder_get, _get_alloc, _get_pinned and _contains
+ *    return its value (LARDER_OK); larder_get_or_load and _fetch_begin
+ *    return it too (DONE, info->source LARDER_SOURCE_HIT) and never run a
+ *    loader; no refresh of the key is started;
+ *  - a pending delete: all of them return LARDER_NOT_FOUND, again without
+ *    loading.
+ * So a pending value is served past its TTL (ttl_ns bounds only the cached
+ * copy), after eviction, and after larder_invalidate, _invalidate_prefix or
+ * _clear, which remove the cached copy but not the queued write. A live
+ * cached entry still wins (after a plain larder_put of the key, reads see
+ * that value while it lives); within stale_while_revalidate, get_or_load
+ * may serve the expired cached copy, marked stale. Once the write is
+ * delivered, reads see the cache alone. */
+
+/* Queues the store write, then updates the cache. ttl_ns applies to the
+ * cached copy (see Read-your-writes). LARDER_BUSY: the queue stayed full for
+ * enqueue_timeout_ns; LARDER_CLOSED after close; LARDER_IO_ERROR: the
+ * journal append or its fdatasync failed (nothing queued, not acknowledged;
+ * the record may still be replayed after a restart, see docs/errors.md).
+ * LARDER_FORKED in a child process. A value too large to cache is still
+ * queued (LARDER_OK). Thread-safe. */
 LARDER_API larder_status larder_write_behind_put(larder_write_behind *wb, const void *key,
                                                  size_t key_size, const void *value,
                                                  size_t value_size, int64_t ttl_ns);
+/* Queues a store delete, then invalidates the key; statuses as
+ * larder_write_behind_put. Thread-safe. */
 LARDER_API larder_status larder_write_behind_delete(larder_write_behind *wb, const void *key,
                                                     size_t key_size);
 /* Waits until everything queued before the call is delivered or
@@ -488,6 +573,9 @@ typedef struct larder_write_behind_stats {
   uint64_t journal_truncated_bytes;
 } larder_write_behind_stats;
 
+/* Fills the first out->struct_size bytes' worth of fields (out required);
+ * LARDER_INVALID_ARGUMENT if struct_size is smaller than
+ * offsetof(larder_write_behind_stats, queue_depth) + 8. Thread-safe. */
 LARDER_API larder_status larder_write_behind_stats_get(larder_write_behind *wb,
                                                        larder_write_behind_stats *out);
 /* Closes (no time limit) and frees. NULL is a no-op. */

@@ -383,7 +383,7 @@ static void test_get_or_load(void) {
   CHECK_STATUS(larder_get_or_load(c, KEY("delta"), loader, &ctx, 0, &v, &info), LARDER_LOAD_FAILED);
   CHECK(strstr(info.error, "no result") != NULL);
   ctx.mode = 4;
-  CHECK_STATUS(larder_get_or_load(c, KEY("epsilon"), loader, &ctx, 0, NULL, NULL),
+  CHECK_STATUS(larder_get_or_load(c, KEY("epsilon"), loader, &ctx, 0, &v, NULL),
                LARDER_LOAD_FAILED);
   ctx.mode = 5;
   CHECK_STATUS(larder_get_or_load(c, KEY("zeta"), loader, &ctx, 0, &v, &info), LARDER_OK);
@@ -491,27 +491,26 @@ static void test_async_lead_wait(void) {
   CHECK(kind == LARDER_FETCH_DONE && info.source == LARDER_SOURCE_HIT && v.size == 6);
   larder_value_release(&v);
   /* Abandon and error completions reach waiters. */
-  CHECK_STATUS(larder_fetch_begin(c, KEY("a"), &kind, NULL, NULL, &lease, &ticket), LARDER_OK);
+  CHECK_STATUS(larder_fetch_begin(c, KEY("a"), &kind, &v, NULL, &lease, &ticket), LARDER_OK);
   CHECK(kind == LARDER_FETCH_LEAD);
-  CHECK_STATUS(larder_fetch_begin(c, KEY("a"), &kind, NULL, NULL, &unused_lease, &ticket),
-               LARDER_OK);
+  CHECK_STATUS(larder_fetch_begin(c, KEY("a"), &kind, &v, NULL, &unused_lease, &ticket), LARDER_OK);
   larder_lease_abandon(lease);
   CHECK_STATUS(larder_ticket_wait(ticket, 0, &v, &info), LARDER_LOAD_FAILED);
   CHECK(strcmp(info.error, "load abandoned") == 0);
   larder_ticket_free(ticket);
-  CHECK_STATUS(larder_fetch_begin(c, KEY("b"), &kind, NULL, NULL, &lease, &ticket), LARDER_OK);
+  CHECK_STATUS(larder_fetch_begin(c, KEY("b"), &kind, &v, NULL, &lease, &ticket), LARDER_OK);
   CHECK_STATUS(larder_lease_complete_error(lease, "nope"), LARDER_LOAD_FAILED);
-  CHECK_STATUS(larder_fetch_begin(c, KEY("c"), &kind, NULL, NULL, &lease, &ticket), LARDER_OK);
+  CHECK_STATUS(larder_fetch_begin(c, KEY("c"), &kind, &v, NULL, &lease, &ticket), LARDER_OK);
   CHECK_STATUS(larder_lease_complete_not_found(lease), LARDER_NOT_FOUND);
   /* Bad arguments. */
   CHECK_STATUS(larder_fetch_begin(c, KEY("d"), NULL, NULL, NULL, &lease, &ticket),
                LARDER_INVALID_ARGUMENT);
-  CHECK_STATUS(larder_fetch_begin(c, KEY("d"), &kind, NULL, NULL, NULL, &ticket),
+  CHECK_STATUS(larder_fetch_begin(c, KEY("d"), &kind, &v, NULL, NULL, &ticket),
                LARDER_INVALID_ARGUMENT);
   CHECK_STATUS(larder_lease_complete_value(NULL, "v", 1, 0, NULL), LARDER_INVALID_ARGUMENT);
   CHECK_STATUS(larder_lease_complete_not_found(NULL), LARDER_INVALID_ARGUMENT);
   CHECK_STATUS(larder_lease_complete_error(NULL, NULL), LARDER_INVALID_ARGUMENT);
-  CHECK_STATUS(larder_ticket_wait(NULL, 0, NULL, NULL), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_ticket_wait(NULL, 0, &v, NULL), LARDER_INVALID_ARGUMENT);
   CHECK_STATUS(larder_ticket_on_ready(NULL, on_ready, NULL), LARDER_INVALID_ARGUMENT);
   larder_lease_abandon(NULL);
   larder_ticket_free(NULL);
@@ -706,6 +705,237 @@ static void test_write_behind(void) {
   larder_cache_destroy(c);
 }
 
+/* ---- the argument rules at the top of larder.h ---- */
+
+/* larder_put_charged: the charge is the caller's, and must be > 0. */
+static void test_put_charged(void) {
+  larder_cache *c = new_cache(1 << 20, 0, 1);
+  larder_stats stats;
+  stats.struct_size = sizeof stats;
+  /* 0 is no charge at all, not "the default": larder_put computes one. */
+  CHECK_STATUS(larder_put_charged(c, KEY("k"), "v", 1, 0, 0), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_contains(c, KEY("k")), LARDER_NOT_FOUND);
+  CHECK_STATUS(larder_put_charged(c, KEY("k"), "v", 1, 0, 1000), LARDER_OK);
+  CHECK_STATUS(larder_cache_stats(c, &stats), LARDER_OK);
+  CHECK(stats.entries == 1 && stats.bytes == 1000);
+  /* The given charge replaces the computed one, also toward the bound. */
+  CHECK_STATUS(larder_put_charged(c, KEY("k"), "v", 1, 0, (1u << 20) + 1), LARDER_VALUE_TOO_LARGE);
+  CHECK_STATUS(larder_contains(c, KEY("k")), LARDER_NOT_FOUND); /* no older value left */
+  CHECK_STATUS(larder_put_charged(c, KEY("k"), "v", 1, 0, (uint64_t)1 << 32),
+               LARDER_VALUE_TOO_LARGE);
+  CHECK_STATUS(larder_put_charged(NULL, KEY("k"), "v", 1, 0, 1), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_put_charged(c, KEY("k"), "v", 1, -1, 1), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_put_charged(c, "", 0, "v", 1, 0, 1), LARDER_EMPTY_KEY);
+  /* larder_put is the computed charge: key + value + the per-entry overhead. */
+  CHECK_STATUS(larder_put(c, KEY("k"), "v", 1, 0), LARDER_OK);
+  CHECK_STATUS(larder_cache_stats(c, &stats), LARDER_OK);
+  CHECK(stats.entries == 1 && stats.bytes > 2 && stats.bytes < 1000);
+  larder_cache_destroy(c);
+}
+
+/* Output pointers are required unless the function says "may be NULL";
+ * a refused call does nothing. */
+static void test_output_pointers(void) {
+  larder_cache *c = new_cache(1 << 20, 0, 1);
+  struct load_ctx ctx;
+  larder_value v = LARDER_VALUE_INIT;
+  larder_fetch_info info;
+  int kind = -1;
+  larder_lease *lease = NULL, *lease2 = NULL;
+  larder_ticket *ticket = NULL;
+  void *p = &p;
+  size_t n = 99;
+  memset(&ctx, 0, sizeof ctx);
+  ctx.cache = c;
+  info.struct_size = sizeof info;
+  /* larder_get_or_load: out is required, and a refused call loads nothing. */
+  CHECK_STATUS(larder_get_or_load(c, KEY("k"), loader, &ctx, 0, NULL, &info),
+               LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_get_or_load(c, KEY("k"), loader, &ctx, 0, NULL, NULL),
+               LARDER_INVALID_ARGUMENT);
+  CHECK(ctx.calls == 0);
+  CHECK_STATUS(larder_contains(c, KEY("k")), LARDER_NOT_FOUND);
+  /* info may be NULL. */
+  CHECK_STATUS(larder_get_or_load(c, KEY("k"), loader, &ctx, 0, &v, NULL), LARDER_OK);
+  CHECK(ctx.calls == 1 && v.size == 1 && memcmp(v.data, "k", 1) == 0);
+  larder_value_release(&v);
+  /* larder_fetch_begin: out is required too (a DONE answer is delivered
+   * there), and a refused call starts no flight. */
+  CHECK_STATUS(larder_fetch_begin(c, KEY("f"), &kind, NULL, &info, &lease, &ticket),
+               LARDER_INVALID_ARGUMENT);
+  CHECK(kind == LARDER_FETCH_DONE && lease == NULL && ticket == NULL);
+  CHECK_STATUS(larder_fetch_begin(c, KEY("f"), &kind, &v, NULL, &lease, &ticket), LARDER_OK);
+  CHECK(kind == LARDER_FETCH_LEAD && lease != NULL);
+  CHECK_STATUS(larder_fetch_begin(c, KEY("f"), &kind, &v, NULL, &lease2, &ticket), LARDER_OK);
+  CHECK(kind == LARDER_FETCH_WAIT && ticket != NULL && lease2 == NULL);
+  /* larder_ticket_wait: out is required; the ticket stays usable. */
+  CHECK_STATUS(larder_ticket_wait(ticket, 1000000, NULL, &info), LARDER_INVALID_ARGUMENT);
+  /* larder_lease_complete_value: out may be NULL (the leader has the value). */
+  CHECK_STATUS(larder_lease_complete_value(lease, "F", 1, 0, NULL), LARDER_OK);
+  CHECK_STATUS(larder_ticket_wait(ticket, 5000000000LL, &v, NULL), LARDER_OK);
+  CHECK(v.size == 1 && memcmp(v.data, "F", 1) == 0);
+  larder_value_release(&v);
+  larder_ticket_free(ticket);
+  /* Every argument error of larder_fetch_begin answers DONE, with no lease
+   * and no ticket. */
+  kind = -1;
+  lease = (larder_lease *)&kind;
+  ticket = (larder_ticket *)&kind;
+  CHECK_STATUS(larder_fetch_begin(c, NULL, 3, &kind, &v, &info, &lease, &ticket),
+               LARDER_INVALID_ARGUMENT);
+  CHECK(kind == LARDER_FETCH_DONE && lease == NULL && ticket == NULL);
+  kind = -1;
+  CHECK_STATUS(larder_fetch_begin(c, "", 0, &kind, &v, &info, &lease, &ticket), LARDER_EMPTY_KEY);
+  CHECK(kind == LARDER_FETCH_DONE && lease == NULL && ticket == NULL);
+  /* larder_lease_complete_error: message may be NULL. */
+  CHECK_STATUS(larder_fetch_begin(c, KEY("e"), &kind, &v, &info, &lease, &ticket), LARDER_OK);
+  CHECK(kind == LARDER_FETCH_LEAD);
+  CHECK_STATUS(larder_lease_complete_error(lease, NULL), LARDER_LOAD_FAILED);
+  /* larder_get_alloc: on any status but LARDER_OK, *value is NULL and
+   * *value_size 0. */
+  CHECK_STATUS(larder_get_alloc(c, KEY("absent"), &p, &n), LARDER_NOT_FOUND);
+  CHECK(p == NULL && n == 0);
+  p = &p;
+  n = 99;
+  CHECK_STATUS(larder_get_alloc(c, "", 0, &p, &n), LARDER_EMPTY_KEY);
+  CHECK(p == NULL && n == 0);
+  /* larder_invalidate_prefix: removed may be NULL. */
+  CHECK_STATUS(larder_invalidate_prefix(c, KEY("k"), NULL), LARDER_OK);
+  CHECK_STATUS(larder_contains(c, KEY("k")), LARDER_NOT_FOUND);
+  /* A closed cache: the same rules, LARDER_CLOSED for valid calls. */
+  CHECK_STATUS(larder_cache_close(c), LARDER_OK);
+  p = &p;
+  n = 99;
+  CHECK_STATUS(larder_get_alloc(c, KEY("k"), &p, &n), LARDER_CLOSED);
+  CHECK(p == NULL && n == 0);
+  kind = -1;
+  lease = (larder_lease *)&kind;
+  ticket = (larder_ticket *)&kind;
+  CHECK_STATUS(larder_fetch_begin(c, KEY("k"), &kind, &v, &info, &lease, &ticket), LARDER_CLOSED);
+  CHECK(kind == LARDER_FETCH_DONE && lease == NULL && ticket == NULL);
+  CHECK_STATUS(larder_get_or_load(c, KEY("k"), loader, &ctx, 0, &v, &info), LARDER_CLOSED);
+  CHECK(ctx.calls == 1 && v.internal_ == NULL);
+  larder_cache_destroy(c);
+}
+
+/* The write side's output pointers and buffers. */
+static void test_write_output_pointers(void) {
+  larder_cache *c = new_cache(1 << 20, 0, 1);
+  struct store s;
+  larder_write_behind_config config;
+  larder_write_behind *wb = (larder_write_behind *)&wb;
+  larder_write_behind_stats stats;
+  memset(&s, 0, sizeof s);
+  pthread_mutex_init(&s.mu, NULL);
+  /* The error buffer may be NULL, with error_size 0 (not with a size). */
+  CHECK_STATUS(larder_write_through(c, KEY("k"), "v", 1, 0, store_write, &s, NULL, 0), LARDER_OK);
+  CHECK_STATUS(larder_write_through(c, KEY("k"), "v", 1, 0, store_write, &s, NULL, 8),
+               LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_delete_through(c, KEY("k"), store_write, &s, NULL, 8),
+               LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_contains(c, KEY("k")), LARDER_OK); /* the refused delete did nothing */
+  s.fail = 1;
+  CHECK_STATUS(larder_delete_through(c, KEY("k"), store_write, &s, NULL, 0), LARDER_WRITE_FAILED);
+  s.fail = 0;
+  CHECK(s.writes == 1);
+  /* larder_write_behind_open: out is required; on failure *out is NULL. */
+  CHECK_STATUS(larder_write_behind_config_init(&config), LARDER_OK);
+  config.writer = store_batch;
+  config.writer_data = &s;
+  CHECK_STATUS(larder_write_behind_open(c, &config, NULL), LARDER_INVALID_ARGUMENT);
+  config.struct_size = sizeof config - 1;
+  CHECK_STATUS(larder_write_behind_open(c, &config, &wb), LARDER_INVALID_ARGUMENT);
+  CHECK(wb == NULL);
+  config.struct_size = sizeof config;
+  CHECK_STATUS(larder_write_behind_open(c, &config, &wb), LARDER_OK);
+  /* Write-behind stats: a struct too small for queue_depth is refused. */
+  stats.struct_size = offsetof(larder_write_behind_stats, queue_depth);
+  CHECK_STATUS(larder_write_behind_stats_get(wb, &stats), LARDER_INVALID_ARGUMENT);
+  stats.struct_size = sizeof stats;
+  CHECK_STATUS(larder_write_behind_stats_get(wb, &stats), LARDER_OK);
+  larder_write_behind_destroy(wb);
+  pthread_mutex_destroy(&s.mu);
+  larder_cache_destroy(c);
+}
+
+/* Read-your-writes: until a write-behind write is delivered, reads that find
+ * no live entry answer from the queue, past the TTL and past invalidation. */
+static void test_write_behind_read_your_writes(void) {
+  larder_options *o = larder_options_new();
+  larder_cache *c = NULL;
+  struct store s;
+  struct load_ctx ctx;
+  larder_write_behind_config config;
+  larder_write_behind *wb = NULL;
+  larder_value v = LARDER_VALUE_INIT;
+  larder_fetch_info info;
+  char buf[32];
+  size_t n;
+  void *p;
+  memset(&s, 0, sizeof s);
+  memset(&ctx, 0, sizeof ctx);
+  pthread_mutex_init(&s.mu, NULL);
+  info.struct_size = sizeof info;
+  larder_options_set_capacity_bytes(o, 1 << 20);
+  larder_options_set_stripes(o, 1);
+  CHECK_STATUS(larder_options_set_clock(o, fake_clock, NULL), LARDER_OK);
+  CHECK_STATUS(larder_cache_create(o, &c), LARDER_OK);
+  larder_options_free(o);
+  ctx.cache = c;
+  CHECK_STATUS(larder_write_behind_config_init(&config), LARDER_OK);
+  config.writer = store_batch;
+  config.writer_data = &s;
+  config.max_delay_ns = 3600LL * 1000000000LL; /* nothing is sent before a flush */
+  CHECK_STATUS(larder_write_behind_open(c, &config, &wb), LARDER_OK);
+  CHECK_STATUS(larder_write_behind_put(wb, KEY("ttl"), "pending", 7, 1000000000LL), LARDER_OK);
+  CHECK_STATUS(larder_write_behind_put(wb, KEY("inv"), "queued", 6, 0), LARDER_OK);
+  CHECK_STATUS(larder_write_behind_put(wb, KEY("del"), "x", 1, 0), LARDER_OK);
+  CHECK_STATUS(larder_write_behind_delete(wb, KEY("del")), LARDER_OK);
+  /* Past the TTL: the cached copy has expired, the queued write is served. */
+  fake_now += 2000000000LL;
+  CHECK_STATUS(larder_get(c, KEY("ttl"), buf, sizeof buf, &n), LARDER_OK);
+  CHECK(n == 7 && memcmp(buf, "pending", 7) == 0);
+  CHECK_STATUS(larder_contains(c, KEY("ttl")), LARDER_OK);
+  CHECK_STATUS(larder_get_pinned(c, KEY("ttl"), &v), LARDER_OK);
+  CHECK(v.size == 7 && memcmp(v.data, "pending", 7) == 0);
+  larder_value_release(&v);
+  CHECK_STATUS(larder_get_or_load(c, KEY("ttl"), loader, &ctx, 0, &v, &info), LARDER_OK);
+  CHECK(v.size == 7 && info.source == LARDER_SOURCE_HIT && ctx.calls == 0);
+  larder_value_release(&v);
+  /* Past an invalidate (and a clear): the cached copy is gone, the queued
+   * write is not. */
+  CHECK_STATUS(larder_invalidate(c, KEY("inv")), LARDER_OK);
+  CHECK_STATUS(larder_get_alloc(c, KEY("inv"), &p, &n), LARDER_OK);
+  CHECK(n == 6 && memcmp(p, "queued", 6) == 0);
+  larder_free(p);
+  CHECK_STATUS(larder_clear(c), LARDER_OK);
+  CHECK_STATUS(larder_get(c, KEY("inv"), buf, sizeof buf, &n), LARDER_OK);
+  CHECK_STATUS(larder_get_or_load(c, KEY("inv"), loader, &ctx, 0, &v, &info), LARDER_OK);
+  CHECK(v.size == 6 && ctx.calls == 0);
+  larder_value_release(&v);
+  /* A pending delete is a miss that never loads. */
+  CHECK_STATUS(larder_get(c, KEY("del"), buf, sizeof buf, &n), LARDER_NOT_FOUND);
+  CHECK_STATUS(larder_contains(c, KEY("del")), LARDER_NOT_FOUND);
+  CHECK_STATUS(larder_get_or_load(c, KEY("del"), loader, &ctx, 0, &v, &info), LARDER_NOT_FOUND);
+  CHECK(ctx.calls == 0);
+  /* A live cached entry wins over the queue. */
+  CHECK_STATUS(larder_put(c, KEY("inv"), "direct", 6, 0), LARDER_OK);
+  CHECK_STATUS(larder_get(c, KEY("inv"), buf, sizeof buf, &n), LARDER_OK);
+  CHECK(n == 6 && memcmp(buf, "direct", 6) == 0);
+  CHECK_STATUS(larder_invalidate(c, KEY("inv")), LARDER_OK);
+  /* Delivered: the cache alone answers. */
+  CHECK_STATUS(larder_write_behind_flush(wb, 0), LARDER_OK);
+  CHECK(s.writes == 3);
+  CHECK_STATUS(larder_get(c, KEY("ttl"), buf, sizeof buf, &n), LARDER_NOT_FOUND);
+  CHECK_STATUS(larder_get(c, KEY("inv"), buf, sizeof buf, &n), LARDER_NOT_FOUND);
+  CHECK_STATUS(larder_get_or_load(c, KEY("del"), loader, &ctx, 0, &v, &info), LARDER_OK);
+  CHECK(ctx.calls == 1 && info.source == LARDER_SOURCE_LOADED);
+  larder_value_release(&v);
+  larder_write_behind_destroy(wb);
+  pthread_mutex_destroy(&s.mu);
+  larder_cache_destroy(c);
+}
+
 /* ---- runner ---- */
 
 struct test_case {
@@ -728,6 +958,10 @@ int main(void) {
       {"stampede_through_the_c_abi", test_stampede_through_the_c_abi},
       {"write_through", test_write_through},
       {"write_behind", test_write_behind},
+      {"put_charged", test_put_charged},
+      {"output_pointers", test_output_pointers},
+      {"write_output_pointers", test_write_output_pointers},
+      {"write_behind_read_your_writes", test_write_behind_read_your_writes},
   };
   size_t i;
   int passed = 0, failed = 0;
