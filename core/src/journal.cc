@@ -211,6 +211,7 @@ Status Journal::Open(const std::string& dir, FsyncPolicy policy, int64_t interva
               return a.record.sequence < b.record.sequence;
             });
   recovery->next_sequence = max_sequence + 1;
+  j->max_sequence_ = max_sequence;
 
   {
     std::lock_guard<std::mutex> lock(j->mu_);
@@ -248,6 +249,25 @@ Status Journal::StartSegmentLocked() {
   // O_TRUNC: a file of this id can only be one this function gave up on.
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) return Status::kIoError;
+  // The segment opens with a marker: an ack of the empty key (which no
+  // write has) carrying the largest sequence so far. Older segments may be
+  // deleted as soon as this one is active, and without it a journal whose
+  // writes were all acknowledged would forget its sequences, and the next
+  // run's writes would sort below older ones at an idempotent store.
+  std::string marker;
+  if (max_sequence_ > 0) {
+    JournalRecord r;
+    r.type = JournalRecord::kAck;
+    r.sequence = max_sequence_;
+    EncodeJournalRecord(r, &marker);
+  }
+  size_t written = 0;
+  if (!marker.empty() && (!WriteAll(fd, marker.data(), marker.size(), &written) ||
+                          (policy_ != FsyncPolicy::kNever && Fdatasync(fd) != 0))) {
+    ::close(fd);
+    ::unlink(path.c_str());
+    return Status::kIoError;
+  }
   if (policy_ != FsyncPolicy::kNever) {
     // Make the new file's name durable too: a record synced into a file whose
     // directory entry is lost is lost. As PostgreSQL's fsync_fname does, a
@@ -276,10 +296,12 @@ Status Journal::StartSegmentLocked() {
   synced_ = std::max(synced_, appended_);
   fd_ = fd;
   active_ = id;
-  active_size_ = 0;
+  active_size_ = marker.size();
   rotate_ = false;
-  sizes_[id] = 0;
+  sizes_[id] = marker.size();
   outstanding_[id] += 0;
+  appended_ += marker.size();
+  synced_ = std::max(synced_, appended_);  // the marker was synced above (or needs not be)
   return Status::kOk;
 }
 
@@ -315,6 +337,7 @@ Status Journal::AppendWrite(const JournalRecord& record, uint32_t* segment) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (Status s = AppendLocked(bytes, segment); s != Status::kOk) return s;
+    max_sequence_ = std::max(max_sequence_, record.sequence);
     ++outstanding_[*segment];
     end = appended_;
     if (policy_ == FsyncPolicy::kEveryWrite) ++waiters_;

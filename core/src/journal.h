@@ -9,8 +9,9 @@
 //
 // Invariants:
 //  * Sequences grow across the journal's whole life: on open, the next one
-//    follows the largest seen (acks included), and the active segment of the
-//    last run is never deleted, so the largest survives a clean close.
+//    follows the largest seen (acks included), and every segment starts with
+//    a marker (an ack of the empty key) carrying the largest sequence so far,
+//    so deleting older segments never loses it.
 //  * A write record is outstanding until an ack for its key with a sequence
 //    at least its own exists. Segments are deleted oldest first, and only
 //    when no outstanding record is left in them and they are not active, so
@@ -135,11 +136,12 @@ class Journal {
   const uint64_t segment_bytes_;
 
   mutable std::mutex mu_;
-  int fd_ = -1;               // active segment
-  uint32_t active_ = 0;       // its id
-  uint64_t active_size_ = 0;  // its whole records' bytes: the file's size unless rotate_
-  bool rotate_ = false;       // the active segment takes no more appends (see invariants)
-  uint64_t appended_ = 0;     // total bytes of whole records appended by this process
+  int fd_ = -1;                // active segment
+  uint32_t active_ = 0;        // its id
+  uint64_t active_size_ = 0;   // its whole records' bytes: the file's size unless rotate_
+  bool rotate_ = false;        // the active segment takes no more appends (see invariants)
+  uint64_t appended_ = 0;      // total bytes of whole records appended by this process
+  uint64_t max_sequence_ = 0;  // the largest sequence appended or recovered
   std::map<uint32_t, uint64_t> outstanding_;  // segment -> outstanding write records
   std::map<uint32_t, uint64_t> sizes_;        // segment -> bytes
 

@@ -43,13 +43,23 @@ static int load_value(void *user_data, const void *key, size_t key_size,
 }
 
 /* The store is down while the parent forks: writes stay queued (retrying). */
-static volatile int store_up = 0;
+static pthread_mutex_t store_mu = PTHREAD_MUTEX_INITIALIZER;
+static int store_up = 0;
+static void set_store_up(void) {
+  pthread_mutex_lock(&store_mu);
+  store_up = 1;
+  pthread_mutex_unlock(&store_mu);
+}
 static int write_batch(void *user_data, const larder_queued_write *writes, size_t count,
                        char *error, size_t error_size) {
+  int up;
   (void)user_data;
   (void)writes;
   (void)count;
-  if (store_up) return 0;
+  pthread_mutex_lock(&store_mu);
+  up = store_up;
+  pthread_mutex_unlock(&store_mu);
+  if (up) return 0;
   snprintf(error, error_size, "store down");
   return 1;
 }
@@ -197,7 +207,7 @@ int main(int argc, char **argv) {
   pthread_cond_broadcast(&gate_cv);
   pthread_mutex_unlock(&gate_mu);
   pthread_join(reader, NULL);
-  store_up = 1;
+  set_store_up();
   CHECK(larder_write_behind_flush(wb, 0) == LARDER_OK);
   CHECK(larder_write_behind_close(wb, 0) == LARDER_OK);
   larder_write_behind_destroy(wb);

@@ -735,5 +735,36 @@ TEST(Journal, IntervalSyncFailuresAreCountedAndStartANewSegment) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(Journal, SequencesKeepGrowingAcrossARunWithNothingToReplay) {
+  // A run that finds everything acknowledged deletes the old segments; the
+  // largest sequence must survive it, or a later run's writes would sort
+  // below older ones at an idempotent store.
+  const std::string dir = TempDir("sequence-survives");
+  uint64_t first = 0, last = 0;
+  auto run = [&](bool write, uint64_t* sequence) {
+    auto cache = NewCache();
+    WriteBehindOptions o;
+    o.journal_dir = dir;
+    o.writer = [&](const std::vector<QueuedWrite>& batch) {
+      for (const QueuedWrite& w : batch) *sequence = w.sequence;
+      return WriteOutcome::Ok();
+    };
+    std::unique_ptr<WriteBehind> wb;
+    ASSERT_EQ(WriteBehind::Open(cache.get(), o, &wb), Status::kOk);
+    EXPECT_EQ(wb->GetStats().replayed_writes, 0u);
+    if (write) {
+      ASSERT_EQ(wb->Put("k", "v"), Status::kOk);
+      ASSERT_EQ(wb->Flush(), Status::kOk);
+    }
+    ASSERT_EQ(wb->Close(), Status::kOk);
+  };
+  for (int i = 0; i < 5; ++i) run(true, &first);
+  uint64_t unused = 0;
+  run(false, &unused);
+  run(false, &unused);
+  run(true, &last);
+  EXPECT_GT(last, first);
+}
+
 }  // namespace
 }  // namespace larder
