@@ -98,7 +98,7 @@ typedef int larder_status;
 #define LARDER_INVALID_ARGUMENT 2 /* NULL handle or pointer, bad option value, ... */
 #define LARDER_EMPTY_KEY 3        /* keys are at least one byte */
 #define LARDER_KEY_TOO_LONG 4     /* longer than LARDER_MAX_KEY_LENGTH */
-#define LARDER_VALUE_TOO_LARGE 5  /* bigger than one stripe's share of the capacity */
+#define LARDER_VALUE_TOO_LARGE 5  /* bigger than the cache's byte capacity */
 #define LARDER_BUFFER_TOO_SMALL 6 /* larder_get: *value_size says how much is needed */
 #define LARDER_NO_MEMORY 7        /* allocation failed; nothing changed */
 #define LARDER_LOAD_FAILED 8      /* the loader reported an error (see larder_fetch_info) */
@@ -220,7 +220,7 @@ typedef struct larder_cache larder_cache;
 
 /* Creates a cache. On success *out owns it (free with larder_cache_destroy);
  * on failure *out is NULL: LARDER_INVALID_ARGUMENT for NULL arguments or bad
- * options (capacity 0, fewer entries than stripes, negative durations). */
+ * options (capacity 0, negative durations). */
 LARDER_API larder_status larder_cache_create(const larder_options *options, larder_cache **out);
 
 /* Makes every later call on the cache return LARDER_CLOSED and drops its
@@ -233,17 +233,19 @@ LARDER_API larder_status larder_cache_close(larder_cache *cache);
  * no-op. */
 LARDER_API void larder_cache_destroy(larder_cache *cache);
 
-/* Inserts or replaces. ttl_ns 0: the default TTL; negative: invalid. The
- * entry's charge is key_size + value_size + a fixed per-entry overhead.
- * LARDER_VALUE_TOO_LARGE when the charge exceeds one stripe's share of
- * capacity_bytes, or the value or the charge is 4 GiB or more; it leaves no
- * older value of the key readable. */
+/* Inserts or replaces, evicting the least recently used entries of the whole
+ * cache to stay within capacity_bytes and capacity_entries (one entry may
+ * use all of capacity_bytes). ttl_ns 0: the default TTL; negative: invalid.
+ * The entry's charge is key_size + value_size + a fixed per-entry overhead.
+ * LARDER_VALUE_TOO_LARGE when the charge exceeds capacity_bytes, or the value
+ * or the charge is 4 GiB or more; it leaves no older value of the key
+ * readable. */
 LARDER_API larder_status larder_put(larder_cache *cache, const void *key, size_t key_size,
                                     const void *value, size_t value_size, int64_t ttl_ns);
 /* As larder_put, with the entry's weight toward capacity_bytes given
  * explicitly instead of computed from its size. charge must be > 0: 0 is
  * LARDER_INVALID_ARGUMENT (larder_put is the computed charge). A charge
- * over one stripe's share of capacity_bytes, or of 4 GiB or more, is
+ * over capacity_bytes, or of 4 GiB or more, is
  * LARDER_VALUE_TOO_LARGE as for larder_put. */
 LARDER_API larder_status larder_put_charged(larder_cache *cache, const void *key, size_t key_size,
                                             const void *value, size_t value_size, int64_t ttl_ns,

@@ -5,6 +5,7 @@
 #include <limits>
 #include <thread>
 
+#include "budget.h"
 #include "entry.h"
 #include "epoch.h"
 #include "hash.h"
@@ -52,9 +53,6 @@ size_t ChooseStripeCount(const Options& o) {
   }
   return n;
 }
-
-// Splits total into n shares that add up to exactly total.
-size_t Share(size_t total, size_t n, size_t i) { return total / n + (i < total % n ? 1 : 0); }
 
 std::shared_ptr<Clock> DefaultClock() {
   static const std::shared_ptr<Clock> clock = std::make_shared<CoarseMonotonicClock>();
@@ -130,9 +128,6 @@ Status Cache::Create(Options options, std::unique_ptr<Cache>* out) {
   }
   if (options.stripes > kMaxStripes) return Status::kInvalidArgument;
   const size_t stripes = ChooseStripeCount(options);
-  if (options.capacity_entries != 0 && options.capacity_entries < stripes) {
-    return Status::kInvalidArgument;  // some stripe could hold nothing
-  }
   try {
     out->reset(new Cache(std::move(options), stripes));
   } catch (const std::bad_alloc&) {
@@ -147,6 +142,8 @@ Cache::Cache(Options options, size_t stripe_count)
       stripe_count_(stripe_count),
       stripe_shift_(64 - Log2(stripe_count)),
       clock_(options_.clock ? options_.clock : DefaultClock()),
+      budget_(
+          std::make_unique<internal::Budget>(options_.capacity_bytes, options_.capacity_entries)),
       stripes_(new std::unique_ptr<Stripe>[stripe_count]),
       write_locks_(std::make_unique<internal::KeyedMutex>()) {
   const bool collect = static_cast<bool>(options_.removal_listener);
@@ -158,10 +155,8 @@ Cache::Cache(Options options, size_t stripe_count)
   const size_t retired_bytes_bound =
       std::max<size_t>(options_.capacity_bytes / 8, kMinRetiredBytesBound) / stripe_count_;
   for (size_t i = 0; i < stripe_count_; ++i) {
-    stripes_[i] = std::make_unique<Stripe>(
-        Share(options_.capacity_bytes, stripe_count_, i),
-        options_.capacity_entries == 0 ? 0 : Share(options_.capacity_entries, stripe_count_, i),
-        clock_.get(), collect, retain_grace, retired_bytes_bound);
+    stripes_[i] = std::make_unique<Stripe>(budget_.get(), clock_.get(), collect, retain_grace,
+                                           retired_bytes_bound);
   }
   if (!options_.refresh_executor) {
     refresh_pool_ = std::make_unique<internal::RefreshPool>(options_.refresh_threads);
@@ -175,6 +170,7 @@ Cache::~Cache() {
   // write lock held at the fork is held forever. Leave it all as it is.
   (void)refresh_pool_.release();
   (void)stripes_.release();
+  (void)budget_.release();
   (void)write_locks_.release();
   new std::shared_ptr<internal::PendingWrites>(std::move(pending_writes_));
 }
@@ -211,7 +207,7 @@ Status Cache::PutCollecting(std::string_view key, std::string_view value, const 
   Stripe& stripe = StripeFor(hash);
   const int64_t now = clock_->NowNanos();
   const size_t charge = put.charge != 0 ? put.charge : key.size() + value.size() + EntryOverhead();
-  if (value.size() > std::numeric_limits<uint32_t>::max() || charge > stripe.bytes_capacity() ||
+  if (value.size() > std::numeric_limits<uint32_t>::max() || charge > options_.capacity_bytes ||
       charge > std::numeric_limits<uint32_t>::max()) {
     // Never leave the previous value readable after a put that did not land.
     stripe.Remove(hash, key, RemovalCause::kReplaced, now, removed);
@@ -221,12 +217,100 @@ Status Cache::PutCollecting(std::string_view key, std::string_view value, const 
   int64_t expiry = 0;
   if (ttl > 0 && ttl < std::numeric_limits<int64_t>::max() - now) expiry = now + ttl;
   Entry* e = internal::NewEntry(key, value, expiry, hash, static_cast<uint32_t>(put.charge));
-  Status s = e == nullptr ? Status::kNoMemory : stripe.Put(hash, e, now, removed);
-  if (s == Status::kNoMemory) {
+  Status s = Status::kNoMemory;
+  for (int attempt = 0; e != nullptr; ++attempt) {
+    internal::Reservation reserved;
+    s = ReserveRoom(stripe, hash, key, charge, attempt, &reserved, removed);
+    if (s != Status::kOk) {
+      internal::Unref(e);
+      break;
+    }
+    s = stripe.Put(hash, e, now, reserved, removed);
+    if (s != Status::kBusy) break;
+    // The entry it was to replace went away meanwhile and the room is short:
+    // give the reservation back and reserve again.
+    budget_->Release(reserved.bytes, reserved.entries);
+  }
+  if (s == Status::kNoMemory || s == Status::kBusy) {
     // As for a value that does not fit: a failed put leaves no stale value.
     stripe.Remove(hash, key, RemovalCause::kReplaced, now, removed);
   }
   return s;
+}
+
+Status Cache::ReserveRoom(Stripe& stripe, uint64_t hash, std::string_view key, size_t charge,
+                          int attempt, internal::Reservation* reserved, Removals* removed) {
+  // A put that replaces an entry needs only the difference: look (without
+  // the lock) for the entry it will replace. If that guess is wrong by the
+  // time the stripe is locked, Stripe::Put settles the difference or asks
+  // again; the third time, reserve in full, which always suffices.
+  size_t old_charge = 0;
+  bool replaces = false;
+  if (attempt < 2) {
+    ReadGuard guard;
+    if (const Entry* old = stripe.FindAny(hash, key); old != nullptr) {
+      replaces = true;
+      old_charge = old->charge();
+    }
+  }
+  reserved->bytes = charge > old_charge ? charge - old_charge : 0;
+  reserved->entries = replaces ? 0 : 1;
+  return MakeRoom(reserved->bytes, reserved->entries, removed);
+}
+
+Status Cache::MakeRoom(uint64_t bytes, uint64_t entries, Removals* removed) {
+  // Evicts the cache's least recently used entries until the reservation
+  // fits. Each eviction locks one stripe, the caller holds none.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  for (int spins = 0; !budget_->TryReserve(bytes, entries);) {
+    if (EvictOne(removed)) continue;
+    // Nothing to evict: the room is held by puts of other threads that have
+    // reserved but not yet linked their entries. They will, shortly.
+    if (++spins % 64 == 0 && std::chrono::steady_clock::now() > give_up) return Status::kBusy;
+    std::this_thread::yield();
+  }
+  return Status::kOk;
+}
+
+bool Cache::EvictOne(Removals* removed) {
+  // The victim is the tail of the stripe whose tail was used longest ago (by
+  // the budget's clock). Tails are published hints; the chosen stripe first
+  // applies its buffered uses, and if its tail turns out to be newer than
+  // the next best, the choice is made again (a few times, then it evicts).
+  constexpr int kRechoices = 3;
+  for (int choice = 0;; ++choice) {
+    const uint32_t now = budget_->Now();
+    size_t best = stripe_count_;
+    uint32_t best_age = 0, second_age = 0;
+    uint64_t second = Stripe::kNoTail;
+    for (size_t i = 0; i < stripe_count_; ++i) {
+      const uint64_t tail = stripes_[i]->tail();
+      if (tail == Stripe::kNoTail) continue;
+      const uint32_t age = now - static_cast<uint32_t>(tail);
+      if (best == stripe_count_ || age > best_age) {
+        if (best != stripe_count_) {
+          second = stripes_[best]->tail();
+          second_age = best_age;
+        }
+        best = i;
+        best_age = age;
+      } else if (second == Stripe::kNoTail || age > second_age) {
+        second = tail;
+        second_age = age;
+      }
+    }
+    if (best == stripe_count_) return false;
+    const uint64_t bound = choice < kRechoices ? second : Stripe::kNoTail;
+    switch (stripes_[best]->EvictTail(bound, clock_->NowNanos(), removed)) {
+      case Stripe::Evicted::kOne:
+        return true;
+      case Stripe::Evicted::kNone:  // emptied meanwhile (or only expired entries): look again
+        if (choice >= kRechoices) return false;
+        break;
+      case Stripe::Evicted::kNotTheOldest:
+        break;
+    }
+  }
 }
 
 Status Cache::VisitWith(std::string_view key, void (*fn)(std::string_view, void*), void* context) {
@@ -433,17 +517,12 @@ void Cache::CleanUp() {
 
 void Cache::Clear() { InvalidatePrefix(std::string_view()); }
 
-size_t Cache::Size() const {
-  size_t n = 0;
-  for (size_t i = 0; i < stripe_count_; ++i) n += stripes_[i]->Counters().entries;
-  return n;
-}
+// The budget's counts: what the stripes hold plus puts under way, so never
+// above the bounds, even while stripes are being changed (a sum of per-stripe
+// counts read one after another could be).
+size_t Cache::Size() const { return budget_->entries.load(std::memory_order_relaxed); }
 
-size_t Cache::Charge() const {
-  size_t n = 0;
-  for (size_t i = 0; i < stripe_count_; ++i) n += stripes_[i]->Counters().bytes;
-  return n;
-}
+size_t Cache::Charge() const { return budget_->bytes.load(std::memory_order_relaxed); }
 
 Stats Cache::GetStats() const {
   Stats s;

@@ -382,9 +382,17 @@ FetchResult Cache::CompleteFlight(const std::shared_ptr<Flight>& flight, LoadRes
   }
 
   Removals removed;
+  // Room for the entry first (with no lock held: it may evict from any
+  // stripe); FinishFlight gives back what it does not use.
+  internal::Reservation reserved;
+  if (e != nullptr && e->charge() <= options_.capacity_bytes &&
+      ReserveRoom(*flight->stripe, flight->hash, flight->key, e->charge(), 0, &reserved,
+                  &removed) != Status::kOk) {
+    reserved = {};
+  }
   internal::FinishOutcome outcome = flight->stripe->FinishFlight(
       flight.get(), e, status != Status::kOk && status != Status::kNotFound, now,
-      options_.stale_if_error.count(), &removed);
+      options_.stale_if_error.count(), reserved, &removed);
   internal::NotifyRemovals(options_.removal_listener, removed);
 
   bool stale = false;

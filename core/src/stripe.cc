@@ -43,10 +43,9 @@ void NotifyRemovals(const RemovalListener& listener, Removals& removed) {
   removed.clear();
 }
 
-Stripe::Stripe(size_t bytes_capacity, size_t entries_capacity, Clock* clock, bool collect_removals,
-               int64_t retain_grace, size_t retired_bytes_bound)
-    : bytes_capacity_(bytes_capacity),
-      entries_capacity_(entries_capacity),
+Stripe::Stripe(Budget* budget, Clock* clock, bool collect_removals, int64_t retain_grace,
+               size_t retired_bytes_bound)
+    : budget_(budget),
       clock_(clock),
       collect_removals_(collect_removals),
       retain_grace_(retain_grace),
@@ -85,6 +84,7 @@ void Stripe::RecordAccessSlow(Lane& lane, Entry* e) {
   // access. Single-threaded, the lock is always free, so nothing is dropped.
   if (mu_.TryLock()) {
     DrainLanesLocked();
+    PublishTailLocked();
     mu_.Unlock();
     if (lane.TryPush(e)) return;
   }
@@ -92,6 +92,7 @@ void Stripe::RecordAccessSlow(Lane& lane, Entry* e) {
 }
 
 void Stripe::DrainLanesLocked() {
+  const uint32_t now_tick = budget_->Now();
   for (Lane& lane : lanes_) {
     uint32_t head = lane.head.load(std::memory_order_relaxed);
     const uint32_t tail = lane.tail.load(std::memory_order_acquire);
@@ -103,6 +104,7 @@ void Stripe::DrainLanesLocked() {
       if ((e->flags & Entry::kLinked) != 0) {
         LruUnlink(e);
         LruPushFront(e);
+        e->used_tick = now_tick;
       }
     }
     lane.head.store(head, std::memory_order_release);
@@ -126,6 +128,7 @@ void Stripe::CleanUp(int64_t now, Removals* removed) {
     const uint64_t expirations_before = expirations_;
     MaintainLocked(now, removed);
     BoundRetiredLocked();
+    PublishTailLocked();
     const bool more_expired = expire_backlog_;
     const bool more_retired =
         retired_head_ != nullptr && retired_head_->retired.epoch + 2 <= Epoch::Current();
@@ -226,33 +229,81 @@ void Stripe::ExpireLocked(int64_t now, Removals* removed) {
   });
 }
 
-void Stripe::EvictLocked(Removals* removed) {
-  while ((bytes_ > bytes_capacity_ || (entries_capacity_ != 0 && entries_ > entries_capacity_)) &&
-         lru_.prev != &lru_) {
-    RemoveByEntryLocked(Entry::FromNode(lru_.prev), RemovalCause::kEvicted, removed);
+Stripe::Evicted Stripe::EvictTail(uint64_t oldest_elsewhere, int64_t now, Removals* removed) {
+  WriteLock lock(this);
+  MaintainLocked(now, removed);  // the buffered uses first: the tail may not be the LRU entry
+  if (lru_.prev == &lru_) return Evicted::kNone;
+  Entry* tail = Entry::FromNode(lru_.prev);
+  if (oldest_elsewhere != kNoTail) {
+    const uint32_t base = budget_->Now();
+    const uint32_t mine = base - tail->used_tick;  // ages: larger is older
+    const uint32_t theirs = base - static_cast<uint32_t>(oldest_elsewhere);
+    if (mine < theirs) return Evicted::kNotTheOldest;
   }
+  RemoveByEntryLocked(tail, RemovalCause::kEvicted, removed);
+  return Evicted::kOne;
+}
+
+void Stripe::PublishTailLocked() {
+  const uint64_t tail =
+      lru_.prev == &lru_ ? kNoTail : (uint64_t{1} << 32) | Entry::FromNode(lru_.prev)->used_tick;
+  if (tail_.load(std::memory_order_relaxed) != tail) tail_.store(tail, std::memory_order_relaxed);
 }
 
 // ---- writes ----
 
-Status Stripe::Put(uint64_t hash, Entry* e, int64_t now, Removals* removed) {
+Status Stripe::Put(uint64_t hash, Entry* e, int64_t now, Reservation reserved, Removals* removed) {
   WriteLock lock(this);
   MaintainLocked(now, removed);
   SupersedeFlightLocked(e->key());
-  return PutLocked(hash, e, removed);
+  return PutLocked(hash, e, reserved, removed);
 }
 
-Status Stripe::PutLocked(uint64_t hash, Entry* e, Removals* removed) {
+bool Stripe::SettleLocked(int64_t need_bytes, int64_t need_entries, Reservation reserved,
+                          const Entry* keep, Removals* removed) {
+  const int64_t extra_bytes = need_bytes - static_cast<int64_t>(reserved.bytes);
+  const int64_t extra_entries = need_entries - static_cast<int64_t>(reserved.entries);
+  const uint64_t more_bytes = extra_bytes > 0 ? static_cast<uint64_t>(extra_bytes) : 0;
+  const uint64_t more_entries = extra_entries > 0 ? static_cast<uint64_t>(extra_entries) : 0;
+  if (more_bytes > 0 || more_entries > 0) {
+    // Short (the entry the caller expected to replace went away meanwhile):
+    // what the budget has, else this stripe's own tail. Other stripes'
+    // tails are the caller's business: it holds no lock when it evicts.
+    while (!budget_->TryReserve(more_bytes, more_entries)) {
+      if (lru_.prev == &lru_) return false;
+      Entry* victim = Entry::FromNode(lru_.prev);
+      if (victim == keep) {
+        if (victim->lru.prev == &lru_) return false;
+        victim = Entry::FromNode(victim->lru.prev);
+      }
+      RemoveByEntryLocked(victim, RemovalCause::kEvicted, removed);
+    }
+  }
+  budget_->Release(extra_bytes < 0 ? static_cast<uint64_t>(-extra_bytes) : 0,
+                   extra_entries < 0 ? static_cast<uint64_t>(-extra_entries) : 0);
+  return true;
+}
+
+Status Stripe::PutLocked(uint64_t hash, Entry* e, Reservation reserved, Removals* removed) {
   SlotTable* table = table_.load(std::memory_order_relaxed);
   ptrdiff_t slot = table->FindSlot(hash, e->key());
   if (slot >= 0) {
     Entry* old = SlotTable::Decode(table->slot(slot).load(std::memory_order_relaxed));
+    // The new entry takes over the old one's count: settle the difference.
+    if (!SettleLocked(static_cast<int64_t>(e->charge()) - static_cast<int64_t>(old->charge()), 0,
+                      reserved, old, removed)) {
+      return Status::kBusy;
+    }
     // Readers see either the old or the new entry, never neither.
     table->slot(slot).store(SlotTable::Encode(e, hash), std::memory_order_seq_cst);
-    DetachLocked(old, RemovalCause::kReplaced, removed);
+    DetachLocked(old, RemovalCause::kReplaced, removed, /*release_budget=*/false);
     RetireLocked(old);
   } else {
+    if (!SettleLocked(static_cast<int64_t>(e->charge()), 1, reserved, nullptr, removed)) {
+      return Status::kBusy;
+    }
     if (Status s = ReserveSlotLocked(); s != Status::kOk) {
+      budget_->Release(e->charge(), 1);  // the entry is not linked after all
       Unref(e);
       return s;
     }
@@ -263,12 +314,12 @@ Status Stripe::PutLocked(uint64_t hash, Entry* e, Removals* removed) {
     table->slot(free_slot).store(SlotTable::Encode(e, hash), std::memory_order_seq_cst);
   }
   e->flags |= Entry::kLinked;
+  e->used_tick = budget_->Tick();
   LruPushFront(e);
   if (e->expiry_nanos != 0) wheel_.Insert(e);
   bytes_ += e->charge();
   ++entries_;
   ++puts_;
-  EvictLocked(removed);
   return Status::kOk;
 }
 
@@ -360,12 +411,13 @@ void Stripe::UnlinkLocked(Entry* e, size_t slot, RemovalCause cause, Removals* r
   RetireLocked(e);
 }
 
-void Stripe::DetachLocked(Entry* e, RemovalCause cause, Removals* removed) {
+void Stripe::DetachLocked(Entry* e, RemovalCause cause, Removals* removed, bool release_budget) {
   LruUnlink(e);
   if (e->timer.next != nullptr) wheel_.Remove(e);
   e->flags &= static_cast<uint8_t>(~Entry::kLinked);
   bytes_ -= e->charge();
   --entries_;
+  if (release_budget) budget_->Release(e->charge(), 1);
   switch (cause) {
     case RemovalCause::kEvicted:
       ++evictions_;
@@ -431,6 +483,7 @@ JoinOutcome Stripe::JoinOrLead(const void* owner, uint64_t hash, std::string_vie
     if (!e->ExpiredAt(now)) {  // installed between the caller's lock-free look and now
       LruUnlink(e);            // a use: promote it here, under the lock
       LruPushFront(e);
+      e->used_tick = budget_->Now();
       Ref(e);
       out.entry = e;
       return out;
@@ -470,9 +523,19 @@ std::shared_ptr<Flight> Stripe::BeginRefresh(const void* owner, uint64_t hash, s
 }
 
 FinishOutcome Stripe::FinishFlight(Flight* flight, Entry* e, bool failed, int64_t now,
-                                   int64_t stale_if_error, Removals* removed) {
+                                   int64_t stale_if_error, Reservation reserved,
+                                   Removals* removed) {
   WriteLock lock(this);
   MaintainLocked(now, removed);
+  // The reservation goes back unless an entry is linked with it.
+  struct GiveBack {
+    Budget* budget;
+    Reservation reserved;
+    bool used = false;
+    ~GiveBack() {
+      if (!used) budget->Release(reserved.bytes, reserved.entries);
+    }
+  } give_back{budget_, reserved};
   FinishOutcome out;
   if (flight->mapped) {
     flights_.erase(flight->key);
@@ -498,7 +561,7 @@ FinishOutcome Stripe::FinishFlight(Flight* flight, Entry* e, bool failed, int64_
     // Never replace a good value by a cached error.
     if (current != nullptr && current->is_value() && !current->ExpiredAt(now)) return out;
   }
-  const bool installable = e != nullptr && e->charge() <= bytes_capacity_;
+  const bool installable = e != nullptr && e->charge() <= budget_->max_bytes;
   if (!installable) {
     // The load's answer cannot be cached, so the older entry must not
     // survive it either (a refresh that learns the key is gone, say).
@@ -507,8 +570,18 @@ FinishOutcome Stripe::FinishFlight(Flight* flight, Entry* e, bool failed, int64_
     }
     return out;
   }
-  Ref(e);  // PutLocked consumes a reference (the cache's) on failure
-  out.installed = PutLocked(flight->hash, e, removed) == Status::kOk;
+  Ref(e);  // the cache's reference: PutLocked links it, or drops it on kNoMemory
+  const Status s = PutLocked(flight->hash, e, reserved, removed);
+  give_back.used = s != Status::kBusy;
+  out.installed = s == Status::kOk;
+  if (s == Status::kBusy) {
+    // No room could be had (other threads hold what is free): the load is
+    // not cached, and the older entry must not outlive it.
+    Unref(e);
+    if (current != nullptr) {
+      UnlinkLocked(current, static_cast<size_t>(slot), RemovalCause::kReplaced, removed);
+    }
+  }
   return out;
 }
 

@@ -20,8 +20,12 @@
 //    is freed only after the lanes were consumed up to the tails they had
 //    when the freeing epoch was read (see MaintainLocked), so a lane never
 //    names freed memory.
-//  * After every public call, bytes_ <= bytes_capacity_ and, when bounded,
-//    entries_ <= entries_capacity_.
+//  * The bounds belong to the whole cache (budget.h): every linked entry is
+//    counted in *budget_, so the stripes together stay within them. A
+//    stripe links an entry only with a reservation for it (or the count of
+//    the entry it replaces), and gives the count back when it unlinks one.
+//  * tail_ publishes the LRU tail's used_tick (or kNoTail) for the cache's
+//    choice of a victim; it is rewritten whenever the lock is released.
 #ifndef LARDER_CORE_SRC_STRIPE_H_
 #define LARDER_CORE_SRC_STRIPE_H_
 
@@ -35,6 +39,7 @@
 #include <vector>
 
 #include "absl/container/inlined_vector.h"
+#include "budget.h"
 #include "entry.h"
 #include "epoch.h"
 #include "flight.h"
@@ -56,6 +61,12 @@ struct StripeCounters {
   uint64_t refreshes_started = 0, refreshes_discarded = 0, loads_discarded = 0;
 };
 
+// What a caller holds in the cache's Budget for one put.
+struct Reservation {
+  uint64_t bytes = 0;
+  uint64_t entries = 0;
+};
+
 // What the locked part of a miss found.
 struct JoinOutcome {
   Entry* entry = nullptr;  // a fresh entry installed meanwhile (one reference held)
@@ -74,13 +85,16 @@ class Stripe {
   // retain_grace: how long past its expiry an entry is kept for stale serving.
   // retired_bytes_bound: how many bytes of unlinked entries may wait for
   // their grace period before a write (or a read) forces the epoch on.
-  Stripe(size_t bytes_capacity, size_t entries_capacity, Clock* clock, bool collect_removals,
-         int64_t retain_grace, size_t retired_bytes_bound);
+  Stripe(Budget* budget, Clock* clock, bool collect_removals, int64_t retain_grace,
+         size_t retired_bytes_bound);
   ~Stripe();
   Stripe(const Stripe&) = delete;
   Stripe& operator=(const Stripe&) = delete;
 
-  size_t bytes_capacity() const { return bytes_capacity_; }
+  // The LRU tail's used_tick with bit 32 set, or kNoTail when the stripe is
+  // empty. Read without the lock (a hint: MakeRoom checks under it).
+  static constexpr uint64_t kNoTail = 0;
+  uint64_t tail() const { return tail_.load(std::memory_order_relaxed); }
 
   // ---- lock-free read side; the caller holds a ReadGuard ----
 
@@ -123,9 +137,20 @@ class Stripe {
 
   // ---- writers: each takes mu_ ----
 
-  // Publishes e (allocated by the caller, refs == 1, charge <= bytes_capacity)
-  // replacing any entry with the same key, then evicts to the bounds.
-  Status Put(uint64_t hash, Entry* e, int64_t now, Removals* removed);
+  // Publishes e (allocated by the caller, refs == 1) replacing any entry
+  // with the same key. `reserved` is what the caller holds in the budget for
+  // it: if the put needs more than that (the key it expected to replace is
+  // gone) and the budget cannot give it, even after evicting this stripe's
+  // own LRU tail, it returns kBusy and changes nothing (e is not consumed,
+  // the reservation is still the caller's). Otherwise the reservation is
+  // used up (any surplus given back) and e consumed.
+  Status Put(uint64_t hash, Entry* e, int64_t now, Reservation reserved, Removals* removed);
+  // Evicts the LRU tail for the cache: after applying the buffered uses and
+  // reaping what expired, if the tail is no newer than `oldest_elsewhere`
+  // (the best tick among the other stripes' tails, or kNoTail) it is
+  // evicted. Returns what happened.
+  enum class Evicted { kOne, kNone, kNotTheOldest };
+  Evicted EvictTail(uint64_t oldest_elsewhere, int64_t now, Removals* removed);
   // Loading. JoinOrLead is the locked part of a miss: a fresh entry that
   // arrived meanwhile, else the key's flight (joined), else a new flight.
   JoinOutcome JoinOrLead(const void* owner, uint64_t hash, std::string_view key, int64_t now,
@@ -139,8 +164,10 @@ class Stripe {
   // value too large), removes the key's older entry. For a failed load
   // (`failed`), returns the old value within `stale_if_error` instead, and
   // installs `e` (a cached error) only if no fresh value is present.
+  // `reserved` as for Put; a load whose entry finds no room is not cached
+  // (the older entry, if any, is removed so it cannot outlive the load).
   FinishOutcome FinishFlight(Flight* flight, Entry* e, bool failed, int64_t now,
-                             int64_t stale_if_error, Removals* removed);
+                             int64_t stale_if_error, Reservation reserved, Removals* removed);
 
   // Removes key's entry (cause kExplicit, or kReplaced for a rejected put).
   bool Remove(uint64_t hash, std::string_view key, RemovalCause cause, int64_t now,
@@ -207,6 +234,7 @@ class Stripe {
     }
     ~WriteLock() ABSL_UNLOCK_FUNCTION() ABSL_NO_THREAD_SAFETY_ANALYSIS {
       stripe_->BoundRetiredLocked();
+      stripe_->PublishTailLocked();
       stripe_->mu_.Unlock();
     }
     WriteLock(const WriteLock&) = delete;
@@ -230,19 +258,27 @@ class Stripe {
   void RetireLocked(Entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void NoteRemovalLocked(Entry* e, RemovalCause cause, Removals* removed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Inserts or replaces; the caller has checked e->charge() <= bytes_capacity_.
-  Status PutLocked(uint64_t hash, Entry* e, Removals* removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Inserts or replaces (see Put): kOk, kBusy (the room is short: nothing
+  // changed, e not consumed), kNoMemory (the index could not grow: e dropped).
+  Status PutLocked(uint64_t hash, Entry* e, Reservation reserved, Removals* removed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Makes sure the budget holds `need` on top of `reserved` for a put into
+  // this stripe (evicting this stripe's tail, but never `keep`), and gives
+  // back what `reserved` has beyond `need`. False if it cannot.
+  bool SettleLocked(int64_t need_bytes, int64_t need_entries, Reservation reserved,
+                    const Entry* keep, Removals* removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PublishTailLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A write to key: its flight, if any, must not install its result (L8).
   void SupersedeFlightLocked(std::string_view key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SupersedeFlightsWithPrefixLocked(std::string_view prefix) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ExpireLocked(int64_t now, Removals* removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReclaimLocked(uint64_t epoch, size_t budget) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void EvictLocked(Removals* removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Unlinks the entry found at `slot` and retires it.
   void UnlinkLocked(Entry* e, size_t slot, RemovalCause cause, Removals* removed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Takes a linked entry out of the LRU list, wheel and counters (not the index).
-  void DetachLocked(Entry* e, RemovalCause cause, Removals* removed)
+  // release_budget false: the entry's count goes to the entry replacing it.
+  void DetachLocked(Entry* e, RemovalCause cause, Removals* removed, bool release_budget = true)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RemoveByEntryLocked(Entry* e, RemovalCause cause, Removals* removed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -252,8 +288,7 @@ class Stripe {
   void LruPushFront(Entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static void LruUnlink(Entry* e);
 
-  const size_t bytes_capacity_;
-  const size_t entries_capacity_;  // 0: unbounded
+  Budget* const budget_;
   Clock* const clock_;
   const bool collect_removals_;
   const int64_t retain_grace_;
@@ -266,6 +301,7 @@ class Stripe {
   // Beside table_ (same line): retired bytes are over the bound and a reader
   // should try to free them. Written under mu_, only when it changes.
   std::atomic<bool> reclaim_due_{false};
+  std::atomic<uint64_t> tail_{kNoTail};
 
   Mutex mu_;
   size_t used_slots_ ABSL_GUARDED_BY(mu_) = 0;        // live + tombstones

@@ -81,11 +81,21 @@ static void test_options_errors(void) {
   CHECK(c == NULL);
   CHECK_STATUS(larder_cache_create(o, NULL), LARDER_INVALID_ARGUMENT);
   CHECK_STATUS(larder_cache_create(NULL, &c), LARDER_INVALID_ARGUMENT);
-  /* Fewer entries than stripes. */
+  /* Fewer entries than stripes is fine: the bounds are the whole cache's. */
   CHECK_STATUS(larder_options_set_capacity_bytes(o, 1 << 20), LARDER_OK);
   CHECK_STATUS(larder_options_set_capacity_entries(o, 3), LARDER_OK);
   CHECK_STATUS(larder_options_set_stripes(o, 8), LARDER_OK);
-  CHECK_STATUS(larder_cache_create(o, &c), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_cache_create(o, &c), LARDER_OK);
+  CHECK_STATUS(larder_put(c, "a", 1, "1", 1, 0), LARDER_OK);
+  CHECK_STATUS(larder_put(c, "b", 1, "2", 1, 0), LARDER_OK);
+  CHECK_STATUS(larder_put(c, "c", 1, "3", 1, 0), LARDER_OK);
+  CHECK_STATUS(larder_contains(c, "a", 1), LARDER_OK);
+  CHECK_STATUS(larder_contains(c, "b", 1), LARDER_OK);
+  CHECK_STATUS(larder_contains(c, "c", 1), LARDER_OK);
+  CHECK_STATUS(larder_put(c, "d", 1, "4", 1, 0), LARDER_OK);
+  CHECK_STATUS(larder_contains(c, "a", 1), LARDER_NOT_FOUND); /* the LRU one went */
+  larder_cache_destroy(c);
+  c = NULL;
   larder_options_free(o);
   /* Destroyed options are detected, and a second free is ignored. */
   CHECK_STATUS(larder_options_set_capacity_bytes(o, 1024), LARDER_INVALID_ARGUMENT);

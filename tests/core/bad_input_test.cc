@@ -35,15 +35,18 @@ TEST(BadInput, NegativeDefaultTtlIsRejected) {
   EXPECT_EQ(Cache::Create(o, &cache), Status::kInvalidArgument);
 }
 
-TEST(BadInput, FewerEntriesThanStripesIsRejected) {
+TEST(BadInput, FewerEntriesThanStripesIsAWholeCacheBound) {
   std::unique_ptr<Cache> cache;
   Options o;
   o.capacity_bytes = 1 << 20;
   o.capacity_entries = 3;
   o.stripes = 8;
-  EXPECT_EQ(Cache::Create(o, &cache), Status::kInvalidArgument);
-  o.stripes = 0;  // automatic: shrinks to fit
-  EXPECT_EQ(Cache::Create(o, &cache), Status::kOk);
+  ASSERT_EQ(Cache::Create(o, &cache), Status::kOk);
+  for (const char* k : {"a", "b", "c", "d"}) ASSERT_EQ(cache->Put(k, "v"), Status::kOk);
+  EXPECT_EQ(cache->Size(), 3u);
+  EXPECT_FALSE(cache->Contains("a"));
+  o.stripes = 0;  // automatic: follows the capacity
+  ASSERT_EQ(Cache::Create(o, &cache), Status::kOk);
   EXPECT_EQ(cache->stripe_count(), 1u);
 }
 

@@ -131,3 +131,90 @@ TEST(Eviction, CustomChargeReplacesTheComputedOne) {
 
 }  // namespace
 }  // namespace larder
+
+namespace larder {
+namespace {
+
+// ---- the bounds are the whole cache's (DESIGN.md section 2, "Capacity") ----
+
+std::unique_ptr<Cache> EntryBoundedCache(size_t entries) {
+  Options o;
+  o.capacity_bytes = size_t{1} << 30;
+  o.capacity_entries = entries;  // default stripes
+  return testing::MakeCache(o);
+}
+
+TEST(GlobalBounds, ACacheOfNEntriesHoldsExactlyNKeysBeforeItEvicts) {
+  for (size_t n : {1, 10, 100, 1000, 100000}) {
+    auto cache = EntryBoundedCache(n);
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(cache->Put("k" + std::to_string(i), "v"), Status::kOk);
+    EXPECT_EQ(cache->Size(), n);
+    EXPECT_EQ(cache->GetStats().evictions, 0u) << "n = " << n;
+    size_t present = 0;
+    for (size_t i = 0; i < n; ++i) present += cache->Contains("k" + std::to_string(i));
+    EXPECT_EQ(present, n) << "n = " << n;
+    ASSERT_EQ(cache->Put("one more", "v"), Status::kOk);
+    EXPECT_EQ(cache->Size(), n);
+    EXPECT_EQ(cache->GetStats().evictions, 1u);
+    EXPECT_TRUE(cache->Contains("one more"));
+  }
+}
+
+TEST(GlobalBounds, APreloadedCacheServesEveryKey) {
+  auto cache = EntryBoundedCache(100000);
+  for (int i = 0; i < 100000; ++i) cache->Put("k" + std::to_string(i), "v");
+  for (int i = 0; i < 100000; ++i) cache->Get("k" + std::to_string(i));
+  const Stats s = cache->GetStats();
+  EXPECT_EQ(s.hits, 100000u);
+  EXPECT_EQ(s.misses, 0u);
+}
+
+TEST(GlobalBounds, TheLeastRecentlyUsedKeyOfTheWholeCacheGoesFirst) {
+  // Not exact LRU across stripes in general (uses are applied lazily), but a
+  // key read after every other key was written outlives the ones never read.
+  auto cache = EntryBoundedCache(1000);
+  for (int i = 0; i < 1000; ++i) cache->Put("k" + std::to_string(i), "v");
+  for (int i = 0; i < 1000; i += 2) cache->Get("k" + std::to_string(i));
+  for (int i = 0; i < 500; ++i) cache->Put("new" + std::to_string(i), "v");
+  int read_kept = 0, unread_kept = 0;
+  for (int i = 0; i < 1000; ++i) {
+    (i % 2 == 0 ? read_kept : unread_kept) += cache->Contains("k" + std::to_string(i));
+  }
+  EXPECT_EQ(read_kept, 500);
+  EXPECT_EQ(unread_kept, 0);
+}
+
+TEST(GlobalBounds, ReplacingAKeyInAFullCacheEvictsNothingElse) {
+  auto cache = EntryBoundedCache(100);
+  for (int i = 0; i < 100; ++i) cache->Put("k" + std::to_string(i), "v");
+  for (int round = 0; round < 10; ++round) {
+    for (int i = 0; i < 100; ++i) ASSERT_EQ(cache->Put("k" + std::to_string(i), "w"), Status::kOk);
+  }
+  EXPECT_EQ(cache->GetStats().evictions, 0u);
+  EXPECT_EQ(cache->Size(), 100u);
+}
+
+TEST(GlobalBounds, OneEntryMayUseTheWholeByteCapacity) {
+  Options o;
+  o.capacity_bytes = 64 << 20;  // default stripes
+  auto cache = testing::MakeCache(o);
+  ASSERT_GT(cache->stripe_count(), 1u);
+  for (int i = 0; i < 100; ++i) cache->Put("small" + std::to_string(i), "v");
+  EXPECT_EQ(cache->Put("big", std::string(4200000, 'b')), Status::kOk);
+  const std::string key = "whole";
+  const std::string whole(o.capacity_bytes - key.size() - EntryOverhead(), 'w');
+  EXPECT_EQ(cache->Put(key, whole), Status::kOk);
+  EXPECT_EQ(cache->Size(), 1u);
+  EXPECT_EQ(cache->Charge(), o.capacity_bytes);
+  EXPECT_EQ(cache->Put("too big", whole + "xx"), Status::kValueTooLarge);
+  EXPECT_TRUE(cache->Contains(key));
+}
+
+TEST(GlobalBounds, TheDefaultStripeCountFollowsTheCapacity) {
+  EXPECT_EQ(EntryBoundedCache(1)->stripe_count(), 1u);
+  EXPECT_EQ(EntryBoundedCache(100)->stripe_count(), 2u);
+  EXPECT_GE(EntryBoundedCache(100000)->stripe_count(), 16u);
+}
+
+}  // namespace
+}  // namespace larder

@@ -367,13 +367,15 @@ TEST(RemovedMemory, ReadsFreeWhatAReaderHeldBackWithoutAnotherWrite) {
 
 TEST(CleanUpBesideAPausedReader, ReturnsAndReclaimsOnceThePushCompletes) {
   ManualClock clock;
-  internal::Stripe stripe(1 << 20, 0, &clock, false, 0, 1 << 20);
+  internal::Budget budget(1 << 20, 0);
+  internal::Stripe stripe(&budget, &clock, false, 0, 1 << 20);
   const int64_t before = internal::LiveEntryAllocations();
   internal::Removals removed;
   auto put = [&](std::string_view key) {
     const uint64_t hash = internal::HashKey(key);
     internal::Entry* e = internal::NewEntry(key, "v", 0, hash);
-    ASSERT_EQ(stripe.Put(hash, e, clock.NowNanos(), &removed), Status::kOk);
+    ASSERT_TRUE(budget.TryReserve(e->charge(), 1));
+    ASSERT_EQ(stripe.Put(hash, e, clock.NowNanos(), {e->charge(), 1}, &removed), Status::kOk);
   };
   put("stays");
   put("goes");

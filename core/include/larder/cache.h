@@ -46,6 +46,8 @@ class Stripe;
 class RefreshPool;
 class KeyedMutex;
 struct Removals;
+struct Budget;
+struct Reservation;
 // What a write-behind queue tells the cache about keys with pending writes.
 class PendingWrites {
  public:
@@ -77,14 +79,18 @@ using RemovalListener =
     std::function<void(std::string_view key, std::string_view value, RemovalCause cause)>;
 
 struct Options {
-  // Upper bound on the sum of charges (key + value + EntryOverhead()). Required.
+  // Upper bound on the sum of charges (key + value + EntryOverhead()) of the
+  // whole cache. Required. One entry may use all of it.
   size_t capacity_bytes = 0;
-  // Optional upper bound on the number of entries; 0 means no entry bound.
+  // Optional upper bound on the number of entries of the whole cache; 0 means
+  // no entry bound. A cache of N entries holds N distinct keys before it
+  // evicts.
   size_t capacity_entries = 0;
-  // Number of stripes, rounded up to a power of two; 0 picks
-  // max(16, 4 x hardware threads). Each stripe gets an equal share of the
-  // capacity, so a cache much smaller than stripes x its largest entry should
-  // use fewer stripes.
+  // Number of stripes (lock and index shards), rounded up to a power of two;
+  // 0 picks max(16, 4 x hardware threads), halved while a stripe would get
+  // under 32 KiB or 32 entries of the capacity. The bounds are the whole
+  // cache's whatever the stripes: eviction picks the least recently used of
+  // the stripes' LRU tails.
   size_t stripes = 0;
   // TTL for puts that give none; zero means entries do not expire.
   std::chrono::nanoseconds default_ttl{0};
@@ -180,8 +186,9 @@ class Cache {
   Cache(const Cache&) = delete;
   Cache& operator=(const Cache&) = delete;
 
-  // Inserts or replaces. kValueTooLarge when the charge exceeds a stripe's
-  // byte capacity: the value is not stored and any old value of the key is
+  // Inserts or replaces, evicting least recently used entries (of the whole
+  // cache) to stay within the bounds. kValueTooLarge when the charge exceeds
+  // capacity_bytes: the value is not stored and any old value of the key is
   // removed (a failed put never leaves a stale value readable).
   Status Put(std::string_view key, std::string_view value, const PutOptions& options = {});
 
@@ -249,8 +256,8 @@ class Cache {
   // removed entries no reader can still see. Never required for correctness.
   void CleanUp();
 
-  // Entries and sum of charges right now (a consistent sum per stripe, not a
-  // global snapshot under concurrent writes).
+  // Entries and sum of charges right now, counting puts under way: never
+  // above the bounds, and exact when no put is under way.
   size_t Size() const;
   size_t Charge() const;
   Stats GetStats() const;
@@ -286,6 +293,13 @@ class Cache {
     (*static_cast<Fn*>(fn))(value);
   }
   internal::Stripe& StripeFor(uint64_t hash) const;
+  // Global bounds (core/src/budget.h): takes room in the budget for a put of
+  // `charge` into `stripe`, evicting from any stripe as needed; kBusy only if
+  // other threads' puts hold the room for a whole second.
+  Status ReserveRoom(internal::Stripe& stripe, uint64_t hash, std::string_view key, size_t charge,
+                     int attempt, internal::Reservation* reserved, internal::Removals* removed);
+  Status MakeRoom(uint64_t bytes, uint64_t entries, internal::Removals* removed);
+  bool EvictOne(internal::Removals* removed);
   Status CheckKey(std::string_view key) const;
 
   const Options options_;
@@ -293,6 +307,7 @@ class Cache {
   const size_t stripe_count_;
   const int stripe_shift_;  // hash >> stripe_shift_ selects the stripe
   std::shared_ptr<Clock> clock_;
+  std::unique_ptr<internal::Budget> budget_;  // before the stripes, which use it
   std::unique_ptr<std::unique_ptr<internal::Stripe>[]> stripes_;
   std::unique_ptr<internal::KeyedMutex> write_locks_;
   std::atomic<bool> has_pending_writes_{false};
