@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -80,18 +81,41 @@ int MemoryChild(int argc, char** argv) {
   const std::string value(100, 'v');
   const size_t before = ResidentBytes();
   if (mode == "fill-larder") {
+    // argv[2], if given: a TTL in seconds for every put (the fill's cost
+    // with expiry bookkeeping beside the same without).
+    const int64_t ttl_seconds = argc > 2 ? std::strtoll(argv[2], nullptr, 10) : 0;
     Options o;
     o.capacity_bytes = size_t{1} << 40;
     o.capacity_entries = n;
     std::unique_ptr<Cache> cache;
     Cache::Create(o, &cache);
-    for (uint64_t i = 0; i < n; ++i) cache->Put(Key20(i), value);
+    std::vector<std::string> keys;
+    keys.reserve(n);
+    for (uint64_t i = 0; i < n; ++i) keys.push_back(Key20(i));
+    const size_t keys_resident = ResidentBytes();
+    PutOptions put;
+    put.ttl = std::chrono::seconds(ttl_seconds);
+    using SteadyClock = std::chrono::steady_clock;
+    const uint64_t last_tenth = n - n / 10;
+    const auto start = SteadyClock::now();
+    auto tail_start = start;
+    for (uint64_t i = 0; i < n; ++i) {
+      if (i == last_tenth) tail_start = SteadyClock::now();
+      cache->Put(keys[i], value, put);
+    }
+    const auto end = SteadyClock::now();
     const size_t after = ResidentBytes();
+    keys.clear();
+    keys.shrink_to_fit();
+    const double ns = std::chrono::duration<double, std::nano>(end - start).count();
+    const double tail_ns = std::chrono::duration<double, std::nano>(end - tail_start).count();
     std::printf(
         "{\"rss_per_entry\":%.1f,\"entries\":%zu,\"header_bytes\":%zu,"
-        "\"overhead_charged\":%zu,\"allocator\":\"%s\"}\n",
-        static_cast<double>(after - before) / n, cache->Size(), offsetof(internal::Entry, data),
-        EntryOverhead(), internal::AllocatorName());
+        "\"overhead_charged\":%zu,\"allocator\":\"%s\",\"fill_ns_per_put\":%.1f,"
+        "\"fill_last_tenth_ns_per_put\":%.1f}\n",
+        static_cast<double>(after - keys_resident) / n, cache->Size(),
+        offsetof(internal::Entry, data), EntryOverhead(), internal::AllocatorName(), ns / n,
+        tail_ns / static_cast<double>(n - last_tenth));
   } else if (mode == "fill-mutex") {
     MutexLru lru(n);
     for (uint64_t i = 0; i < n; ++i) lru.Put(Key20(i), value);
@@ -130,6 +154,7 @@ int MemoryChild(int argc, char** argv) {
 int RunMemory(const MemoryConfig& c) {
   const std::string n = std::to_string(c.entries);
   const std::string jl = RunChild("jemalloc", {"fill-larder", n});
+  const std::string jt = RunChild("jemalloc", {"fill-larder", n, "300"});
   const std::string gl = RunChild("system", {"fill-larder", n});
   const std::string gm = RunChild("system", {"fill-mutex", n});
   const std::string jc = RunChild(
@@ -144,6 +169,11 @@ int RunMemory(const MemoryConfig& c) {
       "  resident per entry: larder+jemalloc %.1f B, larder+glibc %.1f B, "
       "mutex LRU (std containers, glibc) %.1f B\n",
       Field(jl, "rss_per_entry"), Field(gl, "rss_per_entry"), Field(gm, "rss_per_entry"));
+  std::printf(
+      "  fill (jemalloc), ns per put over the whole fill / its last tenth: no TTL %.0f / %.0f, "
+      "5-minute TTL %.0f / %.0f\n",
+      Field(jl, "fill_ns_per_put"), Field(jl, "fill_last_tenth_ns_per_put"),
+      Field(jt, "fill_ns_per_put"), Field(jt, "fill_last_tenth_ns_per_put"));
   std::printf("churn: %llu puts of 64 B-4 KiB values into a %llu MiB cache\n",
               static_cast<unsigned long long>(c.churn_puts),
               static_cast<unsigned long long>(c.churn_capacity >> 20));
@@ -155,10 +185,14 @@ int RunMemory(const MemoryConfig& c) {
   std::printf(
       "{\"entries\":%llu,\"header_bytes\":%.0f,\"overhead_charged\":%.0f,"
       "\"rss_per_entry\":{\"larder_jemalloc\":%.1f,\"larder_glibc\":%.1f,\"mutex_glibc\":%.1f},"
-      "\"churn_rss_per_live_byte\":{\"jemalloc\":%.3f,\"glibc\":%.3f}}\n",
+      "\"churn_rss_per_live_byte\":{\"jemalloc\":%.3f,\"glibc\":%.3f},"
+      "\"fill_ns_per_put\":{\"no_ttl\":%.1f,\"ttl\":%.1f,\"no_ttl_last_tenth\":%.1f,"
+      "\"ttl_last_tenth\":%.1f}}\n",
       static_cast<unsigned long long>(c.entries), Field(jl, "header_bytes"),
       Field(jl, "overhead_charged"), Field(jl, "rss_per_entry"), Field(gl, "rss_per_entry"),
-      Field(gm, "rss_per_entry"), Field(jc, "rss_per_live_byte"), Field(gc, "rss_per_live_byte"));
+      Field(gm, "rss_per_entry"), Field(jc, "rss_per_live_byte"), Field(gc, "rss_per_live_byte"),
+      Field(jl, "fill_ns_per_put"), Field(jt, "fill_ns_per_put"),
+      Field(jl, "fill_last_tenth_ns_per_put"), Field(jt, "fill_last_tenth_ns_per_put"));
   return 0;
 }
 
