@@ -347,7 +347,10 @@ Status Cache::VisitWith(std::string_view key, void (*fn)(std::string_view, void*
     }
     fn(e->value(), context);
     stripe.RecordHit(e, guard.thread_id());
-    refresh = e->expiry_nanos != 0 && options_.loader && ShouldRefreshEarly(e, now);
+    // The bit makes one hit start the refresh; the others of a hot key near
+    // expiry never reach the stripe lock.
+    refresh = e->expiry_nanos != 0 && options_.loader && ShouldRefreshEarly(e, now) &&
+              e->TryStartRefresh();
   }
   if (refresh) StartRefresh(stripe, hash, key, options_.loader);
   return Status::kOk;

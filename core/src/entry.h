@@ -54,12 +54,16 @@ struct Entry {
   uint32_t used_tick;
   uint32_t delta_micros;  // how long the load that produced it took (XFetch); 0: unknown
   uint16_t key_size;
-  uint8_t flags;  // kLinked while the entry is in its stripe's index and LRU list
-  uint8_t kind;   // kValue, kNegative (cached "not found") or kError (cached error message)
-  char data[1];   // key_size + value_size bytes, starting at offsetof(Entry, data)
+  // kLinked while the entry is in its stripe's index and LRU list (changed
+  // under the stripe lock); kCustomCharge (fixed at creation); kRefreshStarted
+  // (set once, without a lock, by the hit that starts an early refresh).
+  std::atomic<uint8_t> flags;
+  uint8_t kind;  // kValue, kNegative (cached "not found") or kError (cached error message)
+  char data[1];  // key_size + value_size bytes, starting at offsetof(Entry, data)
 
   static constexpr uint8_t kLinked = 1;
   static constexpr uint8_t kCustomCharge = 2;  // set at creation, never changes
+  static constexpr uint8_t kRefreshStarted = 4;
   static constexpr uint8_t kValue = 0;
   static constexpr uint8_t kNegative = 1;
   static constexpr uint8_t kError = 2;
@@ -69,6 +73,17 @@ struct Entry {
   size_t allocation_size() const { return AllocationSize(key_size, value_size); }
   bool ExpiredAt(int64_t now) const { return expiry_nanos != 0 && expiry_nanos <= now; }
   bool is_value() const { return kind == kValue; }
+  bool linked() const { return (flags.load(std::memory_order_relaxed) & kLinked) != 0; }
+  bool has_custom_charge() const {
+    return (flags.load(std::memory_order_relaxed) & kCustomCharge) != 0;
+  }
+  // True for the one caller that gets to start this entry's early refresh:
+  // a plain load first, so hits of a hot key near expiry mostly just read.
+  bool TryStartRefresh() {
+    if ((flags.load(std::memory_order_relaxed) & kRefreshStarted) != 0) return false;
+    return (flags.fetch_or(kRefreshStarted, std::memory_order_relaxed) & kRefreshStarted) == 0;
+  }
+  void AllowRefresh() { flags.fetch_and(static_cast<uint8_t>(~kRefreshStarted)); }
   // Bytes counted toward the capacity.
   size_t charge() const;
 
@@ -86,8 +101,7 @@ inline constexpr size_t kIndexBytesPerEntry = 16;
 inline constexpr size_t kEntryOverheadBytes = offsetof(Entry, data) + kIndexBytesPerEntry;
 
 inline size_t Entry::charge() const {
-  return (flags & kCustomCharge) != 0 ? hash_or_charge
-                                      : key_size + value_size + kEntryOverheadBytes;
+  return has_custom_charge() ? hash_or_charge : key_size + value_size + kEntryOverheadBytes;
 }
 
 // Allocation goes through these two functions only, so the allocator can be
@@ -125,7 +139,7 @@ inline Entry* NewEntry(std::string_view key, std::string_view value, int64_t exp
   e->delta_micros = delta_micros;
   e->kind = kind;
   e->key_size = static_cast<uint16_t>(key.size());
-  e->flags = custom_charge != 0 ? Entry::kCustomCharge : 0;
+  e->flags.store(custom_charge != 0 ? Entry::kCustomCharge : 0, std::memory_order_relaxed);
   if (!key.empty()) std::memcpy(e->data, key.data(), key.size());
   if (!value.empty()) std::memcpy(e->data + key.size(), value.data(), value.size());
   return e;

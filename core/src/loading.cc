@@ -136,7 +136,7 @@ FetchLookup Cache::BeginFetch(std::string_view key, const FetchOptions& fetch) {
         out.result = Answer(Status::kOk, FetchSource::kHit);
         out.result.value = PinAccess::Adopt(e);
         stripe.RecordHit(e, guard.thread_id());
-        refresh = options_.loader && ShouldRefreshEarly(e, now);
+        refresh = options_.loader && ShouldRefreshEarly(e, now) && e->TryStartRefresh();
         answered = true;
       } else if (fresh) {  // cached "not found" or cached error
         stripe.RecordNegativeHit(guard.thread_id());
@@ -155,7 +155,7 @@ FetchLookup Cache::BeginFetch(std::string_view key, const FetchOptions& fetch) {
         out.result.value = PinAccess::Adopt(e);
         out.result.stale = true;
         stripe.RecordStaleHit(e, guard.thread_id());
-        refresh = true;
+        refresh = e->TryStartRefresh();
         answered = true;
       }
     }
@@ -298,6 +298,7 @@ struct RefreshTask {
 
 void Cache::StartRefresh(Stripe& stripe, uint64_t hash, std::string_view key,
                          const Loader& loader) {
+  internal::ReachTestPoint(internal::TestPoint::kRefreshRequested, key);
   // The store is behind a pending write-behind write: never refresh from it.
   if (std::optional<std::string> pending; LookupPending(key, &pending)) return;
   std::shared_ptr<Flight> flight = stripe.BeginRefresh(this, hash, key, clock_->NowNanos());

@@ -26,7 +26,7 @@ size_t RoundUpPow2(size_t n) {
 namespace {
 // The hash bits the index needs, without re-hashing the key when stored.
 uint64_t IndexHash(const Entry* e) {
-  return (e->flags & Entry::kCustomCharge) != 0 ? HashKey(e->key()) : e->hash_or_charge;
+  return e->has_custom_charge() ? HashKey(e->key()) : e->hash_or_charge;
 }
 }  // namespace
 
@@ -101,7 +101,7 @@ void Stripe::DrainLanesLocked() {
       Entry* e = slot.load(std::memory_order_acquire);
       if (e == nullptr) break;  // claimed but not yet filled: the next drain gets it
       slot.store(nullptr, std::memory_order_relaxed);
-      if ((e->flags & Entry::kLinked) != 0) {
+      if (e->linked()) {
         LruUnlink(e);
         LruPushFront(e);
         e->used_tick = now_tick;
@@ -313,7 +313,7 @@ Status Stripe::PutLocked(uint64_t hash, Entry* e, Reservation reserved, Removals
     if (was_empty) ++used_slots_;
     table->slot(free_slot).store(SlotTable::Encode(e, hash), std::memory_order_seq_cst);
   }
-  e->flags |= Entry::kLinked;
+  e->flags.fetch_or(Entry::kLinked, std::memory_order_relaxed);
   e->used_tick = budget_->Tick();
   LruPushFront(e);
   if (e->expiry_nanos != 0) wheel_.Insert(e);
@@ -414,7 +414,7 @@ void Stripe::UnlinkLocked(Entry* e, size_t slot, RemovalCause cause, Removals* r
 void Stripe::DetachLocked(Entry* e, RemovalCause cause, Removals* removed, bool release_budget) {
   LruUnlink(e);
   if (e->timer.next != nullptr) wheel_.Remove(e);
-  e->flags &= static_cast<uint8_t>(~Entry::kLinked);
+  e->flags.fetch_and(static_cast<uint8_t>(~Entry::kLinked), std::memory_order_relaxed);
   bytes_ -= e->charge();
   --entries_;
   if (release_budget) budget_->Release(e->charge(), 1);
@@ -552,6 +552,8 @@ FinishOutcome Stripe::FinishFlight(Flight* flight, Entry* e, bool failed, int64_
   Entry* current =
       slot >= 0 ? SlotTable::Decode(table->slot(slot).load(std::memory_order_relaxed)) : nullptr;
   if (failed) {
+    // The entry stays: a later hit may try to refresh it again.
+    if (current != nullptr) current->AllowRefresh();
     if (current != nullptr && current->is_value() && current->expiry_nanos != 0 &&
         stale_if_error > 0 && now < SaturatingAdd(current->expiry_nanos, stale_if_error)) {
       Ref(current);  // stale-if-error (L7): the old value instead of the error

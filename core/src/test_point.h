@@ -18,6 +18,8 @@ enum class TestPoint {
   kLoadRegistered,
   // A refresh of the key was registered; the pending-write check comes next.
   kRefreshRegistered,
+  // A hit or a call asks for a refresh of the key (before any lock).
+  kRefreshRequested,
 };
 
 using TestHook = void (*)(TestPoint point, std::string_view key);

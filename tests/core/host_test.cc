@@ -3,6 +3,7 @@
 // with work queued, CleanUp beside a paused reader. (Fork and dlclose are in
 // fork_test.cc and tests/capi/.)
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -394,6 +395,37 @@ TEST(CleanUpBesideAPausedReader, ReturnsAndReclaimsOnceThePushCompletes) {
   internal::StripeTestPeer::FillSlot(stripe, ticket, stays);
   stripe.CleanUp(clock.NowNanos(), &removed);
   EXPECT_EQ(internal::LiveEntryAllocations() - before, 1);
+}
+
+// ---- issue 12, item 4: a hot key near expiry is no lock convoy ----
+
+std::atomic<int> g_refresh_requests{0};
+void CountRefreshRequests(internal::TestPoint point, std::string_view) {
+  if (point == internal::TestPoint::kRefreshRequested) g_refresh_requests.fetch_add(1);
+}
+
+TEST(EarlyRefresh, OneHitStartsTheRefreshTheOthersOnlyRead) {
+  auto clock = std::make_shared<ManualClock>();
+  Latch release;
+  Options o;
+  o.capacity_bytes = 1 << 20;
+  o.clock = clock;
+  o.refresh_beta = 1000;  // near expiry every hit draws "refresh"
+  o.default_refresh_delta = 1s;
+  o.loader = [&](std::string_view) {
+    release.Wait();
+    return LoadResult::Value("new");
+  };
+  auto cache = MakeCache(o);
+  ASSERT_EQ(cache->Put("hot", "old", {.ttl = 1s}), Status::kOk);
+  clock->Advance(990ms);
+  g_refresh_requests = 0;
+  internal::SetTestHook(&CountRefreshRequests);
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(GetOr(*cache, "hot"), "old");
+  internal::SetTestHook(nullptr);
+  EXPECT_EQ(g_refresh_requests.load(), 1);  // not one per hit
+  release.Open();
+  ASSERT_TRUE(testing::Eventually([&] { return GetOr(*cache, "hot") == "new"; }));
 }
 
 }  // namespace
