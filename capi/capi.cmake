@@ -13,6 +13,7 @@ function(larder_capi_target target kind)
            $<INSTALL_INTERFACE:include>
     PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/core/include ${CMAKE_CURRENT_SOURCE_DIR}/core/src)
   target_link_libraries(${target} PRIVATE Threads::Threads m)
+  target_compile_options(${target} PRIVATE ${LARDER_TLS_FLAGS})
 endfunction()
 
 larder_capi_target(larder_shared SHARED)
