@@ -249,8 +249,10 @@ bool PrepareDatabase(const Config& cfg, Progress& progress, DataSet* data, std::
   sqlite3_stmt* q = nullptr;
   int rc = sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type='table' ORDER BY 1",
                               -1, &q, nullptr);
-  while (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-    tables.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(q, 0)));
+  if (rc == SQLITE_OK) {
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+      tables.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(q, 0)));
+    }
   }
   sqlite3_finalize(q);
   if (rc != SQLITE_DONE) {

@@ -11,10 +11,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <iterator>
 #include <string>
 
 #include "phases.h"
@@ -102,13 +104,22 @@ Config ParseArgs(int argc, char** argv) {
       cfg.json = true;
       continue;
     }
-    if (i + 1 >= argc) Usage("unknown option or missing value: " + a);
+    static const char* const kWithValue[] = {
+        "--db",         "--journal", "--plot",    "--users",
+        "--products",   "--orders",  "--clients", "--stampede-clients",
+        "--db-latency", "--seconds", "--ttl",     "--refresh-beta",
+        "--seed"};
+    if (std::find(std::begin(kWithValue), std::end(kWithValue), a) == std::end(kWithValue)) {
+      Usage("unknown option: " + a);
+    }
+    if (i + 1 >= argc) Usage(a + " wants a value");
     const char* value = argv[++i];
     double n = 0;
     auto number = [&](double min, double max) {
       if (!ParseNumber(value, &n) || n < min || n > max) {
-        Usage(a + " wants a number from " + std::to_string(min) + " to " + std::to_string(max) +
-              ", not '" + value + "'");
+        char range[64];
+        std::snprintf(range, sizeof range, "from %g to %g", min, max);
+        Usage(a + " wants a number " + range + ", not '" + value + "'");
       }
       return n;
     };
