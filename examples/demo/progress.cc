@@ -1,5 +1,8 @@
 #include "progress.h"
 
+#include <sys/ioctl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -54,8 +57,20 @@ void Progress::Draw(bool force) {
       bar += i < filled ? '#' : '.';
     }
   }
-  std::printf("\r\033[K%-34s %s %3d%% %5.1f s  %s", title_.c_str(), bar.c_str(),
-              static_cast<int>(fraction_ * 100 + 0.5), Seconds(now - started_), detail_.c_str());
+  char head[128];
+  std::snprintf(head, sizeof head, "%-34s ", title_.c_str());
+  char tail[64];
+  std::snprintf(tail, sizeof tail, " %3d%% %5.1f s  ", static_cast<int>(fraction_ * 100 + 0.5),
+                Seconds(now - started_));
+  // Never wider than the terminal: a wrapped line cannot be redrawn in place.
+  int columns = 80;
+  winsize ws;
+  if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) columns = ws.ws_col;
+  int room = columns - 1 - static_cast<int>(std::strlen(head) + std::strlen(tail)) - kWidth;
+  std::string detail = detail_;
+  if (room < static_cast<int>(detail.size())) detail.resize(static_cast<size_t>(std::max(0, room)));
+  if (room < 0) bar.clear();  // a very narrow terminal: the title and the figures only
+  std::printf("\r\033[K%s%s%s%s", head, bar.c_str(), tail, detail.c_str());
   std::fflush(stdout);
 }
 
