@@ -42,6 +42,18 @@ const char* VariantTitle(Variant v) {
 
 constexpr auto kThinkTime = 2ms;  // between one client's reads
 
+// The cache reads the same clock as the demo's timeline, so that "the key
+// expired at t" means the same instant to both (the default clock is the
+// kernel's coarse one, a few milliseconds apart from steady_clock).
+class SteadyClock final : public larder::Clock {
+ public:
+  int64_t NowNanos() override {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               demo::Clock::now().time_since_epoch())
+        .count();
+  }
+};
+
 // Expiries seen by the clients, from the times the key was (re)filled: a fill
 // after the current expiry means the key had expired and was loaded again;
 // a fill before it (a refresh, or a naive client's duplicate) only moves it.
@@ -99,6 +111,7 @@ bool RunVariant(Variant variant, const Config& cfg, Progress& progress, Stampede
 
   larder::Options options;
   options.capacity_bytes = 16 << 20;
+  options.clock = std::make_shared<SteadyClock>();
   options.refresh_beta = 0;
   std::mutex refresh_mu;
   if (variant == Variant::kEarlyRefresh) {
@@ -118,12 +131,15 @@ bool RunVariant(Variant variant, const Config& cfg, Progress& progress, Stampede
   } else {
     cache->GetOrLoad(key, larder::FetchOptions{.loader = loader_for(prime_db)});
   }
-  const Clock::time_point primed = Clock::now();
-  const Clock::time_point expiry = primed + ttl;
+  // The fill was noted after the query and before the cache stored the
+  // value, so the key expires at `expiry` or a moment after it.
+  Clock::time_point primed;
   {
     std::lock_guard lock(fills_mu);
+    primed = fills.back();
     fills.clear();
   }
+  const Clock::time_point expiry = primed + ttl;
   TakeLeaderboardSpans();
   const uint64_t q0 = g_db.leaderboard.load();
 
