@@ -343,6 +343,10 @@ int main(int argc, char** argv) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);
+  // Output into a closed pipe (larder-demo | head) must not kill the run
+  // before it removes its temporary database.
+  signal(SIGPIPE, SIG_IGN);
   demo::Run run(cfg);
   return run.Main();
 }
