@@ -253,12 +253,12 @@ set multiplot layout 3,1 title "Stampede: the leaderboard key expires under %CLI
 set grid
 set xrange [%FROM%:%TO%]
 set lmargin 10
-set key top right
+set key center center opaque
 set arrow 1 from 0, graph 0 to 0, graph 1 nohead dt 2 lc rgb "black"
 set title "Clients waiting for the database"
 set ylabel "clients"
 set yrange [0:*]
-set label 1 "expiry" at 0, graph 0.9 offset 0.5,0
+set label 1 "expiry" at 0, graph 0.9 right offset -0.5,0
 plot "stampede.dat" index 0 using 1:3 with steps lw 2 lc rgb "#d62728" title "naive cache-aside", \
      "" index 1 using 1:3 with steps lw 2 lc rgb "#1f77b4" title "single-flight (GetOrLoad)", \
      "" index 2 using 1:3 with steps lw 2 lc rgb "#2ca02c" title "single-flight + early refresh"
@@ -268,12 +268,13 @@ set ylabel "queries"
 plot "stampede.dat" index 0 using 1:4 with steps lw 2 lc rgb "#d62728" title "naive cache-aside", \
      "" index 1 using 1:4 with steps lw 2 lc rgb "#1f77b4" title "single-flight (GetOrLoad)", \
      "" index 2 using 1:4 with steps lw 2 lc rgb "#2ca02c" title "single-flight + early refresh"
-set title "Slowest read finishing in each %SLICE% ms (log scale)"
+set title "Slowest read finishing in each %SLICE% ms (log scale; colours as above)"
 set xlabel "ms since the key expired"
 set ylabel "ms"
 set logscale y
 set yrange [0.001:*]
 set format y "%g"
+unset key
 plot "stampede.dat" index 0 using 1:2 with points pt 7 ps 0.5 lc rgb "#d62728" title "naive cache-aside", \
      "" index 1 using 1:2 with points pt 7 ps 0.5 lc rgb "#1f77b4" title "single-flight (GetOrLoad)", \
      "" index 2 using 1:2 with points pt 7 ps 0.5 lc rgb "#2ca02c" title "single-flight + early refresh"
