@@ -23,7 +23,6 @@ namespace demo {
 namespace {
 
 constexpr int kAckFd = 3;  // the child's end of the pipe
-constexpr int kChildThreads = 4;
 
 // One acknowledged write, as the child reports it (16 bytes: a pipe write of
 // this size is atomic, so reports from several threads never interleave).
@@ -64,7 +63,7 @@ bool RunRound(bool journaled, const Config& cfg, const DataSet& data, Progress& 
   }
   const std::string latency_us = std::to_string(Db::Latency().count());
   const std::string nkeys = std::to_string(keys), seed = std::to_string(cfg.seed);
-  const std::string threads = std::to_string(kChildThreads);
+  const std::string threads = std::to_string(kCrashWriters);
   const char* argv[] = {cfg.self_path.c_str(),
                         "--crash-child",
                         cfg.db_path.c_str(),
@@ -256,7 +255,7 @@ int CrashChildMain(int argc, char** argv) {
         } else {
           --version[static_cast<size_t>(k)];
         }
-        next = std::max(next + 250us, Clock::now() - 1ms);
+        next = std::max(next + kCrashWriteInterval, Clock::now() - 1ms);
         std::this_thread::sleep_until(next);
       }
     });

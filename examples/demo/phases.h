@@ -2,6 +2,7 @@
 #ifndef LARDER_EXAMPLES_DEMO_PHASES_H_
 #define LARDER_EXAMPLES_DEMO_PHASES_H_
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -56,6 +57,9 @@ struct CrashRound {
   uint64_t replayed = 0;      // writes the reopened journal delivered
   double killed_after_s = 0;
 };
+// The writing child: its threads, and the pause between one thread's writes.
+inline constexpr int kCrashWriters = 4;
+inline constexpr std::chrono::microseconds kCrashWriteInterval{250};
 struct CrashResult {
   CrashRound journaled, unjournaled;
 };
