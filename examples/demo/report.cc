@@ -94,8 +94,10 @@ void PrintReport(const Config& cfg, const Results& r) {
               Percent(Saved(b)).c_str(), Ms(a.latency.p50_ms).c_str(), Ms(b.latency.p50_ms).c_str(),
               Ms(a.latency.mean_ms).c_str(), Ms(b.latency.mean_ms).c_str());
   if (b.latency.p99_ms > 0.5 * a.latency.p99_ms) {
-    std::printf("  p99 stays near the database's: with %s misses, 1 read in 100 is still a miss\n",
-                Percent(1 - b.hit_ratio()).c_str());
+    std::printf(
+        "  p99 stays near the database's: with %s misses (more than 1 in 100), the 99th\n"
+        "  percentile read is a miss\n",
+        Percent(1 - b.hit_ratio()).c_str());
   }
 
   std::printf(
