@@ -10,6 +10,7 @@ leaves no temporary database behind; a --db database is kept.
 usage: bad_input.py path/to/larder-demo
 """
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -89,15 +90,18 @@ def main():
         os.mkdir(readonly, 0o555)
         os.chmod(readonly, 0o555)
         user = {}
+        runner, env_tmp = demo, tmp
         if os.geteuid() == 0:
             user = {"user": 65534, "group": 65534, "extra_groups": []}
             scratch = os.path.join(tmp, "scratch")
             os.mkdir(scratch)
             os.chmod(scratch, 0o777)
             env_tmp = scratch
-        else:
-            env_tmp = tmp
-        refused(demo, env_tmp, "a read-only journal folder", ["--quick", "--journal", readonly],
+            # A copy nobody can run, wherever the build tree is.
+            runner = os.path.join(tmp, "larder-demo")
+            shutil.copy(demo, runner)
+            os.chmod(runner, 0o755)
+        refused(runner, env_tmp, "a read-only journal folder", ["--quick", "--journal", readonly],
                 "cannot write the journal directory", **user)
         refused(demo, tmp, "a journal path that is a file", ["--quick", "--journal", text],
                 "is not a directory")
