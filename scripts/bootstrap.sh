@@ -10,7 +10,8 @@ packages=(
   abigail-tools                  # abidiff: the C ABI against its committed baseline
   dpkg-dev                       # apt-get source (the private jemalloc build)
   libhiredis-dev redis-server    # the Redis baseline of larder-bench
-  gnuplot-nox                    # larder-bench run --plot
+  gnuplot-nox                    # larder-bench run --plot, larder-demo --plot
+  libsqlite3-dev                 # larder-demo: the database behind the cache
   python3-pytest                 # the Python binding's tests (run with /usr/bin/python3)
 )
 
