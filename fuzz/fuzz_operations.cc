@@ -5,6 +5,7 @@
 // has neither expired nor been invalidated; the bounds hold; stats add up.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <optional>
 #include <string>
@@ -60,12 +61,12 @@ std::string_view Loaded(int k) {
   return loaded[k];
 }
 
-#define FUZZ_CHECK(cond)                                                                  \
-  do {                                                                                    \
-    if (!(cond)) {                                                                        \
-      __builtin_printf("fuzz_operations: check failed: %s (line %d)\n", #cond, __LINE__); \
-      std::abort();                                                                       \
-    }                                                                                     \
+#define FUZZ_CHECK(cond)                                                                      \
+  do {                                                                                        \
+    if (!(cond)) {                                                                            \
+      std::fprintf(stderr, "fuzz_operations: check failed: %s (line %d)\n", #cond, __LINE__); \
+      std::abort();                                                                           \
+    }                                                                                         \
   } while (0)
 
 }  // namespace
@@ -127,7 +128,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       case 2: {  // get
         ++lookups;
-        check_read(k, cache->Get(key, &got), got);
+        const larder::Status s = cache->Get(key, &got);  // before `got` is viewed
+        check_read(k, s, got);
         break;
       }
       case 3:  // invalidate
