@@ -32,7 +32,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -122,7 +121,6 @@ struct Model {
   bool released = false;
   bool release_ok = true;
   uint8_t auto_bits = 0;  // outcome of the n-th writer call with the gate open: bit n % 8
-  bool store_loaded = false;
 
   size_t QueuedKeys() const {
     size_t n = 0;
@@ -237,7 +235,6 @@ larder::LoadResult StoreLoader(std::string_view key) {
   // Read-your-writes: never behind a pending write (after a close the cache
   // no longer knows of the writes a journal keeps).
   FUZZ_CHECK(!m.attached || m.Pending(k) == nullptr);
-  m.store_loaded = true;
   if (!m.store[k]) return larder::LoadResult::NotFound();
   return larder::LoadResult::Value(*m.store[k]);
 }
@@ -370,7 +367,6 @@ struct Driver {
       if (p) pending = p->value;
       allowed.push_back(m.store[k]);
       if (m.written[k]) allowed.push_back(m.newest[k]);
-      m.store_loaded = false;
     }
     auto check = [&](bool found, std::string_view value, bool may_miss) {
       if (is_pending) {
@@ -486,7 +482,7 @@ struct Driver {
     closed = true;
   }
 
-  bool Reopen() {
+  void Reopen() {
     wb.reset();
     std::lock_guard<std::mutex> lock(m.mu);
     m.writes = m.coalesced = m.delivered = m.batches = m.retries = m.dead = m.rejected = 0;
@@ -511,7 +507,6 @@ struct Driver {
     FUZZ_CHECK(s == larder::Status::kOk);
     FUZZ_CHECK(wb->GetStats().replayed_writes == replayed);
     closed = false;
-    return true;
   }
 };
 
