@@ -23,7 +23,7 @@ set_target_properties(larder_shared PROPERTIES VERSION ${PROJECT_VERSION}
 # still exports weak std:: template instantiations.
 target_link_options(larder_shared PRIVATE
   "LINKER:--version-script=${CMAKE_CURRENT_SOURCE_DIR}/capi/larder.map")
-if(LARDER_SANITIZER STREQUAL "" AND NOT LARDER_BUILD_FUZZ)
+if(NOT LARDER_SANITIZED)
   # Every symbol resolved at link time (a sanitizer build leaves its runtime's
   # symbols to the executable, so it cannot use this).
   target_link_options(larder_shared PRIVATE "LINKER:--no-undefined")

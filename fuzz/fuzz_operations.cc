@@ -5,8 +5,8 @@
 // has neither expired nor been invalidated; the bounds hold; stats add up.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
-#include <map>
 #include <optional>
 #include <string>
 
@@ -26,16 +26,47 @@ struct Bytes {
 };
 
 struct ModelEntry {
-  std::string value;
-  int64_t expiry;  // 0: never
+  std::string_view value;  // into Fill() or Loaded(), which outlive every input
+  int64_t expiry;          // 0: never
 };
 
-#define FUZZ_CHECK(cond)                                                                  \
-  do {                                                                                    \
-    if (!(cond)) {                                                                        \
-      __builtin_printf("fuzz_operations: check failed: %s (line %d)\n", #cond, __LINE__); \
-      std::abort();                                                                       \
-    }                                                                                     \
+// Put values are `len` copies of one letter: views into one static buffer per
+// letter, so a put allocates nothing on this side and the model copies nothing.
+constexpr size_t kMaxValue = 255 * 40;
+std::string_view Fill(size_t len) {
+  static const std::string* letters = [] {
+    auto* l = new std::string[26];
+    for (int i = 0; i < 26; ++i) l[i].assign(kMaxValue, static_cast<char>('a' + i));
+    return l;
+  }();
+  return std::string_view(letters[len % 26]).substr(0, len);
+}
+
+// Keys k0..k23 and the value a loader gives each, made once.
+constexpr int kKeys = 24;
+const std::string& Key(int k) {
+  static const std::string* keys = [] {
+    auto* l = new std::string[kKeys];
+    for (int i = 0; i < kKeys; ++i) l[i] = "k" + std::to_string(i);
+    return l;
+  }();
+  return keys[k];
+}
+std::string_view Loaded(int k) {
+  static const std::string* loaded = [] {
+    auto* l = new std::string[kKeys];
+    for (int i = 0; i < kKeys; ++i) l[i] = "loaded-" + Key(i);
+    return l;
+  }();
+  return loaded[k];
+}
+
+#define FUZZ_CHECK(cond)                                                                      \
+  do {                                                                                        \
+    if (!(cond)) {                                                                            \
+      std::fprintf(stderr, "fuzz_operations: check failed: %s (line %d)\n", #cond, __LINE__); \
+      std::abort();                                                                           \
+    }                                                                                         \
   } while (0)
 
 }  // namespace
@@ -52,62 +83,71 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::unique_ptr<larder::Cache> cache;
   if (larder::Cache::Create(o, &cache) != larder::Status::kOk) return 0;
 
-  // What may be read back: the last value put (or loaded) per key.
-  std::map<std::string, ModelEntry> model;
+  // What may be read back: the last value put (or loaded) per key, by key
+  // number (a flat array, not a map of strings built per step).
+  std::optional<ModelEntry> model[kKeys];
   uint64_t lookups = 0, puts = 0;
-  auto key_of = [](uint8_t b) { return "k" + std::to_string(b % 24); };
-  auto check_read = [&](const std::string& key, larder::Status s, const std::string& got) {
+  auto check_read = [&](int k, larder::Status s, std::string_view got) {
     FUZZ_CHECK(s == larder::Status::kOk || s == larder::Status::kNotFound);
     if (s != larder::Status::kOk) return;
-    auto it = model.find(key);
-    FUZZ_CHECK(it != model.end());  // never a value that was invalidated or never put
-    FUZZ_CHECK(it->second.value == got);
-    FUZZ_CHECK(it->second.expiry == 0 || clock->NowNanos() < it->second.expiry);
+    FUZZ_CHECK(model[k].has_value());  // never a value that was invalidated or never put
+    FUZZ_CHECK(model[k]->value == got);
+    FUZZ_CHECK(model[k]->expiry == 0 || clock->NowNanos() < model[k]->expiry);
   };
 
+  // Entry and byte bounds: only puts and loads add entries, so the bounds
+  // are checked after those (one pass over the stripes, not two per step).
+  auto check_bounds = [&] {
+    const larder::Stats st = cache->GetStats();
+    FUZZ_CHECK(st.entries <= o.capacity_entries);
+    FUZZ_CHECK(st.bytes <= o.capacity_bytes);
+  };
+  std::string got;  // reused: reads copy into it without a new allocation each time
   while (!in.empty()) {
     const uint8_t op = in.Next() % 9;
-    const std::string key = key_of(in.Next());
+    const int k = in.Next() % kKeys;
+    const std::string& key = Key(k);
     switch (op) {
       case 0:
       case 1: {  // put
         const size_t len = in.Next() * (in.Next() % 4 == 0 ? 40 : 1);
-        std::string value(len, static_cast<char>('a' + len % 26));
+        const std::string_view value = Fill(len);
         const int64_t ttl = (in.Next() % 3 == 0) ? 0 : 1 + in.Next() * 100;
         larder::PutOptions p;
         p.ttl = std::chrono::nanoseconds(ttl);
         larder::Status s = cache->Put(key, value, p);
         if (s == larder::Status::kOk) {
           ++puts;
-          model[key] = {value, ttl == 0 ? 0 : clock->NowNanos() + ttl};
+          model[k] = ModelEntry{value, ttl == 0 ? 0 : clock->NowNanos() + ttl};
         } else {
           FUZZ_CHECK(s == larder::Status::kValueTooLarge);
-          model.erase(key);  // a failed put leaves no older value readable
+          model[k].reset();  // a failed put leaves no older value readable
         }
+        check_bounds();
         break;
       }
       case 2: {  // get
-        std::string got;
         ++lookups;
-        check_read(key, cache->Get(key, &got), got);
+        const larder::Status s = cache->Get(key, &got);  // before `got` is viewed
+        check_read(k, s, got);
         break;
       }
       case 3:  // invalidate
         cache->Invalidate(key);
-        model.erase(key);
+        model[k].reset();
         break;
       case 4: {  // invalidate_prefix
         const std::string prefix = key.substr(0, 1 + in.Next() % key.size());
         cache->InvalidatePrefix(prefix);
-        for (auto it = model.begin(); it != model.end();) {
-          it = it->first.compare(0, prefix.size(), prefix) == 0 ? model.erase(it) : std::next(it);
+        for (int j = 0; j < kKeys; ++j) {
+          if (Key(j).compare(0, prefix.size(), prefix) == 0) model[j].reset();
         }
         break;
       }
       case 5:
         if (in.Next() % 8 == 0) {
           cache->Clear();
-          model.clear();
+          for (auto& m : model) m.reset();
         }
         break;
       case 6:
@@ -115,38 +155,40 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       case 7: {  // get_or_load: the loader answers value, not found, or error
         const uint8_t outcome = in.Next() % 3;
-        const std::string loaded = "loaded-" + key;
+        const std::string_view loaded = Loaded(k);
         ++lookups;
         larder::FetchResult r = cache->GetOrLoad(key, [&](std::string_view) {
-          if (outcome == 0) return larder::LoadResult::Value(loaded, std::chrono::nanoseconds(500));
+          if (outcome == 0) {
+            return larder::LoadResult::Value(std::string(loaded), std::chrono::nanoseconds(500));
+          }
           if (outcome == 1) return larder::LoadResult::NotFound();
           return larder::LoadResult::Error("fuzz error");
         });
         if (r.source == larder::FetchSource::kLoaded) {
           if (outcome == 0) {
             FUZZ_CHECK(r.status == larder::Status::kOk && r.value.value() == loaded);
-            model[key] = {loaded, clock->NowNanos() + 500};
+            model[k] = ModelEntry{loaded, clock->NowNanos() + 500};
           } else {
             FUZZ_CHECK(r.status ==
                        (outcome == 1 ? larder::Status::kNotFound : larder::Status::kLoadFailed));
-            if (outcome == 1) model.erase(key);  // now known absent (maybe cached as such)
+            if (outcome == 1) model[k].reset();  // now known absent (maybe cached as such)
           }
         } else if (r.status == larder::Status::kOk) {
-          check_read(key, r.status, std::string(r.value.value()));
+          check_read(k, r.status, r.value.value());
         }
+        check_bounds();
         break;
       }
       case 8: {  // pin
         ++lookups;
         larder::PinnedValue p = cache->Pin(key);
-        check_read(key, p ? larder::Status::kOk : larder::Status::kNotFound,
-                   std::string(p.value()));
+        check_read(k, p ? larder::Status::kOk : larder::Status::kNotFound, p.value());
         break;
       }
     }
-    FUZZ_CHECK(cache->Size() <= o.capacity_entries);
-    FUZZ_CHECK(cache->Charge() <= o.capacity_bytes);
   }
+  FUZZ_CHECK(cache->Size() <= o.capacity_entries);
+  FUZZ_CHECK(cache->Charge() <= o.capacity_bytes);
   larder::Stats s = cache->GetStats();
   FUZZ_CHECK(s.hits + s.misses + s.negative_hits + s.stale_hits == lookups);
   FUZZ_CHECK(s.puts >= puts);  // plus installed loads
