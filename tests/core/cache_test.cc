@@ -1,7 +1,9 @@
 // Basic promises of the engine: what goes in comes out, byte for byte.
 #include "larder/cache.h"
 
+#include <chrono>
 #include <cstring>
+#include <map>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -192,6 +194,35 @@ TEST(Cache, DefaultStripesAreAPowerOfTwoAndShrinkForSmallCaches) {
   explicit_stripes.capacity_bytes = size_t{1} << 30;
   explicit_stripes.stripes = 5;
   EXPECT_EQ(MakeCache(explicit_stripes)->stripe_count(), 8u);
+}
+
+TEST(Cache, CountLiveAndForEachLiveSkipExpiredAndStaleEntries) {
+  using namespace std::chrono_literals;
+  auto clock = std::make_shared<ManualClock>();
+  Options o;
+  o.capacity_bytes = size_t{1} << 20;
+  o.stripes = 4;
+  o.clock = clock;
+  o.stale_while_revalidate = 60s;  // expired entries linger for stale serving
+  auto cache = MakeCache(std::move(o));
+  PutOptions short_ttl;
+  short_ttl.ttl = 1s;
+  ASSERT_EQ(cache->Put("a:1", "one"), Status::kOk);
+  ASSERT_EQ(cache->Put("a:2", "two", short_ttl), Status::kOk);
+  ASSERT_EQ(cache->Put("b:3", "three"), Status::kOk);
+  EXPECT_EQ(cache->CountLive(), 3u);
+  EXPECT_EQ(cache->CountLive("a:"), 2u);
+  clock->Advance(2s);
+  EXPECT_EQ(cache->Size(), 3u);       // a:2 is kept for stale serving...
+  EXPECT_EQ(cache->CountLive(), 2u);  // ...but is not live
+  EXPECT_EQ(cache->CountLive("a:"), 1u);
+  std::map<std::string, std::string> seen;
+  cache->ForEachLive("", [&](std::string_view k, std::string_view v) {
+    seen.emplace(std::string(k), std::string(v));
+  });
+  EXPECT_EQ(seen, (std::map<std::string, std::string>{{"a:1", "one"}, {"b:3", "three"}}));
+  const Stats before = cache->GetStats();
+  EXPECT_EQ(before.hits + before.misses, 0u);  // enumeration is neither
 }
 
 }  // namespace
