@@ -12,6 +12,9 @@ packages=(
   libhiredis-dev redis-server    # the Redis baseline of larder-bench
   gnuplot-nox                    # larder-bench run --plot
   python3-pytest                 # the Python binding's tests (run with /usr/bin/python3)
+  python3-venv python3-pip       # the Python wheel installed into a fresh venv, offline
+  python3-setuptools python3-wheel  # build the wheel offline (pip wheel --no-build-isolation)
+  python3-cachetools             # the Python benchmark's baseline (python -m larder.bench)
 )
 
 missing=()

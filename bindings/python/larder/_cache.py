@@ -6,6 +6,7 @@ import ctypes
 import enum
 import inspect
 import os
+import platform
 import sys
 import types
 import weakref
@@ -20,6 +21,14 @@ _errors._lib = _lib
 _MISSING = object()
 _BUFFER = 4096        # bytes of each reusable read buffer; larger values grow it
 _BUFFER_LIMIT = 1 << 20  # a grown buffer is kept up to this size
+
+# Unprototyped ctypes calls pass a Python int as a C int. libffi widens an int
+# argument passed in a register to the full register (sign-extending it) on
+# x86-64 and AArch64, so there a key length (at most 65,535 for any key the
+# library accepts) may be passed as a plain int to a size_t parameter in the
+# first six (x86-64) or eight (AArch64) arguments, saving a c_size_t object
+# per call. Elsewhere it is wrapped in c_size_t.
+_WIDENS_INT_REGISTERS = platform.machine().lower() in ("x86_64", "amd64", "aarch64", "arm64")
 
 
 def version():
@@ -389,8 +398,7 @@ class Cache(collections.abc.MutableMapping):
         _live[next(_live_ids)] = self
         # A lookup never waits on anything a Python thread holds, unless a
         # Python clock runs inside it: then keep the GIL's release.
-        self._raw = _L.raw if clock is not None else _L.raw_keep_gil
-        self.get = self._make_get(self._raw)
+        self.get = self._make_get()
 
     def _removal_trampoline(self, listeners):
         decode_key, loads = self._decode_key, self._loads
@@ -414,7 +422,7 @@ class Cache(collections.abc.MutableMapping):
 
     # ---- reads: the hot path ----
 
-    def _make_get(self, raw, loads=_MISSING):
+    def _make_get(self, loads=_MISSING):
         """The get() of this cache: a closure over everything it needs, one
         C call per lookup into a reusable buffer. loads: the cache's
         serializer unless given (None: the bytes as stored).
@@ -422,13 +430,14 @@ class Cache(collections.abc.MutableMapping):
         Buffers come from a free list (list.pop and list.append are atomic
         under the GIL), so threads, and a signal handler that reads the cache
         in the middle of a read, never share one."""
-        larder_get = raw.larder_get
+        larder_get = _L.raw.larder_get  # CDLL: the GIL is released during the lookup
         handle = self._h
         if loads is _MISSING:
             loads = self._loads
         key_bytes = _codec.key_bytes
         size_t = ctypes.c_size_t
         byref = ctypes.byref
+        length = len if _WIDENS_INT_REGISTERS else (lambda k: size_t(len(k)))
         free = []
         take, give = free.pop, free.append
         str_, bytes_ = str, bytes
@@ -453,7 +462,7 @@ class Cache(collections.abc.MutableMapping):
             except IndexError:
                 slot = new_slot()
             buf, capacity, size, size_ref = slot
-            rc = larder_get(handle, k, size_t(len(k)), buf, capacity, size_ref)
+            rc = larder_get(handle, k, length(k), buf, capacity, size_ref)
             if rc == 0:
                 value = buf[:size.value]
                 give(slot)
@@ -832,17 +841,21 @@ class Cache(collections.abc.MutableMapping):
 
     # ---- lifetime ----
 
-    def close(self):
-        """Drains and closes this cache's write-behind queue, if any, and
+    def close(self, timeout=None):
+        """Closes this cache's write-behind queue, if any (draining it for
+        up to `timeout` seconds, None: no limit; see WriteBehind.close), and
         drops every entry; later calls raise Closed. Idempotent. (In a child
         process after fork(), only forgets the parent's cache.)"""
         if self._forked or self._closed:
             self._closed = True
             return
         self._closed = True
-        for wb in self._resources.write_behinds:
-            wb.close()
+        timeout_ns = _ns(timeout, "timeout")
+        late = [wb.close(timeout_ns) for wb in self._resources.write_behinds]
         _lib.larder_cache_close(self._h)
+        if n.TIMEOUT in late:
+            raise _errors.FlushTimeout(n.TIMEOUT, "the write-behind queue was closed before "
+                                       "it drained")
 
     def __enter__(self):
         return self

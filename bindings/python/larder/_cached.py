@@ -4,7 +4,9 @@ import ctypes
 import functools
 import inspect
 import itertools
+import os
 import threading
+import weakref
 
 from . import _codec, _errors, _native as n
 from ._cache import Cache, _lib, _new_info, _new_value, _ns, _take_value
@@ -14,6 +16,7 @@ CacheInfo = collections.namedtuple("CacheInfo", ["hits", "misses", "maxsize", "c
 
 _KEYWORDS = object()  # separates positional from keyword arguments in a key
 _serials = itertools.count(1)
+_instances = weakref.WeakSet()  # every decorated function's state, for fork()
 
 
 def _make_key(args, kwargs, typed):
@@ -75,6 +78,7 @@ class _CachedFunction:
     def __init__(self, fn, cache, max_bytes, max_entries, ttl, typed, codec):
         self.own = cache is None
         self.store = Cache(max_bytes, max_entries, ttl=ttl) if self.own else cache
+        self.rebind = None
         self.fn = fn
         self.ttl = ttl
         self.typed = typed
@@ -90,6 +94,7 @@ class _CachedFunction:
         self.hits = 0
         self.misses = 0
         self.wrapper = self._make_wrapper(codec)
+        _instances.add(self)
 
     def _make_wrapper(self, codec):
         state = self
@@ -98,11 +103,18 @@ class _CachedFunction:
         ids = self.ids
         ids_get = ids.get
         make_key = _make_key
-        get = self.store._make_get(self.store._raw, loads=None)  # the bytes as stored
+        get = self.store._make_get(loads=None)  # the bytes as stored
         loads = codec.loads or (lambda data: data)
         dumps = codec.dumps
         handle = self.store._h
         ttl_ns = _ns(self.ttl, "ttl")
+
+        def rebind():
+            nonlocal get, handle
+            get = state.store._make_get(loads=None)
+            handle = state.store._h
+
+        self.rebind = rebind
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
@@ -167,6 +179,22 @@ class _CachedFunction:
         wrapper.cache = self.store
         return wrapper
 
+    def after_fork(self):
+        """In a child process: a function with a cache of its own starts
+        again with a new, empty one (the parent's may not be used); one
+        sharing a cache the caller gave keeps it (and raises Forked until
+        given a new one)."""
+        if not self.own:
+            return
+        old = self.store
+        self.store = Cache(old.max_bytes, old.max_entries, ttl=self.ttl)
+        self.ids.clear()
+        self.inflight = set()
+        self.local = threading.local()
+        self.hits = self.misses = 0
+        self.rebind()
+        self.wrapper.cache = self.store
+
     def leading(self):
         try:
             return self.local.ids
@@ -206,3 +234,11 @@ class _CachedFunction:
         Larder's own."""
         return {"maxsize": self.max_entries or None, "typed": self.typed,
                 "max_bytes": self.max_bytes, "ttl": self.ttl}
+
+
+def _after_fork_in_child():
+    for state in list(_instances):
+        state.after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

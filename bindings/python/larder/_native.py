@@ -4,12 +4,11 @@ Every function gets its argtypes and restype once, here. The library is
 opened with ctypes.CDLL, which releases the GIL for the duration of each call
 (a loader, a flush or a full write-behind queue may block for long).
 
-Two handles are also kept without prototypes for the hottest calls: `raw`
-(CDLL) and `raw_keep_gil` (PyDLL, which keeps the GIL). An unprototyped
-call skips the per-argument from_param conversions, which cost more than the
-lookup itself; its callers pass only ctypes objects and bytes (never a bare
-int, which ctypes would pass as a C int), so every argument has its exact C
-type.
+A second handle, `raw`, also CDLL, has no prototypes, for the hottest call
+(Cache.get): an unprototyped call skips the per-argument from_param
+conversions, which cost about as much as the lookup itself. Its caller passes
+ctypes objects and bytes, and a key length as a plain int only where libffi
+widens it to a full register (see _cache._WIDENS_INT_REGISTERS).
 """
 import ctypes
 import os
@@ -192,8 +191,7 @@ _SIGNATURES = {
 
 
 class Library:
-    """The loaded library: `lib` (prototyped, CDLL), `raw` (CDLL, no
-    prototypes) and `raw_keep_gil` (PyDLL, no prototypes)."""
+    """The loaded library: `lib` (prototyped) and `raw` (no prototypes)."""
 
     def __init__(self, path):
         self.path = path
@@ -203,7 +201,6 @@ class Library:
             fn.restype = restype
             fn.argtypes = argtypes
         self.raw = ctypes.CDLL(path)
-        self.raw_keep_gil = ctypes.PyDLL(path)
 
 
 def load():

@@ -29,6 +29,12 @@ class _Handle:
         self.ptr = None
         self.keep = []
 
+    def close(self, timeout_ns):
+        """larder_write_behind_close's status (0 when already destroyed)."""
+        if self.ptr is None:
+            return 0
+        return _L.lib.larder_write_behind_close(self.ptr, timeout_ns)
+
     def destroy(self):
         if self.ptr is not None:
             ptr, self.ptr = self.ptr, None
@@ -174,15 +180,19 @@ class WriteBehind:
         self._wait(_lib.larder_write_behind_flush, timeout)
 
     def close(self, timeout=None):
-        """Stops accepting writes and drains the queue (as flush).
-        Idempotent."""
-        if self._handle.ptr is None or self._cache._forked:
+        """Stops accepting writes and drains the queue (as flush; on
+        FlushTimeout the queue is closed all the same: with a journal, what
+        was not delivered is replayed at the next open, without one it goes
+        to dead_letter). Idempotent."""
+        if self._cache._forked:
             return
         self._closed = True
-        self._wait(_lib.larder_write_behind_close, timeout)
+        self._raise_for(self._handle.close(_ns(timeout, "timeout")))
 
     def _wait(self, fn, timeout):
-        rc = fn(self._ptr(), _ns(timeout, "timeout"))
+        self._raise_for(fn(self._ptr(), _ns(timeout, "timeout")))
+
+    def _raise_for(self, rc):
         if rc == n.TIMEOUT:
             raise _errors.FlushTimeout(rc)
         if rc != 0:
