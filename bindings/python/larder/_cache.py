@@ -398,6 +398,19 @@ class Cache(collections.abc.MutableMapping):
         _live[next(_live_ids)] = self
         # A lookup never waits on anything a Python thread holds, unless a
         # Python clock runs inside it: then keep the GIL's release.
+        # A lookup (larder_get) never blocks: it reads the index without a
+        # lock and copies the value, in about 250 ns. Releasing the GIL for
+        # so short a call gains nothing and can cost much: another thread
+        # takes the GIL, and this one may then wait a whole switch interval
+        # (5 ms) to get it back. So lookups keep the GIL (PyDLL). That is safe
+        # while nothing a lookup waits for can be held by a thread that needs
+        # the GIL: a lookup takes no lock except, on a miss with write-behind,
+        # the queue's, and when it starts an early refresh, a stripe's and the
+        # refresh pool's; the library never runs Python code (a loader, a
+        # writer, a listener) while holding those. A Python clock is the
+        # exception (the library may call it inside locked sections): with
+        # one, lookups release the GIL like every other call.
+        self._lookups_keep_gil = clock is None
         self.get = self._make_get()
 
     def _removal_trampoline(self, listeners):
@@ -430,7 +443,7 @@ class Cache(collections.abc.MutableMapping):
         Buffers come from a free list (list.pop and list.append are atomic
         under the GIL), so threads, and a signal handler that reads the cache
         in the middle of a read, never share one."""
-        larder_get = _L.raw.larder_get  # CDLL: the GIL is released during the lookup
+        larder_get = (_L.raw_keep_gil if self._lookups_keep_gil else _L.raw).larder_get
         handle = self._h
         if loads is _MISSING:
             loads = self._loads

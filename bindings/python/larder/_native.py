@@ -4,11 +4,12 @@ Every function gets its argtypes and restype once, here. The library is
 opened with ctypes.CDLL, which releases the GIL for the duration of each call
 (a loader, a flush or a full write-behind queue may block for long).
 
-A second handle, `raw`, also CDLL, has no prototypes, for the hottest call
-(Cache.get): an unprototyped call skips the per-argument from_param
-conversions, which cost about as much as the lookup itself. Its caller passes
-ctypes objects and bytes, and a key length as a plain int only where libffi
-widens it to a full register (see _cache._WIDENS_INT_REGISTERS).
+Two more handles have no prototypes, for the hottest call (Cache.get): an
+unprototyped call skips the per-argument from_param conversions, which cost
+about as much as the lookup itself. Their caller passes ctypes objects and
+bytes, and a key length as a plain int only where libffi widens it to a full
+register (see _cache._WIDENS_INT_REGISTERS). `raw` is a CDLL; `raw_keep_gil`
+a PyDLL, which keeps the GIL during the call (see Cache._make_get for when).
 """
 import ctypes
 import os
@@ -191,7 +192,8 @@ _SIGNATURES = {
 
 
 class Library:
-    """The loaded library: `lib` (prototyped) and `raw` (no prototypes)."""
+    """The loaded library: `lib` (prototyped), `raw` and `raw_keep_gil` (no
+    prototypes; CDLL and PyDLL)."""
 
     def __init__(self, path):
         self.path = path
@@ -201,6 +203,7 @@ class Library:
             fn.restype = restype
             fn.argtypes = argtypes
         self.raw = ctypes.CDLL(path)
+        self.raw_keep_gil = ctypes.PyDLL(path)
 
 
 def load():

@@ -1,7 +1,6 @@
 """Item 5 of the issue: the whole engine, named in Python's style."""
 import gc
 import threading
-import time
 
 import pytest
 
