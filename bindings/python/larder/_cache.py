@@ -1,5 +1,6 @@
 """larder.Cache: the engine as a collections.abc.MutableMapping."""
 import asyncio
+import atexit
 import collections
 import collections.abc
 import ctypes
@@ -273,6 +274,10 @@ class _Resources:
         self.write_behinds = []
         self.keep = []  # callbacks and their user_data: alive while C may call them
 
+    def drain(self):
+        for wb in self.write_behinds:
+            wb.close(0)
+
     def release(self):
         lib = _L.lib
         for wb in self.write_behinds:
@@ -394,10 +399,12 @@ class Cache(collections.abc.MutableMapping):
         finally:
             _lib.larder_options_free(options)
         resources.handle = self._h = handle
+        # Freed when the cache is collected, but not at interpreter exit:
+        # daemon threads may still be using it then (the process's end frees
+        # it). Write-behind queues are drained at exit (_drain_at_exit).
         self._finalizer = weakref.finalize(self, resources.release)
+        self._finalizer.atexit = False
         _live[next(_live_ids)] = self
-        # A lookup never waits on anything a Python thread holds, unless a
-        # Python clock runs inside it: then keep the GIL's release.
         # A lookup (larder_get) never blocks: it reads the index without a
         # lock and copies the value, in about 250 ns. Releasing the GIL for
         # so short a call gains nothing and can cost much: another thread
@@ -897,3 +904,16 @@ def _after_fork_in_child():
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+@atexit.register
+def _drain_at_exit():
+    # Writes acknowledged by a write-behind put reach the store before the
+    # interpreter exits (or stay in the journal): each queue is closed, which
+    # drains it; the caches themselves are left to the process's end.
+    for cache in list(_live.values()):
+        if not cache._forked:
+            try:
+                cache._resources.drain()
+            except Exception as exc:
+                _report(exc, "draining a larder write-behind queue at exit")

@@ -1,5 +1,7 @@
 """Item 5 of the issue: the whole engine, named in Python's style."""
 import gc
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -181,3 +183,20 @@ def test_put_charged_capacity_entries_and_options():
         larder.Cache(max_bytes=1 << 20, loader=coro)
     c.cleanup()
     assert "max_bytes=10000" in repr(c)
+
+
+def test_write_behind_drains_at_exit_even_with_daemon_threads_reading():
+    script = (
+        "import sys, threading, larder\n"
+        "c = larder.Cache(max_bytes=1 << 20)\n"
+        "wb = c.write_behind(lambda ws: print('delivered', [w.key for w in ws]),"
+        " max_delay=60)\n"
+        "wb.put('k', b'v')\n"
+        "def spin():\n"
+        "    while True:\n"
+        "        c.get('k'); c['x'] = b'y'\n"
+        "threading.Thread(target=spin, daemon=True).start()\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "delivered ['k']\n"
