@@ -8,6 +8,7 @@ import enum
 import inspect
 import os
 import platform
+import struct
 import sys
 import types
 import weakref
@@ -236,25 +237,26 @@ class _Pin:
 
 
 def _parse_snapshot(data, size, count, with_values, decode_key, loads):
-    """Records of larder_snapshot: (key, value or value size) pairs."""
+    """Records of larder_snapshot: (key, value) pairs, or keys alone."""
     blob = ctypes.string_at(data, size)
-    view = memoryview(blob)
-    sizes = view.cast("B")
+    sizes = struct.Struct("=II").unpack_from  # two native uint32, unaligned
     out = []
+    append = out.append
     offset = 0
-    native = sys.byteorder
+    if not with_values:
+        for _ in range(count):
+            key_size = sizes(blob, offset)[0]
+            offset += 8 + key_size
+            append(decode_key(blob[offset - key_size:offset]))
+        return out
     for _ in range(count):
-        key_size = int.from_bytes(sizes[offset:offset + 4], native)
-        value_size = int.from_bytes(sizes[offset + 4:offset + 8], native)
+        key_size, value_size = sizes(blob, offset)
         offset += 8
         key = decode_key(blob[offset:offset + key_size])
         offset += key_size
-        if with_values:
-            value = blob[offset:offset + value_size]
-            offset += value_size
-            out.append((key, value if loads is None else loads(value)))
-        else:
-            out.append((key, value_size))
+        value = blob[offset:offset + value_size]
+        offset += value_size
+        append((key, value if loads is None else loads(value)))
     return out
 
 
@@ -655,7 +657,7 @@ class Cache(collections.abc.MutableMapping):
 
     def keys(self, prefix=""):
         """A list of the live keys (starting with prefix): a snapshot."""
-        return [key for key, _ in self._snapshot(prefix, False)]
+        return self._snapshot(prefix, False)
 
     def items(self, prefix=""):
         """A list of the live (key, value) pairs: a snapshot, taken stripe by

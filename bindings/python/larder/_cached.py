@@ -35,7 +35,7 @@ def _make_key(args, kwargs, typed):
 
 
 def cached(cache=None, *, max_bytes=64 << 20, max_entries=0, ttl=None, typed=False,
-           serializer="pickle"):
+           serializer="pickle", maxsize=None):
     """Memoizes a function in a Larder cache, like functools.lru_cache:
 
         @larder.cached                      # or @larder.cached(ttl=60, ...)
@@ -52,7 +52,8 @@ def cached(cache=None, *, max_bytes=64 << 20, max_entries=0, ttl=None, typed=Fal
     arguments raises larder.RecursiveLoad.
 
     cache: a larder.Cache to share (several functions may share one; each
-    has its own keys), else a new one of max_bytes / max_entries / ttl.
+    has its own keys), else a new one of max_bytes / max_entries / ttl;
+    maxsize, lru_cache's name, is max_entries.
     cache_info() counts this function's calls only: a hit, or a miss
     (computed here or waited for). Note that the underlying cache's own
     stats() sees each miss twice: a lookup, then the load.
@@ -61,6 +62,8 @@ def cached(cache=None, *, max_bytes=64 << 20, max_entries=0, ttl=None, typed=Fal
         return cached()(cache)
     if cache is not None and not isinstance(cache, Cache):
         raise TypeError("cache must be a larder.Cache")
+    if maxsize is not None:
+        max_entries = maxsize
     codec = _codec.serializer(serializer)
 
     def decorator(fn):

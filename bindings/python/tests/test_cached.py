@@ -163,6 +163,17 @@ def test_a_hit_costs_under_two_microseconds():
     assert best < 2e-6, f"{best * 1e6:.2f} us per hit"
 
 
+def test_maxsize_is_lru_caches_name_for_max_entries():
+    @larder.cached(maxsize=2)
+    def ident(x):
+        return x
+
+    for i in range(10):
+        ident(i)
+    assert ident.cache_info().maxsize == 2 and ident.cache_info().currsize <= 2
+    assert ident.cache_parameters()["maxsize"] == 2
+
+
 def test_bad_uses_raise():
     with pytest.raises(TypeError):
         larder.cached(cache="not a cache")
