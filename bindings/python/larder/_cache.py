@@ -21,8 +21,7 @@ _lib = _L.lib
 _errors._lib = _lib
 
 _MISSING = object()
-_BUFFER = 4096        # bytes of each reusable read buffer; larger values grow it
-_BUFFER_LIMIT = 1 << 20  # a grown buffer is kept up to this size
+_BUFFER = 16384  # bytes of each reusable read buffer; a larger value gets its own
 
 # Unprototyped ctypes calls pass a Python int as a C int. libffi widens an int
 # argument passed in a register to the full register (sign-extending it) on
@@ -451,59 +450,92 @@ class Cache(collections.abc.MutableMapping):
 
         Buffers come from a free list (list.pop and list.append are atomic
         under the GIL), so threads, and a signal handler that reads the cache
-        in the middle of a read, never share one."""
+        in the middle of a read, never share one. A value larger than the
+        buffer is read again into one of its size."""
         larder_get = (_L.raw_keep_gil if self._lookups_keep_gil else _L.raw).larder_get
         handle = self._h
         if loads is _MISSING:
             loads = self._loads
         key_bytes = _codec.key_bytes
+        error = _errors.error
         size_t = ctypes.c_size_t
         byref = ctypes.byref
         length = len if _WIDENS_INT_REGISTERS else (lambda k: size_t(len(k)))
+        capacity = size_t(_BUFFER)
         free = []
         take, give = free.pop, free.append
         str_, bytes_ = str, bytes
 
-        def new_slot(capacity=_BUFFER):
+        def new_slot():
             size = size_t()
-            return [ctypes.create_string_buffer(capacity), size_t(capacity), size, byref(size)]
+            return ctypes.create_string_buffer(_BUFFER), size, byref(size)
 
-        def get(key, default=None):
-            """The value stored for key, or `default` when there is none."""
-            if key.__class__ is str_:
-                try:
-                    k = key.encode()
-                except UnicodeEncodeError:
+        def larger(k, rc, needed, default):
+            # BUFFER_TOO_SMALL (retried while the value keeps growing), or an error.
+            while rc == n.BUFFER_TOO_SMALL:
+                buf = ctypes.create_string_buffer(needed)
+                size = size_t()
+                rc = larder_get(handle, k, size_t(len(k)), buf, size_t(needed), byref(size))
+                needed = size.value
+            if rc == 0:
+                value = buf[:needed]
+                return value if loads is None else loads(value)
+            if rc == 1:
+                return default
+            raise error(rc)
+
+        if loads is None:
+            def get(key, default=None):
+                """The value stored for key, or `default` when there is none."""
+                if key.__class__ is str_:
+                    try:
+                        k = key.encode()
+                    except UnicodeEncodeError:  # lone surrogates: surrogateescape
+                        k = key_bytes(key)
+                elif key.__class__ is bytes_:
+                    k = key
+                else:
                     k = key_bytes(key)
-            elif key.__class__ is bytes_:
-                k = key
-            else:
-                k = key_bytes(key)
-            try:
-                slot = take()
-            except IndexError:
-                slot = new_slot()
-            buf, capacity, size, size_ref = slot
-            rc = larder_get(handle, k, length(k), buf, capacity, size_ref)
-            if rc == 0:
-                value = buf[:size.value]
-                give(slot)
-                return value if loads is None else loads(value)
-            if rc == 1:
-                give(slot)
-                return default
-            while rc == n.BUFFER_TOO_SMALL:  # grow to the value's size and retry
-                slot = new_slot(size.value)
-                buf, capacity, size, size_ref = slot
-                rc = larder_get(handle, k, size_t(len(k)), buf, capacity, size_ref)
-            if rc == 0:
-                value = buf[:size.value]
-                if capacity.value <= _BUFFER_LIMIT:
+                try:
+                    slot = take()
+                except IndexError:
+                    slot = new_slot()
+                buf, size, size_ref = slot
+                rc = larder_get(handle, k, length(k), buf, capacity, size_ref)
+                if rc == 0:
+                    value = buf[:size.value]
                     give(slot)
-                return value if loads is None else loads(value)
-            if rc == 1:
-                return default
-            raise self._error(rc)
+                    return value
+                give(slot)
+                if rc == 1:
+                    return default
+                return larger(k, rc, size.value, default)
+        else:
+            def get(key, default=None):
+                """The value stored for key, or `default` when there is none."""
+                if key.__class__ is str_:
+                    try:
+                        k = key.encode()
+                    except UnicodeEncodeError:  # lone surrogates: surrogateescape
+                        k = key_bytes(key)
+                elif key.__class__ is bytes_:
+                    k = key
+                else:
+                    k = key_bytes(key)
+                try:
+                    slot = take()
+                except IndexError:
+                    slot = new_slot()
+                buf, size, size_ref = slot
+                rc = larder_get(handle, k, length(k), buf, capacity, size_ref)
+                if rc == 0:
+                    value = buf[:size.value]
+                    give(slot)
+                    return loads(value)
+                give(slot)
+                if rc == 1:
+                    return default
+                return larger(k, rc, size.value, default)
 
         return get
 
