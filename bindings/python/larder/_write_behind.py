@@ -119,21 +119,29 @@ class WriteBehind:
         cache._resources.write_behinds.append(handle)
         self._closed = False
 
-    def _write(self, write):
-        key = self._decode_key(ctypes.string_at(write.key, write.key_size))
-        if write.is_delete:
-            value = None
-        else:
-            value = ctypes.string_at(write.value, write.value_size)
-            if self._loads is not None:
-                value = self._loads(value)
-        return QueuedWrite(key, value, bool(write.is_delete), write.sequence, write.attempt,
-                           bool(write.replayed))
+    def _converter(self):
+        # Closures over the codec only, not self: the C queue keeps them (via
+        # the cache), and a reference back to self would make a cycle.
+        decode_key, loads = self._decode_key, self._loads
+
+        def convert(write):
+            key = decode_key(ctypes.string_at(write.key, write.key_size))
+            if write.is_delete:
+                value = None
+            else:
+                value = ctypes.string_at(write.value, write.value_size)
+                if loads is not None:
+                    value = loads(value)
+            return QueuedWrite(key, value, bool(write.is_delete), write.sequence, write.attempt,
+                               bool(write.replayed))
+        return convert
 
     def _writer_trampoline(self, writer):
+        convert = self._converter()
+
         def call(_, writes, count, error, error_size):
             try:
-                writer([self._write(writes[i]) for i in range(count)])
+                writer([convert(writes[i]) for i in range(count)])
                 return 0
             except BaseException as exc:
                 message = failures.remember(exc)[:max(error_size - 1, 0)]
@@ -143,9 +151,11 @@ class WriteBehind:
         return call
 
     def _dead_letter_trampoline(self, dead_letter):
+        convert = self._converter()
+
         def call(_, write, error):
             try:
-                dead_letter(self._write(write.contents),
+                dead_letter(convert(write.contents),
                             failures.exception(error or b"", n.WRITE_FAILED))
             except BaseException as exc:
                 _report(exc, f"the larder dead-letter callback {dead_letter!r}")

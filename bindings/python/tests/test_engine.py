@@ -200,3 +200,19 @@ def test_write_behind_drains_at_exit_even_with_daemon_threads_reading():
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "delivered ['k']\n"
+
+
+def test_a_dropped_cache_is_freed_at_once_not_at_the_next_collection():
+    import weakref
+    gc.disable()
+    try:
+        c = larder.Cache(max_bytes=1 << 20, serializer="pickle", loader=lambda key: 1,
+                         on_removal=lambda *args: None)
+        c.write_behind(lambda writes: None, dead_letter=lambda write, error: None)
+        c["k"] = 1
+        assert c.get("k") == 1 and c.get_or_load("j") == 1
+        ref = weakref.ref(c)
+        del c
+        assert ref() is None  # no reference cycle keeps it (and its memory) alive
+    finally:
+        gc.enable()
