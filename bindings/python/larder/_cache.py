@@ -448,10 +448,11 @@ class Cache(collections.abc.MutableMapping):
         C call per lookup into a reusable buffer. loads: the cache's
         serializer unless given (None: the bytes as stored).
 
-        Buffers come from a free list (list.pop and list.append are atomic
-        under the GIL), so threads, and a signal handler that reads the cache
-        in the middle of a read, never share one. A value larger than the
-        buffer is read again into one of its size."""
+        Buffers come from a free list (deque.pop and deque.append are atomic
+        under the GIL, and unlike a list's never reallocate when it empties),
+        so threads, and a signal handler that reads the cache in the middle
+        of a read, never share one. A value larger than the buffer is read
+        again into one of its size."""
         larder_get = (_L.raw_keep_gil if self._lookups_keep_gil else _L.raw).larder_get
         handle = self._h
         if loads is _MISSING:
@@ -461,14 +462,16 @@ class Cache(collections.abc.MutableMapping):
         size_t = ctypes.c_size_t
         byref = ctypes.byref
         length = len if _WIDENS_INT_REGISTERS else (lambda k: size_t(len(k)))
-        capacity = size_t(_BUFFER)
-        free = []
+        capacity = _BUFFER if _WIDENS_INT_REGISTERS else size_t(_BUFFER)
+        free = collections.deque()
         take, give = free.pop, free.append
         str_, bytes_ = str, bytes
 
         def new_slot():
-            size = size_t()
-            return ctypes.create_string_buffer(_BUFFER), size, byref(size)
+            # The buffer is passed by a prepared reference (byref), which
+            # ctypes passes as is, instead of converting the array each call.
+            buf, size = ctypes.create_string_buffer(_BUFFER), size_t()
+            return buf, byref(buf), size, byref(size)
 
         def larger(k, rc, needed, default):
             # BUFFER_TOO_SMALL (retried while the value keeps growing), or an error.
@@ -500,8 +503,8 @@ class Cache(collections.abc.MutableMapping):
                     slot = take()
                 except IndexError:
                     slot = new_slot()
-                buf, size, size_ref = slot
-                rc = larder_get(handle, k, length(k), buf, capacity, size_ref)
+                buf, buf_ref, size, size_ref = slot
+                rc = larder_get(handle, k, length(k), buf_ref, capacity, size_ref)
                 if rc == 0:
                     value = buf[:size.value]
                     give(slot)
@@ -526,8 +529,8 @@ class Cache(collections.abc.MutableMapping):
                     slot = take()
                 except IndexError:
                     slot = new_slot()
-                buf, size, size_ref = slot
-                rc = larder_get(handle, k, length(k), buf, capacity, size_ref)
+                buf, buf_ref, size, size_ref = slot
+                rc = larder_get(handle, k, length(k), buf_ref, capacity, size_ref)
                 if rc == 0:
                     value = buf[:size.value]
                     give(slot)
