@@ -195,7 +195,12 @@ bool ValueSlotUsable(const larder_value* v) {
 
 extern "C" {
 
-const char* larder_version(void) { return "0.1.0"; }
+#define LARDER_STR_(x) #x
+#define LARDER_STR(x) LARDER_STR_(x)
+const char* larder_version(void) {
+  return LARDER_STR(LARDER_VERSION_MAJOR) "." LARDER_STR(LARDER_VERSION_MINOR) "." LARDER_STR(
+      LARDER_VERSION_PATCH);
+}
 int larder_version_number(void) { return LARDER_VERSION_NUMBER; }
 
 const char* larder_strerror(larder_status status) {
@@ -456,6 +461,47 @@ larder_status larder_invalidate_prefix(larder_cache* c, const void* prefix, size
   if (!ValidBytes(prefix, prefix_size)) return LARDER_INVALID_ARGUMENT;
   size_t n = c->cache->InvalidatePrefix(View(prefix, prefix_size));
   if (removed != nullptr) *removed = n;
+  return LARDER_OK;
+  LARDER_GUARD_END
+}
+
+larder_status larder_count(larder_cache* c, const void* prefix, size_t prefix_size,
+                           uint64_t* count) {
+  LARDER_GUARD_BEGIN
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  if (!ValidBytes(prefix, prefix_size) || count == nullptr) return LARDER_INVALID_ARGUMENT;
+  *count = c->cache->CountLive(View(prefix, prefix_size));
+  return LARDER_OK;
+  LARDER_GUARD_END
+}
+
+larder_status larder_snapshot(larder_cache* c, const void* prefix, size_t prefix_size, int flags,
+                              void** data, size_t* size, uint64_t* count) {
+  LARDER_GUARD_BEGIN
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  if (!ValidBytes(prefix, prefix_size) || data == nullptr || size == nullptr ||
+      (flags & ~LARDER_SNAPSHOT_VALUES) != 0) {
+    return LARDER_INVALID_ARGUMENT;
+  }
+  *data = nullptr;
+  *size = 0;
+  if (count != nullptr) *count = 0;
+  const bool values = (flags & LARDER_SNAPSHOT_VALUES) != 0;
+  std::string blob;
+  uint64_t n = 0;
+  c->cache->ForEachLive(View(prefix, prefix_size), [&](std::string_view k, std::string_view v) {
+    const uint32_t sizes[2] = {static_cast<uint32_t>(k.size()), static_cast<uint32_t>(v.size())};
+    blob.append(reinterpret_cast<const char*>(sizes), sizeof sizes);
+    blob.append(k);
+    if (values) blob.append(v);
+    ++n;
+  });
+  void* out = std::malloc(blob.empty() ? 1 : blob.size());
+  if (out == nullptr) return LARDER_NO_MEMORY;
+  if (!blob.empty()) std::memcpy(out, blob.data(), blob.size());
+  *data = out;
+  *size = blob.size();
+  if (count != nullptr) *count = n;
   return LARDER_OK;
   LARDER_GUARD_END
 }

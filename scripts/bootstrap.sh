@@ -13,6 +13,9 @@ packages=(
   gnuplot-nox                    # larder-bench run --plot, larder-demo --plot
   libsqlite3-dev                 # larder-demo: the database behind the cache
   python3-pytest                 # the Python binding's tests (run with /usr/bin/python3)
+  python3-venv python3-pip       # the Python wheel installed into a fresh venv, offline
+  python3-setuptools python3-wheel  # build the wheel offline (pip wheel --no-build-isolation)
+  python3-cachetools             # the Python benchmark's baseline (python -m larder.bench)
 )
 
 missing=()

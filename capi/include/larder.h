@@ -77,14 +77,14 @@ extern "C" {
 /* ---- Versions ---------------------------------------------------------- */
 
 #define LARDER_VERSION_MAJOR 0
-#define LARDER_VERSION_MINOR 1
+#define LARDER_VERSION_MINOR 2
 #define LARDER_VERSION_PATCH 0
 #define LARDER_VERSION_NUMBER \
   (LARDER_VERSION_MAJOR * 10000 + LARDER_VERSION_MINOR * 100 + LARDER_VERSION_PATCH)
 /* The ABI major, also the shared library's SONAME suffix (liblarder.so.1). */
 #define LARDER_ABI_MAJOR 1
 
-/* The version of the library actually linked, e.g. "0.1.0". Never NULL. */
+/* The version of the library actually linked, e.g. "0.2.0". Never NULL. */
 LARDER_API const char *larder_version(void);
 /* The same as LARDER_VERSION_NUMBER of the linked library. */
 LARDER_API int larder_version_number(void);
@@ -319,6 +319,29 @@ LARDER_API larder_status larder_invalidate_prefix(larder_cache *cache, const voi
 LARDER_API larder_status larder_clear(larder_cache *cache);
 /* Applies pending housekeeping now (expiry, memory reclamation). Optional. */
 LARDER_API larder_status larder_cleanup(larder_cache *cache);
+
+/* Counts the live entries whose key starts with prefix (prefix_size 0: all):
+ * unexpired values, not cached "not found"s or errors. O(stripes) while no
+ * entry has expired and no negative or error TTL is set; otherwise a walk of
+ * the index, O(entries), that takes no lock. Entries written or removed
+ * during the call may or may not be counted. Thread-safe. */
+LARDER_API larder_status larder_count(larder_cache *cache, const void *prefix, size_t prefix_size,
+                                      uint64_t *count);
+
+/* larder_snapshot's flags. */
+#define LARDER_SNAPSHOT_VALUES 1 /* copy the values too, not only the keys */
+
+/* Copies the entries larder_count counts into one buffer the library
+ * allocates (free it with larder_free; non-NULL even when empty). *data holds
+ * *count records one after another, unaligned: the key's size and the value's
+ * size as two uint32_t in native byte order, then the key's bytes, then, with
+ * LARDER_SNAPSHOT_VALUES, the value's bytes. *size is the buffer's length;
+ * count may be NULL. Neither a hit nor a miss; the LRU order is unchanged.
+ * Not one instant of the whole cache: entries written or removed during the
+ * call may or may not appear, each one that does is whole. Thread-safe. */
+LARDER_API larder_status larder_snapshot(larder_cache *cache, const void *prefix,
+                                         size_t prefix_size, int flags, void **data, size_t *size,
+                                         uint64_t *count);
 
 typedef struct larder_stats {
   size_t struct_size; /* set by the caller to sizeof(larder_stats) */

@@ -520,6 +520,37 @@ void Cache::CleanUp() {
 
 void Cache::Clear() { InvalidatePrefix(std::string_view()); }
 
+size_t Cache::CountLive(std::string_view prefix) {
+  const bool only_values = options_.negative_ttl.count() == 0 && options_.error_ttl.count() == 0;
+  size_t n = 0;
+  for (size_t i = 0; i < stripe_count_; ++i) {
+    Stripe& stripe = *stripes_[i];
+    const int64_t now = clock_->NowNanos();
+    size_t count = 0;
+    if (prefix.empty() && only_values && stripe.CountIfNoneExpired(now, &count)) {
+      n += count;
+      continue;
+    }
+    internal::ReclaimAfterRead reclaim(stripe);
+    ReadGuard guard;
+    stripe.ForEachLive(prefix, now, [&n](const internal::Entry*) { ++n; });
+  }
+  return n;
+}
+
+void Cache::ForEachLiveWith(std::string_view prefix,
+                            void (*fn)(std::string_view key, std::string_view value, void* context),
+                            void* context) {
+  for (size_t i = 0; i < stripe_count_; ++i) {
+    Stripe& stripe = *stripes_[i];
+    const int64_t now = clock_->NowNanos();
+    internal::ReclaimAfterRead reclaim(stripe);
+    ReadGuard guard;
+    stripe.ForEachLive(prefix, now,
+                       [&](const internal::Entry* e) { fn(e->key(), e->value(), context); });
+  }
+}
+
 // The budget's counts: what the stripes hold plus puts under way, so never
 // above the bounds, even while stripes are being changed (a sum of per-stripe
 // counts read one after another could be).

@@ -446,6 +446,13 @@ void Stripe::NoteRemovalLocked(Entry* e, RemovalCause cause, Removals* removed) 
   }
 }
 
+bool Stripe::CountIfNoneExpired(int64_t now, size_t* count) {
+  MutexLock lock(&mu_);
+  if (!heap_.empty() && heap_.front()->expiry_nanos <= now) return false;
+  *count = entries_;
+  return true;
+}
+
 StripeCounters Stripe::Counters() {
   StripeCounters c;
   for (Lane& lane : lanes_) {

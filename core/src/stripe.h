@@ -135,6 +135,24 @@ class Stripe {
     if (reclaim_due_.load(std::memory_order_relaxed)) ReclaimFromReader();
   }
 
+  // Calls fn(e) for every live value entry (unexpired at `now`, not a cached
+  // "not found" or error) whose key starts with prefix, walking the index
+  // without the lock; the caller holds a ReadGuard. Entries written or removed
+  // meanwhile may or may not be seen; each one seen is whole.
+  template <typename Fn>
+  void ForEachLive(std::string_view prefix, int64_t now, Fn&& fn) {
+    SlotTable* table = table_.load(std::memory_order_seq_cst);
+    const size_t slots = table->slot_count();
+    for (size_t i = 0; i < slots; ++i) {
+      const uint64_t word = table->slot(i).load(std::memory_order_seq_cst);
+      if (!SlotTable::IsEntry(word)) continue;
+      Entry* e = SlotTable::Decode(word);
+      if (!e->is_value() || e->ExpiredAt(now)) continue;
+      if (e->key_size < prefix.size() || e->key().substr(0, prefix.size()) != prefix) continue;
+      fn(e);
+    }
+  }
+
   // ---- writers: each takes mu_ ----
 
   // Publishes e (allocated by the caller, refs == 1) replacing any entry
@@ -186,6 +204,10 @@ class Stripe {
   // period can be ended now (advancing the epoch when no reader blocks it).
   void CleanUp(int64_t now, Removals* removed);
   StripeCounters Counters();
+  // The stripe's entry count when no entry in it has expired at `now` (the
+  // expiry heap's first entry is still fresh): true and *count set; false
+  // when some entry has expired and only a walk can tell the live ones.
+  bool CountIfNoneExpired(int64_t now, size_t* count);
 
  private:
   static constexpr size_t kLanes = 4;

@@ -52,7 +52,7 @@ static larder_cache *new_cache(uint64_t bytes, uint64_t entries, uint32_t stripe
 
 static void test_version_and_strerror(void) {
   int code;
-  CHECK(strcmp(larder_version(), "0.1.0") == 0);
+  CHECK(strcmp(larder_version(), "0.2.0") == 0);
   CHECK(larder_version_number() == LARDER_VERSION_NUMBER);
   for (code = -5; code < 40; ++code) CHECK(larder_strerror(code) != NULL);
   CHECK(strcmp(larder_strerror(LARDER_OK), "ok") == 0);
@@ -364,6 +364,78 @@ static int loader(void *user_data, const void *key, size_t key_size, larder_load
     }
   }
   return 1;
+}
+
+/* ---- enumeration: larder_count and larder_snapshot ---- */
+
+static void test_count_and_snapshot(void) {
+  larder_options *o = larder_options_new();
+  larder_cache *c = NULL;
+  uint64_t n = 99;
+  void *data = NULL;
+  size_t size = 0, off = 0;
+  int seen_a = 0, seen_b = 0;
+  uint64_t i;
+  larder_options_set_capacity_bytes(o, 1 << 20);
+  larder_options_set_stripes(o, 4);
+  CHECK_STATUS(larder_options_set_clock(o, fake_clock, NULL), LARDER_OK);
+  CHECK_STATUS(larder_options_set_negative_ttl(o, 60000000000LL), LARDER_OK);
+  CHECK_STATUS(larder_cache_create(o, &c), LARDER_OK);
+  larder_options_free(o);
+  CHECK_STATUS(larder_count(c, NULL, 0, &n), LARDER_OK);
+  CHECK(n == 0);
+  CHECK_STATUS(larder_put(c, KEY("p:a"), "alpha", 5, 0), LARDER_OK);
+  CHECK_STATUS(larder_put(c, KEY("p:b"), "", 0, 0), LARDER_OK);
+  CHECK_STATUS(larder_put(c, KEY("q:c"), "gamma", 5, 1000000000LL), LARDER_OK);
+  {
+    /* A cached "not found" is an entry, but not a live value. */
+    struct load_ctx ctx = {NULL, 0, 1, LARDER_OK};
+    larder_value v = LARDER_VALUE_INIT;
+    CHECK_STATUS(larder_get_or_load(c, KEY("p:ghost"), loader, &ctx, 0, &v, NULL),
+                 LARDER_NOT_FOUND);
+  }
+  CHECK_STATUS(larder_count(c, NULL, 0, &n), LARDER_OK);
+  CHECK(n == 3);
+  CHECK_STATUS(larder_count(c, KEY("p:"), &n), LARDER_OK);
+  CHECK(n == 2);
+  fake_now += 2000000000LL; /* q:c expires */
+  CHECK_STATUS(larder_count(c, NULL, 0, &n), LARDER_OK);
+  CHECK(n == 2);
+  CHECK_STATUS(larder_snapshot(c, KEY("p:"), LARDER_SNAPSHOT_VALUES, &data, &size, &n), LARDER_OK);
+  CHECK(n == 2 && data != NULL && size == 2 * 8 + 3 + 5 + 3 + 0);
+  for (i = 0; i < n && off + 8 <= size; ++i) {
+    uint32_t sizes[2];
+    const char *p = (const char *)data + off;
+    memcpy(sizes, p, sizeof sizes);
+    if (sizes[0] == 3 && memcmp(p + 8, "p:a", 3) == 0) {
+      seen_a = sizes[1] == 5 && memcmp(p + 11, "alpha", 5) == 0;
+    } else if (sizes[0] == 3 && memcmp(p + 8, "p:b", 3) == 0) {
+      seen_b = sizes[1] == 0;
+    }
+    off += 8 + sizes[0] + sizes[1];
+  }
+  CHECK(seen_a && seen_b && off == size);
+  larder_free(data);
+  /* Keys only: the value sizes are still given. */
+  CHECK_STATUS(larder_snapshot(c, NULL, 0, 0, &data, &size, NULL), LARDER_OK);
+  CHECK(size == 2 * 8 + 3 + 3);
+  larder_free(data);
+  /* Nothing matches: a non-NULL, empty buffer. */
+  CHECK_STATUS(larder_snapshot(c, KEY("zzz"), 0, &data, &size, &n), LARDER_OK);
+  CHECK(data != NULL && size == 0 && n == 0);
+  larder_free(data);
+  /* Bad arguments. */
+  CHECK_STATUS(larder_count(NULL, NULL, 0, &n), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_count(c, NULL, 0, NULL), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_count(c, NULL, 3, &n), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_snapshot(c, NULL, 0, 0, NULL, &size, &n), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_snapshot(c, NULL, 0, 0, &data, NULL, &n), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_snapshot(c, NULL, 0, 4, &data, &size, &n), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_snapshot(NULL, NULL, 0, 0, &data, &size, &n), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_cache_close(c), LARDER_OK);
+  CHECK_STATUS(larder_count(c, NULL, 0, &n), LARDER_CLOSED);
+  CHECK_STATUS(larder_snapshot(c, NULL, 0, 0, &data, &size, &n), LARDER_CLOSED);
+  larder_cache_destroy(c);
 }
 
 static void test_get_or_load(void) {
@@ -963,6 +1035,7 @@ int main(void) {
       {"prefix_clear_stats_listener", test_prefix_clear_stats_listener},
       {"ttl_with_injected_clock", test_ttl_with_injected_clock},
       {"get_or_load", test_get_or_load},
+      {"count_and_snapshot", test_count_and_snapshot},
       {"cache_loader_and_refresh", test_cache_loader_and_refresh},
       {"async_lead_wait", test_async_lead_wait},
       {"stampede_through_the_c_abi", test_stampede_through_the_c_abi},

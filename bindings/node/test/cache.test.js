@@ -107,5 +107,5 @@ test('worker_threads share one native cache', async () => {
 });
 
 test('version is the loaded library', () => {
-  assert.strictEqual(version, '0.1.0');
+  assert.strictEqual(version, '0.2.0');
 });

@@ -256,6 +256,30 @@ class Cache {
   // removed entries no reader can still see. Never required for correctness.
   void CleanUp();
 
+  // The live entries whose key starts with prefix (an empty prefix matches
+  // all): unexpired values, not cached "not found"s or errors. Neither counts
+  // as a hit or miss nor changes the LRU order. Entries written or removed
+  // during the call may or may not be seen (there is no global snapshot).
+  // CountLive without a prefix is O(stripes) while no entry has expired and
+  // no negative or error caching is configured; otherwise, like ForEachLive,
+  // a lock-free walk of the index, O(entries).
+  size_t CountLive(std::string_view prefix = {});
+  // Calls fn(key, value, context) for each, stripe by stripe, with no lock
+  // held but inside a read-side critical section: fn must not block for long
+  // (it delays memory reclamation) nor keep the views.
+  void ForEachLiveWith(std::string_view prefix,
+                       void (*fn)(std::string_view key, std::string_view value, void* context),
+                       void* context);
+  template <typename Fn>
+  void ForEachLive(std::string_view prefix, Fn&& fn) {
+    ForEachLiveWith(
+        prefix,
+        [](std::string_view k, std::string_view v, void* f) {
+          (*static_cast<std::remove_reference_t<Fn>*>(f))(k, v);
+        },
+        &fn);
+  }
+
   // Entries and sum of charges right now, counting puts under way: never
   // above the bounds, and exact when no put is under way.
   size_t Size() const;
