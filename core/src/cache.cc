@@ -535,7 +535,11 @@ size_t Cache::CountLive(std::string_view prefix) {
     ReadGuard guard;
     stripe.ForEachLive(prefix, now, [&n](const internal::Entry*) { ++n; });
   }
-  return n;
+  // Stripes are counted one after another while entries come and go: an
+  // entry evicted from one stripe after it was counted and replaced in
+  // another before that one is counted would count twice. The budget's count
+  // bounds what the cache holds at any instant.
+  return std::min(n, Size());
 }
 
 void Cache::ForEachLiveWith(std::string_view prefix,

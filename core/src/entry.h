@@ -8,8 +8,9 @@
 //
 // Mutability: key, value, lengths, charge and expiry are written before the
 // entry is published in the index and never change afterwards, so lock-free
-// readers may read them. The LRU links, heap position and flags belong to the
-// owning stripe and are touched only under its lock.
+// readers may read them. The LRU and timer links and the used tick belong to
+// the owning stripe and are touched only under its lock; flags is atomic (see
+// its comment).
 #ifndef LARDER_CORE_SRC_ENTRY_H_
 #define LARDER_CORE_SRC_ENTRY_H_
 

@@ -319,7 +319,10 @@ Status Stripe::PutLocked(uint64_t hash, Entry* e, Reservation reserved, Removals
   e->flags.fetch_or(Entry::kLinked, std::memory_order_relaxed);
   e->used_tick = budget_->Tick();
   LruPushFront(e);
-  if (e->expiry_nanos != 0) wheel_.Insert(e);
+  if (e->expiry_nanos != 0) {
+    wheel_.Insert(e);
+    min_expiry_ = std::min(min_expiry_, e->expiry_nanos);
+  }
   bytes_ += e->charge();
   ++entries_;
   ++puts_;
@@ -416,7 +419,10 @@ void Stripe::UnlinkLocked(Entry* e, size_t slot, RemovalCause cause, Removals* r
 
 void Stripe::DetachLocked(Entry* e, RemovalCause cause, Removals* removed, bool release_budget) {
   LruUnlink(e);
-  if (e->timer.next != nullptr) wheel_.Remove(e);
+  if (e->timer.next != nullptr) {
+    wheel_.Remove(e);
+    if (wheel_.size() == 0) min_expiry_ = std::numeric_limits<int64_t>::max();
+  }
   e->flags.fetch_and(static_cast<uint8_t>(~Entry::kLinked), std::memory_order_relaxed);
   bytes_ -= e->charge();
   --entries_;
@@ -448,7 +454,7 @@ void Stripe::NoteRemovalLocked(Entry* e, RemovalCause cause, Removals* removed) 
 
 bool Stripe::CountIfNoneExpired(int64_t now, size_t* count) {
   MutexLock lock(&mu_);
-  if (!heap_.empty() && heap_.front()->expiry_nanos <= now) return false;
+  if (min_expiry_ <= now) return false;  // some entry may have expired: the caller walks
   *count = entries_;
   return true;
 }

@@ -32,6 +32,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -205,8 +206,9 @@ class Stripe {
   void CleanUp(int64_t now, Removals* removed);
   StripeCounters Counters();
   // The stripe's entry count when no entry in it has expired at `now` (the
-  // expiry heap's first entry is still fresh): true and *count set; false
-  // when some entry has expired and only a walk can tell the live ones.
+  // smallest expiry inserted since the wheel was last empty is still in the
+  // future): true and *count set; false when some entry may have expired and
+  // only a walk can tell the live ones.
   bool CountIfNoneExpired(int64_t now, size_t* count);
 
  private:
@@ -330,6 +332,9 @@ class Stripe {
   ListNode lru_ ABSL_GUARDED_BY(mu_);                 // lru_.next is the most recent
   TimerWheel wheel_ ABSL_GUARDED_BY(mu_);             // the linked entries that have a TTL
   bool expire_backlog_ ABSL_GUARDED_BY(mu_) = false;  // due entries left over by the budget
+  // No entry in the wheel expires before this (a lower bound: the smallest
+  // expiry inserted since the wheel was last empty). CountIfNoneExpired.
+  int64_t min_expiry_ ABSL_GUARDED_BY(mu_) = std::numeric_limits<int64_t>::max();
   // Unlinked entries in retirement order (epochs non-decreasing), chained
   // through Entry::retired so retiring never allocates.
   Entry* retired_head_ ABSL_GUARDED_BY(mu_) = nullptr;
