@@ -162,15 +162,22 @@ class WriteBehind::Impl : public internal::PendingWrites {
     const uint64_t target = next_sequence_ - 1;
     ++flush_requests_;
     wake_cv_.notify_one();
-    auto done = [&] { return live_.empty() || *live_.begin() > target; };
+    // Delivered or dead-lettered, with the dead-letter callbacks run too.
+    auto done = [&] {
+      return (live_.empty() || *live_.begin() > target) && dead_letters_running_ == 0;
+    };
+    // After a Close that timed out, what is left stays in the journal for
+    // the next open: nothing will deliver it in this run.
+    auto settled = [&] { return done() || stopped_; };
     bool ok = true;
     if (timeout.count() <= 0) {
-      idle_cv_.wait(lock, done);
+      idle_cv_.wait(lock, settled);
     } else {
-      ok = idle_cv_.wait_for(lock, timeout, done);
+      ok = idle_cv_.wait_for(lock, timeout, settled);
     }
     --flush_requests_;
-    return ok ? Status::kOk : Status::kTimeout;
+    if (!ok) return Status::kTimeout;
+    return done() ? Status::kOk : Status::kClosed;
   }
 
   Status Shutdown(std::chrono::nanoseconds timeout) {
@@ -403,6 +410,7 @@ class WriteBehind::Impl : public internal::PendingWrites {
         }
         if (!state.queued) keys_.erase(w.key);
       }
+      if (!dead.empty()) ++dead_letters_running_;  // Flush waits for the callbacks too
       lock.unlock();
       if (journal_ != nullptr) {
         if (!acks.empty()) journal_->AppendAcks(acks);  // a lost ack means a repeat, not a loss
@@ -410,6 +418,7 @@ class WriteBehind::Impl : public internal::PendingWrites {
       }
       for (auto& [write, error] : dead) CallDeadLetter(write, error);
       lock.lock();
+      if (!dead.empty()) --dead_letters_running_;
       space_cv_.notify_all();
       idle_cv_.notify_all();
     }
@@ -430,6 +439,7 @@ class WriteBehind::Impl : public internal::PendingWrites {
   size_t bytes_ = 0;
   size_t reserved_ = 0;  // part of bytes_ held for writes being journaled
   int flush_requests_ = 0;
+  int dead_letters_running_ = 0;  // batches whose dead-letter callbacks are running
   bool closing_ = false;
   bool stop_ = false;
   bool stopped_ = false;

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <mutex>
 #include <random>
@@ -764,6 +765,59 @@ TEST(Journal, SequencesKeepGrowingAcrossARunWithNothingToReplay) {
   run(false, &unused);
   run(true, &last);
   EXPECT_GT(last, first);
+}
+
+
+TEST(WriteBehind, FlushAfterACloseThatTimedOutReturnsClosed) {
+  // With a journal, writes still undelivered at a timed-out Close stay there
+  // for the next open; a Flush must say so instead of waiting forever.
+  const std::string dir = TempDir("flush-after-close");
+  auto cache = NewCache();
+  WriteBehindOptions o;
+  o.journal_dir = dir;
+  o.max_attempts = 1000000;
+  o.retry_base = 1ms;
+  o.retry_max = 2ms;
+  o.writer = [](const std::vector<QueuedWrite>&) { return WriteOutcome::Failed("store down"); };
+  std::unique_ptr<WriteBehind> wb;
+  ASSERT_EQ(WriteBehind::Open(cache.get(), o, &wb), Status::kOk);
+  ASSERT_EQ(wb->Put("k", "v"), Status::kOk);
+  EXPECT_EQ(wb->Close(20ms), Status::kTimeout);
+  auto flushed = std::async(std::launch::async, [&] { return wb->Flush(); });
+  ASSERT_EQ(flushed.wait_for(10s), std::future_status::ready) << "Flush hung after Close";
+  EXPECT_EQ(flushed.get(), Status::kClosed);
+}
+
+TEST(WriteBehind, FlushReturnsOnlyAfterTheDeadLetterCallbackRan) {
+  auto cache = NewCache();
+  Latch in_callback, release_callback;
+  std::atomic<bool> callback_done{false};
+  WriteBehindOptions o;
+  o.max_attempts = 1;
+  o.max_delay = 0ms;
+  o.writer = [](const std::vector<QueuedWrite>& batch) {
+    for (const QueuedWrite& w : batch) {
+      if (w.key == "doomed") return WriteOutcome::Failed("no");
+    }
+    return WriteOutcome::Ok();
+  };
+  o.dead_letter = [&](const QueuedWrite&, const std::string&) {
+    in_callback.Open();
+    release_callback.Wait();
+    callback_done = true;
+  };
+  std::unique_ptr<WriteBehind> wb;
+  ASSERT_EQ(WriteBehind::Open(cache.get(), o, &wb), Status::kOk);
+  ASSERT_EQ(wb->Put("doomed", "v"), Status::kOk);
+  auto flushed = std::async(std::launch::async, [&] { return wb->Flush(); });
+  in_callback.Wait();
+  // Another write wakes every Flush waiter; this one's write is dead-lettered
+  // but its callback has not returned, so it must keep waiting.
+  ASSERT_EQ(wb->Put("other", "v"), Status::kOk);
+  EXPECT_EQ(flushed.wait_for(200ms), std::future_status::timeout);
+  release_callback.Open();
+  EXPECT_EQ(flushed.get(), Status::kOk);
+  EXPECT_TRUE(callback_done.load());
 }
 
 }  // namespace

@@ -135,7 +135,10 @@ class WriteBehind {
   Status Delete(std::string_view key);
 
   // Waits until every write queued before the call has been delivered or
-  // dead-lettered; kTimeout if `timeout` (zero: no limit) passes first.
+  // dead-lettered (its dead-letter callback has returned); kTimeout if
+  // `timeout` (zero: no limit) passes first; kClosed if the queue was closed
+  // with writes left undelivered (they stay in the journal for the next
+  // open).
   Status Flush(std::chrono::nanoseconds timeout = {});
   // Stops accepting writes, drains the queue (as Flush), stops the flusher.
   // Writes still undelivered at the timeout stay in the journal (replayed at
