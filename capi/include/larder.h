@@ -576,7 +576,9 @@ LARDER_API larder_status larder_write_behind_put(larder_write_behind *wb, const 
 LARDER_API larder_status larder_write_behind_delete(larder_write_behind *wb, const void *key,
                                                     size_t key_size);
 /* Waits until everything queued before the call is delivered or
- * dead-lettered; LARDER_TIMEOUT after timeout_ns (0: no limit). */
+ * dead-lettered (its dead-letter callback has returned); LARDER_TIMEOUT after
+ * timeout_ns (0: no limit); LARDER_CLOSED after a close that left writes
+ * undelivered (they stay in the journal for the next open). */
 LARDER_API larder_status larder_write_behind_flush(larder_write_behind *wb, int64_t timeout_ns);
 /* Stops accepting writes and drains (as flush); idempotent. */
 LARDER_API larder_status larder_write_behind_close(larder_write_behind *wb, int64_t timeout_ns);

@@ -767,7 +767,6 @@ TEST(Journal, SequencesKeepGrowingAcrossARunWithNothingToReplay) {
   EXPECT_GT(last, first);
 }
 
-
 TEST(WriteBehind, FlushAfterACloseThatTimedOutReturnsClosed) {
   // With a journal, writes still undelivered at a timed-out Close stay there
   // for the next open; a Flush must say so instead of waiting forever.
