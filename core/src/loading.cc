@@ -385,9 +385,12 @@ FetchResult Cache::CompleteFlight(const std::shared_ptr<Flight>& flight, LoadRes
   Removals removed;
   // Room for the entry first (with no lock held: it may evict from any
   // stripe); FinishFlight gives back what it does not use.
+  // (Usually the stripe makes room itself, as for a put; only when it holds
+  // nothing it could evict is room made elsewhere first.)
   internal::Reservation reserved;
   if (e != nullptr && e->charge() <= options_.capacity_bytes &&
-      ReserveRoom(*flight->stripe, flight->hash, flight->key, e->charge(), 0, &reserved,
+      flight->stripe->tail() == Stripe::kNoTail &&
+      ReserveRoom(*flight->stripe, flight->hash, flight->key, e->charge(), 1, &reserved,
                   &removed) != Status::kOk) {
     reserved = {};
   }

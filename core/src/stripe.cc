@@ -264,26 +264,40 @@ Status Stripe::Put(uint64_t hash, Entry* e, int64_t now, Reservation reserved, R
 
 bool Stripe::SettleLocked(int64_t need_bytes, int64_t need_entries, Reservation reserved,
                           const Entry* keep, Removals* removed) {
-  const int64_t extra_bytes = need_bytes - static_cast<int64_t>(reserved.bytes);
-  const int64_t extra_entries = need_entries - static_cast<int64_t>(reserved.entries);
-  const uint64_t more_bytes = extra_bytes > 0 ? static_cast<uint64_t>(extra_bytes) : 0;
-  const uint64_t more_entries = extra_entries > 0 ? static_cast<uint64_t>(extra_entries) : 0;
-  if (more_bytes > 0 || more_entries > 0) {
-    // Short (the entry the caller expected to replace went away meanwhile):
-    // what the budget has, else this stripe's own tail. Other stripes'
-    // tails are the caller's business: it holds no lock when it evicts.
-    while (!budget_->TryReserve(more_bytes, more_entries)) {
-      if (lru_.prev == &lru_) return false;
-      Entry* victim = Entry::FromNode(lru_.prev);
-      if (victim == keep) {
-        if (victim->lru.prev == &lru_) return false;
-        victim = Entry::FromNode(victim->lru.prev);
-      }
-      RemoveByEntryLocked(victim, RemovalCause::kEvicted, removed);
+  // What the put still needs beyond its reservation (negative: a surplus).
+  int64_t short_bytes = need_bytes - static_cast<int64_t>(reserved.bytes);
+  int64_t short_entries = need_entries - static_cast<int64_t>(reserved.entries);
+  // Counts taken over from entries evicted here, handed back if this fails.
+  uint64_t taken_bytes = 0, taken_entries = 0;
+  while (short_bytes > 0 || short_entries > 0) {
+    const uint64_t more_bytes = short_bytes > 0 ? static_cast<uint64_t>(short_bytes) : 0;
+    const uint64_t more_entries = short_entries > 0 ? static_cast<uint64_t>(short_entries) : 0;
+    if (budget_->TryReserve(more_bytes, more_entries)) {
+      short_bytes -= static_cast<int64_t>(more_bytes);
+      short_entries -= static_cast<int64_t>(more_entries);
+      break;
     }
+    // The cache is full: this stripe's own LRU tail makes the room, and the
+    // new entry takes over its count directly (no release and re-reserve of
+    // the budget's shared line). Other stripes' tails are the caller's
+    // business: it holds no lock when it evicts elsewhere.
+    Entry* victim = lru_.prev == &lru_ ? nullptr : Entry::FromNode(lru_.prev);
+    if (victim != nullptr && victim == keep) {
+      victim = victim->lru.prev == &lru_ ? nullptr : Entry::FromNode(victim->lru.prev);
+    }
+    if (victim == nullptr) {
+      budget_->Release(taken_bytes, taken_entries);
+      return false;
+    }
+    const uint64_t charge = victim->charge();
+    RemoveByEntryLocked(victim, RemovalCause::kEvicted, removed, /*release_budget=*/false);
+    taken_bytes += charge;
+    taken_entries += 1;
+    short_bytes -= static_cast<int64_t>(charge);
+    short_entries -= 1;
   }
-  budget_->Release(extra_bytes < 0 ? static_cast<uint64_t>(-extra_bytes) : 0,
-                   extra_entries < 0 ? static_cast<uint64_t>(-extra_entries) : 0);
+  budget_->Release(short_bytes < 0 ? static_cast<uint64_t>(-short_bytes) : 0,
+                   short_entries < 0 ? static_cast<uint64_t>(-short_entries) : 0);
   return true;
 }
 
@@ -316,7 +330,11 @@ Status Stripe::PutLocked(uint64_t hash, Entry* e, Reservation reserved, Removals
     if (was_empty) ++used_slots_;
     table->slot(free_slot).store(SlotTable::Encode(e, hash), std::memory_order_seq_cst);
   }
-  e->flags.fetch_or(Entry::kLinked, std::memory_order_relaxed);
+  // Under the lock, a load and a store (no locked instruction): the only
+  // other writer is a hit setting kRefreshStarted, whose loss is harmless
+  // (at worst one more refresh may start).
+  e->flags.store(e->flags.load(std::memory_order_relaxed) | Entry::kLinked,
+                 std::memory_order_relaxed);
   e->used_tick = budget_->Tick();
   LruPushFront(e);
   if (e->expiry_nanos != 0) {
@@ -402,18 +420,20 @@ bool Stripe::RemovePrefixChunk(std::string_view prefix, PrefixWalk* walk, int64_
   return end == table->slot_count();
 }
 
-void Stripe::RemoveByEntryLocked(Entry* e, RemovalCause cause, Removals* removed) {
+void Stripe::RemoveByEntryLocked(Entry* e, RemovalCause cause, Removals* removed,
+                                 bool release_budget) {
   SlotTable* table = table_.load(std::memory_order_relaxed);
   ptrdiff_t slot = table->FindEntrySlot(IndexHash(e), e);
   // A linked entry is always in the table (stripe invariant).
-  UnlinkLocked(e, static_cast<size_t>(slot), cause, removed);
+  UnlinkLocked(e, static_cast<size_t>(slot), cause, removed, release_budget);
 }
 
-void Stripe::UnlinkLocked(Entry* e, size_t slot, RemovalCause cause, Removals* removed) {
+void Stripe::UnlinkLocked(Entry* e, size_t slot, RemovalCause cause, Removals* removed,
+                          bool release_budget) {
   table_.load(std::memory_order_relaxed)
       ->slot(slot)
       .store(SlotTable::kTombstone, std::memory_order_seq_cst);
-  DetachLocked(e, cause, removed);
+  DetachLocked(e, cause, removed, release_budget);
   RetireLocked(e);
 }
 
@@ -423,7 +443,8 @@ void Stripe::DetachLocked(Entry* e, RemovalCause cause, Removals* removed, bool 
     wheel_.Remove(e);
     if (wheel_.size() == 0) min_expiry_ = std::numeric_limits<int64_t>::max();
   }
-  e->flags.fetch_and(static_cast<uint8_t>(~Entry::kLinked), std::memory_order_relaxed);
+  e->flags.store(e->flags.load(std::memory_order_relaxed) & ~Entry::kLinked,
+                 std::memory_order_relaxed);
   bytes_ -= e->charge();
   --entries_;
   if (release_budget) budget_->Release(e->charge(), 1);

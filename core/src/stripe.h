@@ -298,14 +298,14 @@ class Stripe {
   void ExpireLocked(int64_t now, Removals* removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReclaimLocked(uint64_t epoch, size_t budget) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Unlinks the entry found at `slot` and retires it.
-  void UnlinkLocked(Entry* e, size_t slot, RemovalCause cause, Removals* removed)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UnlinkLocked(Entry* e, size_t slot, RemovalCause cause, Removals* removed,
+                    bool release_budget = true) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Takes a linked entry out of the LRU list, wheel and counters (not the index).
   // release_budget false: the entry's count goes to the entry replacing it.
   void DetachLocked(Entry* e, RemovalCause cause, Removals* removed, bool release_budget = true)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RemoveByEntryLocked(Entry* e, RemovalCause cause, Removals* removed)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RemoveByEntryLocked(Entry* e, RemovalCause cause, Removals* removed,
+                           bool release_budget = true) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Makes room for one more used slot, rebuilding the table when needed.
   Status ReserveSlotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

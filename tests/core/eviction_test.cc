@@ -169,10 +169,8 @@ TEST(GlobalBounds, APreloadedCacheServesEveryKey) {
   EXPECT_EQ(s.misses, 0u);
 }
 
-TEST(GlobalBounds, TheLeastRecentlyUsedKeyOfTheWholeCacheGoesFirst) {
-  // Not exact LRU across stripes in general (uses are applied lazily), but a
-  // key read after every other key was written outlives the ones never read.
-  auto cache = EntryBoundedCache(1000);
+TEST(GlobalBounds, ASmallCacheKeepsExactLruOrder) {
+  auto cache = EntryBoundedCache(1000);  // one stripe by default
   for (int i = 0; i < 1000; ++i) cache->Put("k" + std::to_string(i), "v");
   for (int i = 0; i < 1000; i += 2) cache->Get("k" + std::to_string(i));
   for (int i = 0; i < 500; ++i) cache->Put("new" + std::to_string(i), "v");
@@ -182,6 +180,41 @@ TEST(GlobalBounds, TheLeastRecentlyUsedKeyOfTheWholeCacheGoesFirst) {
   }
   EXPECT_EQ(read_kept, 500);
   EXPECT_EQ(unread_kept, 0);
+}
+
+TEST(GlobalBounds, AcrossStripesEachEvictsItsOwnLeastRecentlyUsed) {
+  // With several stripes the inserting stripe evicts its own LRU tail: keys
+  // read since still outlive those never read, as long as each stripe has
+  // unread keys left to give.
+  Options o;
+  o.capacity_bytes = size_t{1} << 30;
+  o.capacity_entries = 4000;
+  o.stripes = 8;
+  auto cache = testing::MakeCache(o);
+  for (int i = 0; i < 4000; ++i) cache->Put("k" + std::to_string(i), "v");
+  for (int i = 0; i < 4000; i += 2) cache->Get("k" + std::to_string(i));
+  for (int i = 0; i < 1000; ++i) cache->Put("new" + std::to_string(i), "v");
+  int read_kept = 0, unread_kept = 0;
+  for (int i = 0; i < 4000; ++i) {
+    (i % 2 == 0 ? read_kept : unread_kept) += cache->Contains("k" + std::to_string(i));
+  }
+  EXPECT_EQ(read_kept, 2000);
+  EXPECT_EQ(unread_kept, 1000);
+  EXPECT_EQ(cache->Size(), 4000u);
+}
+
+TEST(GlobalBounds, AStripeWithNothingToEvictTakesRoomFromAnother) {
+  Options o;
+  o.capacity_bytes = size_t{1} << 30;
+  o.capacity_entries = 1;
+  o.stripes = 64;  // the next key almost surely lands in another, empty stripe
+  auto cache = testing::MakeCache(o);
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_EQ(cache->Put("k" + std::to_string(i), "v"), Status::kOk);
+    ASSERT_EQ(cache->Size(), 1u);
+    ASSERT_TRUE(cache->Contains("k" + std::to_string(i)));
+  }
+  EXPECT_EQ(cache->GetStats().evictions, 99u);
 }
 
 TEST(GlobalBounds, ReplacingAKeyInAFullCacheEvictsNothingElse) {
@@ -212,7 +245,8 @@ TEST(GlobalBounds, OneEntryMayUseTheWholeByteCapacity) {
 
 TEST(GlobalBounds, TheDefaultStripeCountFollowsTheCapacity) {
   EXPECT_EQ(EntryBoundedCache(1)->stripe_count(), 1u);
-  EXPECT_EQ(EntryBoundedCache(100)->stripe_count(), 2u);
+  EXPECT_EQ(EntryBoundedCache(100)->stripe_count(), 1u);
+  EXPECT_EQ(EntryBoundedCache(4096)->stripe_count(), 4u);
   EXPECT_GE(EntryBoundedCache(100000)->stripe_count(), 16u);
 }
 
