@@ -475,18 +475,18 @@ larder_status larder_count(larder_cache* c, const void* prefix, size_t prefix_si
   LARDER_GUARD_END
 }
 
-larder_status larder_snapshot(larder_cache* c, const void* prefix, size_t prefix_size, int flags,
-                              void** data, size_t* size, uint64_t* count) {
+larder_status larder_copy_entries(larder_cache* c, const void* prefix, size_t prefix_size,
+                                  int flags, void** data, size_t* size, uint64_t* count) {
   LARDER_GUARD_BEGIN
   if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
   if (!ValidBytes(prefix, prefix_size) || data == nullptr || size == nullptr ||
-      (flags & ~LARDER_SNAPSHOT_VALUES) != 0) {
+      (flags & ~LARDER_COPY_VALUES) != 0) {
     return LARDER_INVALID_ARGUMENT;
   }
   *data = nullptr;
   *size = 0;
   if (count != nullptr) *count = 0;
-  const bool values = (flags & LARDER_SNAPSHOT_VALUES) != 0;
+  const bool values = (flags & LARDER_COPY_VALUES) != 0;
   std::string blob;
   uint64_t n = 0;
   c->cache->ForEachLive(View(prefix, prefix_size), [&](std::string_view k, std::string_view v) {

@@ -328,18 +328,18 @@ LARDER_API larder_status larder_cleanup(larder_cache *cache);
 LARDER_API larder_status larder_count(larder_cache *cache, const void *prefix, size_t prefix_size,
                                       uint64_t *count);
 
-/* larder_snapshot's flags. */
-#define LARDER_SNAPSHOT_VALUES 1 /* copy the values too, not only the keys */
+/* larder_copy_entries's flags. */
+#define LARDER_COPY_VALUES 1 /* copy the values too, not only the keys */
 
 /* Copies the entries larder_count counts into one buffer the library
  * allocates (free it with larder_free; non-NULL even when empty). *data holds
  * *count records one after another, unaligned: the key's size and the value's
  * size as two uint32_t in native byte order, then the key's bytes, then, with
- * LARDER_SNAPSHOT_VALUES, the value's bytes. *size is the buffer's length;
+ * LARDER_COPY_VALUES, the value's bytes. *size is the buffer's length;
  * count may be NULL. Neither a hit nor a miss; the LRU order is unchanged.
  * Not one instant of the whole cache: entries written or removed during the
  * call may or may not appear, each one that does is whole. Thread-safe. */
-LARDER_API larder_status larder_snapshot(larder_cache *cache, const void *prefix,
+LARDER_API larder_status larder_copy_entries(larder_cache *cache, const void *prefix,
                                          size_t prefix_size, int flags, void **data, size_t *size,
                                          uint64_t *count);
 

@@ -369,7 +369,7 @@ static int loader(void *user_data, const void *key, size_t key_size, larder_load
   return 1;
 }
 
-/* ---- enumeration: larder_count and larder_snapshot ---- */
+/* ---- enumeration: larder_count and larder_copy_entries ---- */
 
 static void test_count_and_snapshot(void) {
   larder_options *o = larder_options_new();
@@ -404,7 +404,7 @@ static void test_count_and_snapshot(void) {
   fake_now += 2000000000LL; /* q:c expires */
   CHECK_STATUS(larder_count(c, NULL, 0, &n), LARDER_OK);
   CHECK(n == 2);
-  CHECK_STATUS(larder_snapshot(c, KEY("p:"), LARDER_SNAPSHOT_VALUES, &data, &size, &n), LARDER_OK);
+  CHECK_STATUS(larder_copy_entries(c, KEY("p:"), LARDER_COPY_VALUES, &data, &size, &n), LARDER_OK);
   CHECK(n == 2 && data != NULL && size == 2 * 8 + 3 + 5 + 3 + 0);
   for (i = 0; i < n && off + 8 <= size; ++i) {
     uint32_t sizes[2];
@@ -420,24 +420,24 @@ static void test_count_and_snapshot(void) {
   CHECK(seen_a && seen_b && off == size);
   larder_free(data);
   /* Keys only: the value sizes are still given. */
-  CHECK_STATUS(larder_snapshot(c, NULL, 0, 0, &data, &size, NULL), LARDER_OK);
+  CHECK_STATUS(larder_copy_entries(c, NULL, 0, 0, &data, &size, NULL), LARDER_OK);
   CHECK(size == 2 * 8 + 3 + 3);
   larder_free(data);
   /* Nothing matches: a non-NULL, empty buffer. */
-  CHECK_STATUS(larder_snapshot(c, KEY("zzz"), 0, &data, &size, &n), LARDER_OK);
+  CHECK_STATUS(larder_copy_entries(c, KEY("zzz"), 0, &data, &size, &n), LARDER_OK);
   CHECK(data != NULL && size == 0 && n == 0);
   larder_free(data);
   /* Bad arguments. */
   CHECK_STATUS(larder_count(NULL, NULL, 0, &n), LARDER_INVALID_ARGUMENT);
   CHECK_STATUS(larder_count(c, NULL, 0, NULL), LARDER_INVALID_ARGUMENT);
   CHECK_STATUS(larder_count(c, NULL, 3, &n), LARDER_INVALID_ARGUMENT);
-  CHECK_STATUS(larder_snapshot(c, NULL, 0, 0, NULL, &size, &n), LARDER_INVALID_ARGUMENT);
-  CHECK_STATUS(larder_snapshot(c, NULL, 0, 0, &data, NULL, &n), LARDER_INVALID_ARGUMENT);
-  CHECK_STATUS(larder_snapshot(c, NULL, 0, 4, &data, &size, &n), LARDER_INVALID_ARGUMENT);
-  CHECK_STATUS(larder_snapshot(NULL, NULL, 0, 0, &data, &size, &n), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_copy_entries(c, NULL, 0, 0, NULL, &size, &n), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_copy_entries(c, NULL, 0, 0, &data, NULL, &n), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_copy_entries(c, NULL, 0, 4, &data, &size, &n), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_copy_entries(NULL, NULL, 0, 0, &data, &size, &n), LARDER_INVALID_ARGUMENT);
   CHECK_STATUS(larder_cache_close(c), LARDER_OK);
   CHECK_STATUS(larder_count(c, NULL, 0, &n), LARDER_CLOSED);
-  CHECK_STATUS(larder_snapshot(c, NULL, 0, 0, &data, &size, &n), LARDER_CLOSED);
+  CHECK_STATUS(larder_copy_entries(c, NULL, 0, 0, &data, &size, &n), LARDER_CLOSED);
   larder_cache_destroy(c);
 }
 

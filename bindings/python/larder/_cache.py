@@ -236,7 +236,7 @@ class _Pin:
 
 
 def _parse_snapshot(data, size, count, with_values, decode_key, loads):
-    """Records of larder_snapshot: (key, value) pairs, or keys alone."""
+    """Records of larder_copy_entries: (key, value) pairs, or keys alone."""
     blob = ctypes.string_at(data, size)
     sizes = struct.Struct("=II").unpack_from  # two native uint32, unaligned
     out = []
@@ -675,7 +675,7 @@ class Cache(collections.abc.MutableMapping):
     def _snapshot(self, prefix, with_values):
         p = _codec.key_bytes(prefix) if prefix else b""
         data, size, count = ctypes.c_void_p(), ctypes.c_size_t(), ctypes.c_uint64()
-        self._check(_lib.larder_snapshot(self._h, p, len(p),
+        self._check(_lib.larder_copy_entries(self._h, p, len(p),
                                          n.SNAPSHOT_VALUES if with_values else 0,
                                          ctypes.byref(data), ctypes.byref(size),
                                          ctypes.byref(count)))

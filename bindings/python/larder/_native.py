@@ -152,7 +152,7 @@ _SIGNATURES = {
     "larder_invalidate": (c_int, [c_void_p, c_char_p, c_size_t]),
     "larder_invalidate_prefix": (c_int, [c_void_p, c_char_p, c_size_t, POINTER(c_uint64)]),
     "larder_count": (c_int, [c_void_p, c_char_p, c_size_t, POINTER(c_uint64)]),
-    "larder_snapshot": (c_int, [c_void_p, c_char_p, c_size_t, c_int, POINTER(c_void_p),
+    "larder_copy_entries": (c_int, [c_void_p, c_char_p, c_size_t, c_int, POINTER(c_void_p),
                                 POINTER(c_size_t), POINTER(c_uint64)]),
     "larder_clear": (c_int, [c_void_p]),
     "larder_cleanup": (c_int, [c_void_p]),
