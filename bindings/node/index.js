@@ -117,33 +117,43 @@ class LarderCache {
     checkKey(key);
     let r;
     try { r = native.fetch(this.#h, key); } catch (e) { rethrow(e); }
-    if (r.lease !== undefined) {
-      const fetchMethod = options.fetchMethod ?? this.#fetchMethod;
-      if (!fetchMethod) {
-        native.complete(r.lease, 2, 'no fetchMethod', 0, false);
-        throw new TypeError('fetch() needs a fetchMethod');
-      }
-      let value;
-      try {
-        value = await fetchMethod(key, undefined, { signal: new AbortController().signal });
-      } catch (e) {
-        native.complete(r.lease, 2, String((e && e.message) || e), 0, false);
-        throw e;
-      }
-      if (value === undefined) {
-        native.complete(r.lease, 1, undefined, 0, false);
-        return undefined;
-      }
-      const [encoded, json] = encode(value);
-      try {
-        native.complete(r.lease, 0, encoded, options.ttl ?? this.#ttl, json);
-      } catch (e) { rethrow(e); }
-      return value;
-    }
+    if (r.lease !== undefined) return this.#lead(key, r.lease, options);
     if (r.promise !== undefined) {
       try { return decode(await r.promise); } catch (e) { rethrow(e); }
     }
     return decode(r.value);
+  }
+
+  // Runs the load this caller leads. Every way out of here completes the
+  // lease at once (value, not found or error): a lease left to the garbage
+  // collector would keep every other caller of the key waiting until then.
+  async #lead(key, lease, options) {
+    let completed = false;
+    const fail = (e) => {
+      if (completed) return;
+      completed = true;
+      native.complete(lease, 2, String((e && e.message) || e), 0, false);
+    };
+    try {
+      const fetchMethod = options.fetchMethod ?? this.#fetchMethod;
+      if (!fetchMethod) throw new TypeError('fetch() needs a fetchMethod');
+      // A fetchMethod that throws synchronously lands in the catch below too.
+      const value = await fetchMethod(key, undefined, { signal: new AbortController().signal });
+      if (value === undefined) {
+        completed = true;
+        native.complete(lease, 1, undefined, 0, false);
+        return undefined;
+      }
+      const [encoded, json] = encode(value);  // throws for what cannot be stored
+      completed = true;  // complete() consumes the lease even when it throws
+      try {
+        native.complete(lease, 0, encoded, options.ttl ?? this.#ttl, json);
+      } catch (e) { rethrow(e); }
+      return value;
+    } catch (e) {
+      fail(e);
+      throw e;
+    }
   }
 
   /** An id another worker_thread passes as `handle` to share this cache. */
