@@ -724,17 +724,25 @@ larder_status larder_refresh_begin(larder_cache* c, const void* key, size_t key_
 
 larder_status larder_lease_complete_value(larder_lease* lease, const void* value, size_t value_size,
                                           int64_t ttl_ns, larder_value* out) {
+  return larder_lease_complete_value_charged(lease, value, value_size, ttl_ns, 0, out);
+}
+
+larder_status larder_lease_complete_value_charged(larder_lease* lease, const void* value,
+                                                  size_t value_size, int64_t ttl_ns,
+                                                  uint64_t charge, larder_value* out) {
   LARDER_GUARD_BEGIN
   if (lease == nullptr) return LARDER_INVALID_ARGUMENT;
   // The lease is consumed even when the arguments are bad: its flight then
   // fails ("load abandoned") rather than leaving the key stuck.
   std::unique_ptr<larder_lease> owned(lease);
-  if (!ValidBytes(value, value_size) || ttl_ns < 0 || (out != nullptr && !ValueSlotUsable(out))) {
+  if (!ValidBytes(value, value_size) || ttl_ns < 0 || (out != nullptr && !ValueSlotUsable(out)) ||
+      charge > UINT32_MAX) {
     return LARDER_INVALID_ARGUMENT;
   }
-  return Deliver(owned->lease.Complete(LoadResult::Value(std::string(View(value, value_size)),
-                                                         std::chrono::nanoseconds(ttl_ns))),
-                 out, nullptr);
+  LoadResult result =
+      LoadResult::Value(std::string(View(value, value_size)), std::chrono::nanoseconds(ttl_ns));
+  result.charge = static_cast<size_t>(charge);
+  return Deliver(owned->lease.Complete(std::move(result)), out, nullptr);
   LARDER_GUARD_END
 }
 

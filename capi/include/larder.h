@@ -421,6 +421,12 @@ LARDER_API larder_status larder_refresh_begin(larder_cache *cache, const void *k
 LARDER_API larder_status larder_lease_complete_value(larder_lease *lease, const void *value,
                                                      size_t value_size, int64_t ttl_ns,
                                                      larder_value *out);
+/* As larder_lease_complete_value, with the entry's weight toward
+ * capacity_bytes given explicitly (charge > 0), as larder_put_charged. */
+LARDER_API larder_status larder_lease_complete_value_charged(larder_lease *lease,
+                                                             const void *value, size_t value_size,
+                                                             int64_t ttl_ns, uint64_t charge,
+                                                             larder_value *out);
 LARDER_API larder_status larder_lease_complete_not_found(larder_lease *lease);
 LARDER_API larder_status larder_lease_complete_error(larder_lease *lease, const char *message);
 /* Gives the duty up: waiters get LARDER_LOAD_FAILED ("load abandoned"). */

@@ -404,14 +404,16 @@ FetchResult Cache::CompleteFlight(const std::shared_ptr<Flight>& flight, LoadRes
     case LoadResult::Kind::kValue: {
       const std::chrono::nanoseconds ttl =
           result.ttl.count() > 0 ? result.ttl : options_.default_ttl;
-      const size_t charge = flight->key.size() + result.value.size() + EntryOverhead();
+      const size_t charge = result.charge != 0
+                                ? result.charge
+                                : flight->key.size() + result.value.size() + EntryOverhead();
       if (result.value.size() > std::numeric_limits<uint32_t>::max() ||
           charge > std::numeric_limits<uint32_t>::max()) {
         status = Status::kValueTooLarge;
         break;
       }
-      e = internal::NewEntry(flight->key, result.value, ExpiryFor(now, ttl), flight->hash, 0,
-                             Entry::kValue, delta_micros);
+      e = internal::NewEntry(flight->key, result.value, ExpiryFor(now, ttl), flight->hash,
+                             static_cast<uint32_t>(result.charge), Entry::kValue, delta_micros);
       if (e == nullptr) status = Status::kNoMemory;
       break;
     }

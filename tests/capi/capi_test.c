@@ -428,6 +428,17 @@ static void test_read_touch_snapshot_refresh(void) {
   }
   CHECK_STATUS(larder_get(c, KEY("r"), buf, sizeof buf, &n), LARDER_OK);
   CHECK(n == 3 && memcmp(buf, "new", 3) == 0);
+  /* A loaded value may carry its own weight. */
+  CHECK_STATUS(larder_fetch_begin(c, KEY("w"), &kind, NULL, NULL, &lease, &ticket), LARDER_OK);
+  CHECK(kind == LARDER_FETCH_LEAD);
+  CHECK_STATUS(larder_lease_complete_value_charged(lease, "heavy", 5, 0, 1u << 20, NULL),
+               LARDER_OK); /* all the capacity: kept alone */
+  CHECK_STATUS(larder_contains(c, KEY("w")), LARDER_OK);
+  CHECK_STATUS(larder_contains(c, KEY("r")), LARDER_NOT_FOUND);
+  CHECK_STATUS(larder_fetch_begin(c, KEY("w2"), &kind, NULL, NULL, &lease, &ticket), LARDER_OK);
+  CHECK_STATUS(larder_lease_complete_value_charged(lease, "x", 1, 0, (uint64_t)1 << 33, NULL),
+               LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_put(c, KEY("r"), "new", 3, 0), LARDER_OK);
   CHECK_STATUS(larder_refresh_begin(c, KEY("r"), NULL, NULL, NULL, &lease, &ticket),
                LARDER_INVALID_ARGUMENT);
   CHECK_STATUS(larder_refresh_begin(c, "", 0, &kind, NULL, NULL, &lease, &ticket),

@@ -244,5 +244,22 @@ TEST(BeginRefresh, JoinsAMissLoadAndADroppedLeaseFreesTheKey) {
   EXPECT_EQ(GetOr(*cache, "k"), "v");
 }
 
+TEST(LoadResult, ACustomChargeWeighsTheLoadedEntry) {
+  Options o;
+  o.capacity_bytes = 100;  // units of the caller's choosing
+  o.stripes = 1;
+  auto cache = MakeCache(o);
+  for (const char* k : {"a", "b", "c"}) {
+    FetchLookup l = cache->BeginFetch(k);
+    ASSERT_EQ(l.kind, FetchLookup::Kind::kLead);
+    LoadResult r = LoadResult::Value(std::string(1000, 'x'));  // far more than 100 bytes
+    r.charge = 40;
+    EXPECT_EQ(l.lease.Complete(std::move(r)).status, Status::kOk);
+  }
+  EXPECT_EQ(cache->Size(), 2u);  // 3 x 40 > 100: the oldest went
+  EXPECT_EQ(cache->Charge(), 80u);
+  EXPECT_EQ(GetOr(*cache, "a"), "<miss>");
+}
+
 }  // namespace
 }  // namespace larder
