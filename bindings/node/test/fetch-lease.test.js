@@ -19,17 +19,13 @@ function settlesWithin(p, ms = 2000) {
   return Promise.race([p, limit]).finally(() => clearTimeout(timer));
 }
 
-function circular() {
-  const o = { name: 'loop' };
-  o.self = o;
-  return o;
-}
-
+// What the V8 serializer cannot copy (BigInts and circular objects it can).
 const unstorable = [
-  ['a BigInt inside an object', () => ({ n: 10n, nested: [1n] })],
-  ['a circular object', circular],
   ['a function', () => () => 1],
   ['a Symbol', () => Symbol('s')],
+  ['an object holding a function', () => ({ f() {} })],
+  ['an object holding a Symbol', () => ({ s: Symbol('s') })],
+  ['a WeakMap', () => new WeakMap()],
 ];
 
 for (const [what, make] of unstorable) {
@@ -92,4 +88,25 @@ test('a fetchMethod that rejects with a non-Error value frees the key', async ()
   });
   await assert.rejects(settlesWithin(c.fetch('k')));
   assert.strictEqual(await settlesWithin(c.fetch('k')), 'ok');
+});
+
+test('a handle closed while it leads a load still completes the load for the others', async () => {
+  let gate;
+  const opened = new Promise((r) => { gate = r; });
+  const c = new LarderCache({ max: 100, fetchMethod: async () => { await opened; return 'late'; } });
+  const other = new LarderCache({ handle: c.share(), max: 100, fetchMethod: async () => 'never' });
+  const leader = c.fetch('k');
+  const joiner = other.fetch('k');
+  await c.close();
+  gate();
+  assert.strictEqual(await settlesWithin(leader), 'late');
+  assert.strictEqual(await settlesWithin(joiner), 'late');
+  assert.strictEqual(other.get('k'), 'late');
+  await other.close();
+});
+
+test('a key too long for the engine rejects at once and leaves nothing behind', async () => {
+  const c = new LarderCache({ max: 10, fetchMethod: async () => 'v' });
+  await assert.rejects(c.fetch('k'.repeat(70000)), (e) => e.name === 'KeyTooLong');
+  assert.strictEqual(await settlesWithin(c.fetch('k')), 'v');
 });

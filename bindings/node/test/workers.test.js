@@ -12,12 +12,12 @@ const pkg = process.env.LARDER_NODE_PACKAGE || path.join(__dirname, '..');
 
 test('50 workers load the addon, use a cache and exit; the main thread goes on', async () => {
   const { LarderCache } = require(pkg);
-  const main = new LarderCache({ maxSize: 1 << 20 });
+  const main = new LarderCache({ maxBytes: 1 << 20 });
   main.set('before', 'workers');
   const body = `
     const { parentPort, workerData } = require('node:worker_threads');
     const { LarderCache } = require(workerData.pkg);
-    const c = new LarderCache({ maxSize: 1 << 20 });
+    const c = new LarderCache({ maxBytes: 1 << 20 });
     for (let i = 0; i < 100; i++) c.set('k' + i, 'v' + i);
     let hits = 0;
     for (let i = 0; i < 100; i++) if (c.get('k' + i) === 'v' + i) hits++;
@@ -47,12 +47,12 @@ test('a child node process that runs the same and exits reports success', () => 
   const script = `
     const { Worker } = require('node:worker_threads');
     const { LarderCache } = require(${JSON.stringify(pkg)});
-    const c = new LarderCache({ maxSize: 1 << 20 });
+    const c = new LarderCache({ maxBytes: 1 << 20 });
     c.set('k', 'v');
     let left = 50;
     for (let i = 0; i < 50; i++) {
       const w = new Worker("const { LarderCache } = require(" + JSON.stringify(${JSON.stringify(pkg)}) + ");" +
-        "const c = new LarderCache({ maxSize: 1 << 20 }); c.set('a', 'b'); c.get('a');", { eval: true });
+        "const c = new LarderCache({ maxBytes: 1 << 20 }); c.set('a', 'b'); c.get('a');", { eval: true });
       w.on('exit', () => { if (--left === 0) { if (c.get('k') !== 'v') process.exit(3); } });
     }`;
   const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60000 });
