@@ -186,6 +186,7 @@ class LarderCache {
   #writeChains = new Map();  // write-through: one write of a key at a time
   #retains;       // expired values are kept (allowStale and friends)
   #swr;           // staleWhileRevalidate grace (ms): Infinity for allowStale
+  #ttlSeen;       // entries may have TTLs: a miss may be an expired entry to delete
   #ownTtl;        // values carry their own TTL (updateAgeOnGet/Has)
   #plainGet;      // get(k) needs nothing but the native get
   #plainSet;
@@ -270,11 +271,12 @@ class LarderCache {
     const swr = timeOption(base, 'staleWhileRevalidate');
     const sie = timeOption(base, 'staleIfError');
     this.#swr = allowStale ? Infinity : swr;
-    // Expired values are kept (never reclaimed as expired, only evicted or
-    // deleted), as lru-cache keeps them, when something may still read them.
-    const keepForever = allowStale || this.noDeleteOnStaleGet || allowStaleOnFetchRejection ||
-                        !!base.retainsStale;
+    // Expired entries stay in the cache, as in lru-cache, until a read finds
+    // them (and deletes them: 'expire'), a set replaces them ('set') or they
+    // are evicted; with ttlAutopurge the engine reclaims them as it goes.
+    const keepForever = !this.ttlAutopurge;
     this.#retains = keepForever || swr > 0 || sie > 0;
+    this.#ttlSeen = ttl > 0;
     this.#ownTtl = !!(base.ownTtl ?? (o.updateAgeOnGet || o.updateAgeOnHas));
     const collect = !!(o.dispose || o.disposeAfter);
     const perEntry = { collect, maxEntrySize: this.#sized ? 0 : this.maxEntrySize };
@@ -320,7 +322,7 @@ class LarderCache {
   }
 
   #refreshFast() {
-    this.#plainGet = !this.updateAgeOnGet && !this.#retains && !this.#perf;
+    this.#plainGet = !this.updateAgeOnGet && !this.allowStale && !this.#perf;
     this.#plainSet = !this.#sized && !this.#onInsert && !this.#perf && !this.#ownTtl &&
                      !this.noDisposeOnSet && !this.noUpdateTTL;
   }
@@ -409,10 +411,20 @@ class LarderCache {
     if (o === undefined && this.#plainGet) {
       let r;
       try { r = this.#m.get(k); } catch (e) { rethrow(e); }
-      if (typeof r !== 'object') return r;
+      if (typeof r !== 'object') {
+        if (r === undefined && this.#ttlSeen && !this.noDeleteOnStaleGet) this.#staleMiss(k);
+        return r;
+      }
       return r === null ? decodeScratch() : decodeTagged(r);
     }
     return this.#getSlow(k, o);
+  }
+
+  // A miss that may have been an expired entry: lru-cache deletes it ('expire').
+  #staleMiss(k) {
+    let r;
+    try { r = this.#m.read(k, READ_PEEK | READ_ALLOW_STALE); } catch (e) { rethrow(e); }
+    if (r !== undefined && (I32[ST_INFO] & INFO_STALE)) this.#del(k, REASON_EXPIRE);
   }
 
   #getSlow(k, o = {}) {
@@ -421,7 +433,7 @@ class LarderCache {
     const allowStale = o.allowStale ?? this.allowStale;
     const noDelete = o.noDeleteOnStaleGet ?? this.noDeleteOnStaleGet;
     let r;
-    try { r = this.#m.read(k, this.#retains || allowStale ? READ_ALLOW_STALE : 0); } catch (e) { rethrow(e); }
+    try { r = this.#m.read(k, READ_ALLOW_STALE); } catch (e) { rethrow(e); }
     if (r === undefined) return undefined;
     const info = I32[ST_INFO];
     const entryTtl = F64[ST_ENTRY_TTL];
@@ -524,6 +536,7 @@ class LarderCache {
     const size = this.#entrySize(k, v, o);
     let ttl = o.ttl ?? this.#ttl;
     if (!isNonNeg(ttl)) throw new TypeError('ttl must be a number of milliseconds >= 0');
+    if (ttl > 0) this.#ttlSeen = true;
     if (o.start !== undefined && ttl > 0) {  // lru-cache: the TTL counted from `start`
       ttl = Math.max(1e-6, ttl - ((this.#perf ? this.#perf.now() : performance.now()) - o.start));
     }
@@ -632,18 +645,27 @@ class LarderCache {
     return undefined;
   }
 
-  /** lru-cache's dump(): [key, {value, ttl, start}] most recent first, stale included. */
+  /**
+   * lru-cache's dump(): [key, {value, ttl, start, size}], least recently
+   * used first (load() sets them in order), stale entries included. ttl is
+   * the time left and start now, unless values carry their own TTL.
+   */
   dump() {
     const out = [];
     let snap;
     try { snap = this.#m.snapshot(true); } catch (e) { rethrow(e); }
     const n = I32[ST_LENGTH];
-    for (let i = 0; i < n; i++) {
+    const now = Date.now();
+    for (let i = n - 1; i >= 0; i--) {
       const k = this.#m.snapshotKey(snap, i);
       const entry = { value: decode(this.#m.snapshotValue(snap, i)) };
       if (I32[ST_INFO] & INFO_EXPIRES) {
-        entry.ttl = F64[ST_REMAINING];
-        entry.start = Date.now();
+        const own = F64[ST_ENTRY_TTL];
+        const left = F64[ST_REMAINING];
+        entry.ttl = own >= 0 ? own : left;
+        entry.start = Math.floor(now - (own >= 0 ? own - left : 0));
+      } else if (this.#ttlSeen) {
+        entry.ttl = 0;  // none, even where the cache has a default
       }
       out.push([k, entry]);
     }
@@ -656,9 +678,11 @@ class LarderCache {
     for (const [key, entry] of arr) {
       const o = {};
       if (entry.ttl !== undefined) {
-        const age = entry.start !== undefined ? Date.now() - entry.start : 0;
-        o.ttl = entry.ttl - age;
-        if (o.ttl <= 0) continue;
+        o.ttl = entry.ttl;
+        if (entry.ttl > 0 && entry.start !== undefined) {
+          o.ttl = entry.ttl - (Date.now() - entry.start);
+          if (o.ttl <= 0) continue;  // expired on ice
+        }
       }
       if (entry.size !== undefined && this.#sized) o.size = entry.size;
       this.set(key, entry.value, Object.keys(o).length ? o : undefined);
@@ -685,7 +709,7 @@ class LarderCache {
     const allowStale = fo.allowStale ?? this.allowStale;
     let staleValue;
     let r;
-    try { r = this.#m.read(k, this.#retains ? READ_ALLOW_STALE : 0); } catch (e) { rethrow(e); }
+    try { r = this.#m.read(k, READ_ALLOW_STALE); } catch (e) { rethrow(e); }
     if (r !== undefined) {
       const info = I32[ST_INFO];
       const remaining = F64[ST_REMAINING];
@@ -815,6 +839,7 @@ class LarderCache {
       }
       const [enc, vkind] = encode(v);  // throws for what cannot be stored
       const ttl = options.ttl ?? this.#ttl;
+      if (ttl > 0) this.#ttlSeen = true;
       const size = this.#entrySize(k, v, options);
       if (size && this.maxEntrySize && size > this.maxEntrySize) {
         // Every caller gets the value; the cache keeps none (lru-cache).
