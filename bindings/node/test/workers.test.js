@@ -59,3 +59,107 @@ test('a child node process that runs the same and exits reports success', () => 
   assert.strictEqual(r.signal, null, `killed by ${r.signal}: ${r.stderr}`);
   assert.strictEqual(r.status, 0, r.stderr);
 });
+
+// ---- handles: close() releases one, closeAll() ends the cache for all ----
+
+function runWorker(pkgPath, body, workerData) {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(`
+      const { parentPort, workerData } = require('node:worker_threads');
+      const { LarderCache } = require(workerData.pkg);
+      (async () => { ${body} })().then((r) => parentPort.postMessage({ ok: r }),
+                                        (e) => parentPort.postMessage({ error: e.name + ': ' + e.message }));`,
+    { eval: true, workerData: { pkg: pkgPath, ...workerData } });
+    let result;
+    w.on('message', (m) => { result = m; });
+    w.on('error', reject);
+    w.on('exit', () => (result && 'error' in result ? reject(new Error(result.error)) : resolve(result && result.ok)));
+  });
+}
+
+test("a worker's close() releases its handle only; the others keep the cache", async () => {
+  const { LarderCache } = require(pkg);
+  const main = new LarderCache({ max: 100 });
+  main.set('k', 'v');
+  const seen = await runWorker(pkg, `
+    const c = new LarderCache({ handle: workerData.handle });
+    const before = c.get('k');
+    c.set('from-worker', 'w');
+    await c.close();
+    let after;
+    try { c.get('k'); } catch (e) { after = e.name; }
+    return [before, after];`, { handle: main.share() });
+  assert.deepStrictEqual(seen, ['v', 'Closed']);
+  assert.strictEqual(main.get('k'), 'v');  // still open here
+  assert.strictEqual(main.get('from-worker'), 'w');
+  // A worker that ends without close() lets go of its handle too.
+  await runWorker(pkg, 'new LarderCache({ handle: workerData.handle }).set("x", 1);', { handle: main.share() });
+  assert.strictEqual(main.get('x'), 1);
+  await main.close();
+});
+
+test('the native cache ends with its last handle: attaching afterwards fails', async () => {
+  const { LarderCache } = require(pkg);
+  const a = new LarderCache({ max: 10 });
+  const shared = a.share();
+  const b = new LarderCache({ handle: shared });
+  await a.close();
+  b.set('still', 'here');
+  assert.strictEqual(b.get('still'), 'here');
+  await b.close();
+  assert.throws(() => new LarderCache({ handle: shared }), (e) => e.name === 'Closed');
+});
+
+test('closeAll() ends the cache for every handle in every worker', async () => {
+  const { LarderCache } = require(pkg);
+  const main = new LarderCache({ max: 100 });
+  const { SharedArrayBuffer: SAB } = globalThis;
+  const flag = new Int32Array(new SAB(4));
+  const worker = runWorker(pkg, `
+    const c = new LarderCache({ handle: workerData.handle });
+    c.set('w', 1);
+    Atomics.store(workerData.flag, 0, 1);
+    Atomics.notify(workerData.flag, 0);
+    while (Atomics.load(workerData.flag, 0) !== 2) Atomics.wait(workerData.flag, 0, 1, 50);
+    try { c.get('w'); return 'open'; } catch (e) { return e.name; }`, { handle: main.share(), flag });
+  while (Atomics.load(flag, 0) !== 1) await new Promise((r) => setTimeout(r, 5));
+  await main.closeAll();
+  Atomics.store(flag, 0, 2);
+  Atomics.notify(flag, 0);
+  assert.strictEqual(await worker, 'Closed');
+  assert.throws(() => main.get('w'), (e) => e.name === 'Closed');
+});
+
+test('the attaching worker uses the creator\'s settings (ttl, sizes) and its own dispose', async () => {
+  const { LarderCache } = require(pkg);
+  const log = [];
+  const main = new LarderCache({ max: 2, ttl: 10000, dispose: (v, k, r) => log.push(['main', k, r]) });
+  main.set('a', 1);
+  const seen = await runWorker(pkg, `
+    const log = [];
+    const c = new LarderCache({ handle: workerData.handle, dispose: (v, k, r) => log.push([k, v, r]) });
+    c.set('b', 2);
+    c.set('c', 3);  // evicts a: this worker's call, this worker's dispose
+    return [c.getRemainingTTL('c') > 9000, log];`, { handle: main.share() });
+  assert.deepStrictEqual(seen, [true, [['a', 1, 'evict']]]);
+  assert.deepStrictEqual(log, []);  // reported once, to the worker whose call removed it
+  main.delete('b');
+  assert.deepStrictEqual(log, [['main', 'b', 'delete']]);
+  await main.close();
+});
+
+test('fetch: callers in two workers share one load', async () => {
+  const { LarderCache } = require(pkg);
+  let calls = 0;
+  const main = new LarderCache({
+    max: 100,
+    fetchMethod: async (k) => { calls += 1; await new Promise((r) => setTimeout(r, 200)); return `main loaded ${k}`; },
+  });
+  const local = main.fetch('hot');
+  const remote = runWorker(pkg, `
+    const c = new LarderCache({ handle: workerData.handle, fetchMethod: async () => 'worker loaded' });
+    return c.fetch('hot');`, { handle: main.share() });
+  assert.deepStrictEqual(await Promise.all([local, remote]), ['main loaded hot', 'main loaded hot']);
+  assert.strictEqual(calls, 1);
+  await main.close();
+});
