@@ -186,6 +186,7 @@ class LarderCache {
   #writeChains = new Map();  // write-through: one write of a key at a time
   #retains;       // expired values are kept (allowStale and friends)
   #swr;           // staleWhileRevalidate grace (ms): Infinity for allowStale
+  #sie;           // staleIfError grace (ms)
   #ttlSeen;       // entries may have TTLs: a miss may be an expired entry to delete
   #ownTtl;        // values carry their own TTL (updateAgeOnGet/Has)
   #plainGet;      // get(k) needs nothing but the native get
@@ -271,6 +272,7 @@ class LarderCache {
     const swr = timeOption(base, 'staleWhileRevalidate');
     const sie = timeOption(base, 'staleIfError');
     this.#swr = allowStale ? Infinity : swr;
+    this.#sie = allowStaleOnFetchRejection ? Infinity : sie;
     // Expired entries stay in the cache, as in lru-cache, until a read finds
     // them (and deletes them: 'expire'), a set replaces them ('set') or they
     // are evicted; with ttlAutopurge the engine reclaims them as it goes.
@@ -708,6 +710,7 @@ class LarderCache {
     this.#tick();
     const allowStale = fo.allowStale ?? this.allowStale;
     let staleValue;
+    let staleAge = Infinity;
     let r;
     try { r = this.#m.read(k, READ_ALLOW_STALE); } catch (e) { rethrow(e); }
     if (r !== undefined) {
@@ -735,11 +738,12 @@ class LarderCache {
         return v;
       }
       staleValue = v;
+      staleAge = -remaining;
     }
     let b;
     try { b = this.#m.fetchBegin(k); } catch (e) { rethrow(e); } finally { this.#afterWrite(); }
     const kind = I32[ST_KIND];
-    if (kind === 1) return this.#lead(k, b, staleValue, fo, fm);
+    if (kind === 1) return this.#lead(k, b, staleValue, fo, fm, staleAge);
     if (kind === 2) return this.#join(b, fo, staleValue);
     return decode(b);
   }
@@ -803,11 +807,12 @@ class LarderCache {
   // Runs the load this caller leads. Every way out of here completes the
   // lease at once (value, not found or error): a lease left to the garbage
   // collector would keep every other caller of the key waiting until then.
-  async #lead(k, lease, staleValue, fo, fm) {
+  async #lead(k, lease, staleValue, fo, fm, staleAge = Infinity) {
     const m = this.#m;
     let completed = false;
     const complete = (kind, value, ttl, vkind, size, ownTtl, message) => {
       completed = true;  // complete() consumes the lease even when it throws
+      this.#tick();
       try {
         m.complete(lease, kind, value, ttl, vkind, size, ownTtl, message);
       } catch (e) { rethrow(e); } finally { this.#afterWrite(); }
@@ -855,6 +860,7 @@ class LarderCache {
         return staleValue;
       }
       if (options.allowStaleOnFetchRejection ?? this.allowStaleOnFetchRejection) return staleValue;
+      if (staleValue !== undefined && staleAge < this.#sie) return staleValue;  // staleIfError
       if (staleValue !== undefined && !(options.noDeleteOnFetchRejection ?? this.noDeleteOnFetchRejection)) {
         // lru-cache: a failed fetch deletes the stale value ('fetch'), unless
         // a fresh one arrived meanwhile.
