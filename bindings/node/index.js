@@ -79,6 +79,9 @@ function encode(v) {
 
 function headerOf(tag) { return (tag & 0x80) ? 9 : 1; }
 
+const VIEW_LIMIT = 4096;
+const views = [];
+
 // A value the addon left in the scratch buffer.
 function decodeScratch() {
   const n = I32[ST_LENGTH];
@@ -87,7 +90,13 @@ function decodeScratch() {
   switch (tag & 0x7f) {
     case 0x62: {  // 'b': a Buffer of its own
       const out = Buffer.allocUnsafe(n - h);
-      scratch.copy(out, 0, h, n);
+      if (h === 1 && n <= VIEW_LIMIT) {
+        // A view of the scratch buffer per length, made once: the copy is
+        // then a plain TypedArray set, with no call out of JavaScript.
+        out.set(views[n] || (views[n] = scratch.subarray(1, n)));
+      } else {
+        scratch.copy(out, 0, h, n);
+      }
       return out;
     }
     case 0x76:  // 'v': the deserializer may keep views of its input: give it a copy

@@ -220,21 +220,37 @@ std::u16string Wtf8ToUtf16(const char* p, size_t n) {
   return out;
 }
 
-// Writes a JS string as UTF-8 at out->data + offset (growing as needed):
-// *exact is false when the string holds lone surrogates (which UTF-8 cannot
-// carry: N-API turned them into U+FFFD).
+// Writes a JS string as WTF-8 (UTF-8 that also carries lone surrogates,
+// so every string is kept exactly) at out->data + offset, growing as needed.
+// Reads the string's UTF-16 code units (V8 copies them with no encoding
+// work) and narrows them here: ASCII, the common case, byte for byte.
+// *exact is true when the result is plain UTF-8 (no lone surrogate).
 bool StringUtf8(napi_env env, napi_value v, Bytes* out, size_t offset, bool* exact) {
-  size_t cap = sizeof out->small - offset;
+  char16_t units[256];
   size_t len = 0;
-  if (napi_get_value_string_utf8(env, v, out->small + offset, cap, &len) != napi_ok) return false;
-  out->data = out->small;
-  if (len + 1 >= cap) {  // perhaps cut short: ask for the length
-    napi_get_value_string_utf8(env, v, nullptr, 0, &len);
-    out->Reserve(offset + len + 1);
-    napi_get_value_string_utf8(env, v, out->data + offset, len + 1, &len);
+  if (napi_get_value_string_utf16(env, v, units, sizeof units / 2, &len) != napi_ok) return false;
+  std::u16string big;
+  const char16_t* u = units;
+  if (len + 1 >= sizeof units / 2) {  // perhaps cut short: ask for the length
+    napi_get_value_string_utf16(env, v, nullptr, 0, &len);
+    big.resize(len);
+    napi_get_value_string_utf16(env, v, big.data(), len + 1, &len);
+    u = big.data();
   }
-  out->size = offset + len;
-  *exact = memmem(out->data + offset, len, "\xEF\xBF\xBD", 3) == nullptr;
+  // At most 3 bytes per code unit (a pair, 2 units, makes 4 bytes).
+  char* p = out->Reserve(offset + 3 * len) + offset;
+  size_t i = 0;
+  for (; i < len && u[i] < 0x80; ++i) p[i] = static_cast<char>(u[i]);
+  *exact = true;
+  if (i == len) {
+    out->size = offset + len;
+    return true;
+  }
+  std::string rest;
+  AppendWtf8(u + i, len - i, &rest);
+  std::memcpy(p + i, rest.data(), rest.size());
+  out->size = offset + i + rest.size();
+  *exact = !HasEncodedSurrogate(rest.data(), rest.size());
   return true;
 }
 
@@ -281,15 +297,6 @@ bool EncodeKey(napi_env env, napi_value v, Bytes* out) {
   bool exact = true;
   if (StringUtf8(env, v, out, 1, &exact)) {  // strings first: no napi_typeof
     out->data[0] = 's';
-    if (!exact) {
-      std::u16string u = StringUtf16(env, v);
-      if (HasLoneSurrogate(u)) {
-        std::string w = "s";
-        AppendWtf8(u.data(), u.size(), &w);
-        std::memcpy(out->Reserve(w.size()), w.data(), w.size());
-        out->size = w.size();
-      }
-    }
     return true;
   }
   napi_valuetype type;
