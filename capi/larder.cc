@@ -495,9 +495,9 @@ size_t larder_snapshot_size(const larder_snapshot* snapshot) {
   return snapshot == nullptr ? 0 : snapshot->entries.size();
 }
 
-larder_status larder_snapshot_entry(const larder_snapshot* snapshot, size_t index,
-                                    const void** key, size_t* key_size, const void** value,
-                                    size_t* value_size, larder_entry_info* info) {
+larder_status larder_snapshot_entry(const larder_snapshot* snapshot, size_t index, const void** key,
+                                    size_t* key_size, const void** value, size_t* value_size,
+                                    larder_entry_info* info) {
   LARDER_GUARD_BEGIN
   if (snapshot == nullptr || index >= snapshot->entries.size() || !EntryInfoUsable(info)) {
     return LARDER_INVALID_ARGUMENT;
@@ -706,8 +706,8 @@ larder_status larder_fetch_begin(larder_cache* c, const void* key, size_t key_si
 }
 
 larder_status larder_refresh_begin(larder_cache* c, const void* key, size_t key_size, int* kind,
-                                   larder_value* out, larder_fetch_info* info,
-                                   larder_lease** lease, larder_ticket** ticket) {
+                                   larder_value* out, larder_fetch_info* info, larder_lease** lease,
+                                   larder_ticket** ticket) {
   LARDER_GUARD_BEGIN
   if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
   if (!FetchArgumentsValid(key, key_size, kind, out, lease, ticket)) {

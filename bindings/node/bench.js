@@ -4,7 +4,7 @@
 // (each worker with its own lru-cache, all of them sharing one LarderCache:
 // what lru-cache cannot do). Prints ns per get and the ratio to lru-cache.
 //
-//   node bench.js [--keys 100000] [--gets 2000000] [--rounds 5] [--workers 2] [--json]
+//   node bench.js [--keys 100000] [--gets 2000000] [--rounds 5] [--workers 2] [--objects] [--json]
 //
 // lru-cache must be installed (it is a devDependency: npm ci). The figures
 // of the contenders are taken interleaved, round by round, and the median
@@ -33,6 +33,7 @@ function makeKeys(n) {
 
 function makeValue(kind, i) {
   const text = `${i}:`.padEnd(100, 'x');
+  if (kind === 'object') return { id: i, name: `user ${i}`, tags: ['a', 'b'], seen: i * 1000 };
   return kind === 'string' ? text : Buffer.from(text);
 }
 
@@ -60,12 +61,12 @@ function timeGets(cache, keys, order, fresh) {
   if (fresh) {
     for (let i = 0; i < order.length; i++) {
       const v = cache.get(`user:${order[i]}:profile`);
-      sink += v.length;
+      sink += v.length || 1;
     }
   } else {
     for (let i = 0; i < order.length; i++) {
       const v = cache.get(keys[order[i]]);
-      sink += v.length;
+      sink += v.length || 1;
     }
   }
   const ns = Number(process.hrtime.bigint() - start);
@@ -142,13 +143,16 @@ async function main() {
   const gets = arg('gets', 2000000);
   const rounds = arg('rounds', 5);
   const nworkers = arg('workers', 2);
+  // Objects go through the V8 serializer (a copy per get; lru-cache hands
+  // back the object itself): --objects adds them.
+  const kinds = process.argv.includes('--objects') ? ['string', 'buffer', 'object'] : ['string', 'buffer'];
   const json = process.argv.includes('--json');
   const { LarderCache } = require(PKG);
   const LRUCache = loadLruCache();
   const keys = makeKeys(nkeys);
   const order = makeOrder(nkeys, gets, 1);
   const report = [];
-  for (const kind of ['string', 'buffer']) {
+  for (const kind of kinds) {
     const lru = new LRUCache({ max: nkeys });
     // Bounded by bytes only: with the engine's per-stripe shares of an entry
     // bound (until the bounds are global) a cache of exactly nkeys could evict.
@@ -179,7 +183,7 @@ async function main() {
     console.log(JSON.stringify(report));
     return;
   }
-  console.log(`get() of 100-byte values, ${nkeys} resident keys, uniformly random, ` +
+  console.log(`get() of 100-byte values (objects: 4 fields), ${nkeys} resident keys, uniformly random, ` +
               `median of ${rounds} interleaved rounds of ${gets} gets`);
   console.log('value    keys           threads    lru-cache ns/get  larder ns/get  ratio');
   for (const r of report) {

@@ -203,6 +203,11 @@ class LarderCache {
   #autopurge;
   #closed = false;
   #shared;        // what share() hands out
+  // lru-cache's changeable settings that decide the fast paths.
+  #updateAgeOnGet = false;
+  #allowStale = false;
+  #noDisposeOnSet = false;
+  #noUpdateTTL = false;
 
   /**
    * lru-cache's options (see README.md for each) and Larder's: maxBytes,
@@ -280,7 +285,7 @@ class LarderCache {
     this.allowStaleOnFetchRejection = allowStaleOnFetchRejection;
     const swr = timeOption(base, 'staleWhileRevalidate');
     const sie = timeOption(base, 'staleIfError');
-    this.#swr = allowStale ? Infinity : swr;
+    this.#swr = swr;
     this.#sie = allowStaleOnFetchRejection ? Infinity : sie;
     // Expired entries stay in the cache, as in lru-cache, until a read finds
     // them (and deletes them: 'expire'), a set replaces them ('set') or they
@@ -339,6 +344,16 @@ class LarderCache {
   }
 
   // ---- settings, as lru-cache shows them ----
+
+  // Changing these changes later calls, as on lru-cache.
+  get updateAgeOnGet() { return this.#updateAgeOnGet; }
+  set updateAgeOnGet(v) { this.#updateAgeOnGet = !!v; this.#refreshFast(); }
+  get allowStale() { return this.#allowStale; }
+  set allowStale(v) { this.#allowStale = !!v; this.#refreshFast(); }
+  get noDisposeOnSet() { return this.#noDisposeOnSet; }
+  set noDisposeOnSet(v) { this.#noDisposeOnSet = !!v; this.#refreshFast(); }
+  get noUpdateTTL() { return this.#noUpdateTTL; }
+  set noUpdateTTL(v) { this.#noUpdateTTL = !!v; this.#refreshFast(); }
 
   get max() { return this.#max; }
   get maxSize() { return this.#maxSize; }

@@ -408,10 +408,9 @@ LARDER_API larder_status larder_fetch_begin(larder_cache *cache, const void *key
  * value replaces it, "not found" removes it, an error keeps it); WAIT a
  * ticket when a load or refresh of the key is already under way; DONE when
  * a pending write-behind write answers instead (the store is behind it). */
-LARDER_API larder_status larder_refresh_begin(larder_cache *cache, const void *key,
-                                              size_t key_size, int *kind, larder_value *out,
-                                              larder_fetch_info *info, larder_lease **lease,
-                                              larder_ticket **ticket);
+LARDER_API larder_status larder_refresh_begin(larder_cache *cache, const void *key, size_t key_size,
+                                              int *kind, larder_value *out, larder_fetch_info *info,
+                                              larder_lease **lease, larder_ticket **ticket);
 
 /* Complete a lease (each consumes and frees it, even when it returns
  * LARDER_INVALID_ARGUMENT for bad value arguments: the flight then fails as
@@ -423,10 +422,9 @@ LARDER_API larder_status larder_lease_complete_value(larder_lease *lease, const 
                                                      larder_value *out);
 /* As larder_lease_complete_value, with the entry's weight toward
  * capacity_bytes given explicitly (charge > 0), as larder_put_charged. */
-LARDER_API larder_status larder_lease_complete_value_charged(larder_lease *lease,
-                                                             const void *value, size_t value_size,
-                                                             int64_t ttl_ns, uint64_t charge,
-                                                             larder_value *out);
+LARDER_API larder_status larder_lease_complete_value_charged(larder_lease *lease, const void *value,
+                                                             size_t value_size, int64_t ttl_ns,
+                                                             uint64_t charge, larder_value *out);
 LARDER_API larder_status larder_lease_complete_not_found(larder_lease *lease);
 LARDER_API larder_status larder_lease_complete_error(larder_lease *lease, const char *message);
 /* Gives the duty up: waiters get LARDER_LOAD_FAILED ("load abandoned"). */

@@ -306,8 +306,8 @@ FetchLookup Cache::BeginRefresh(std::string_view key) {
   // A write enqueued between the check above and the registration.
   internal::ReachTestPoint(internal::TestPoint::kRefreshRegistered, key);
   if (std::optional<std::string> pending; LookupPending(key, &pending)) {
-    out.result = lease.Complete(pending ? LoadResult::Value(std::move(*pending))
-                                        : LoadResult::NotFound());
+    out.result =
+        lease.Complete(pending ? LoadResult::Value(std::move(*pending)) : LoadResult::NotFound());
     out.result.source = FetchSource::kHit;
     return out;
   }

@@ -143,8 +143,7 @@ class Stripe {
 
   // Replaces key's live value by a copy that expires at `expiry` (0: never),
   // in the same LRU position, reporting nothing removed (Cache::Touch).
-  Status Touch(uint64_t hash, std::string_view key, int64_t expiry, int64_t now,
-               Removals* removed);
+  Status Touch(uint64_t hash, std::string_view key, int64_t expiry, int64_t now, Removals* removed);
   // Appends one reference to each linked value, most recently used first,
   // after applying the buffered accesses; expired ones only if include_stale.
   void Snapshot(int64_t now, bool include_stale, std::vector<Entry*>* out);

@@ -362,8 +362,7 @@ static void test_read_touch_snapshot_refresh(void) {
   st.struct_size = sizeof st;
   CHECK_STATUS(larder_cache_stats(c, &st), LARDER_OK);
   CHECK(st.hits == 0 && st.misses == 0);
-  CHECK_STATUS(larder_read(c, KEY("a"), 0x80u, buf, sizeof buf, &n, NULL),
-               LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_read(c, KEY("a"), 0x80u, buf, sizeof buf, &n, NULL), LARDER_INVALID_ARGUMENT);
   info.struct_size = 1;
   CHECK_STATUS(larder_read(c, KEY("a"), 0, buf, sizeof buf, &n, &info), LARDER_INVALID_ARGUMENT);
   info.struct_size = sizeof info;

@@ -27,7 +27,8 @@ std::vector<std::string> Keys(Cache& cache, bool include_stale = false) {
 std::string ReadOr(Cache& cache, std::string_view key, ReadOptions options,
                    EntryInfo* info = nullptr) {
   std::string v = "<miss>";
-  cache.Read(key, options, [&](std::string_view value) { v = std::string(value); }, info);
+  cache.Read(
+      key, options, [&](std::string_view value) { v = std::string(value); }, info);
   return v;
 }
 
@@ -185,7 +186,9 @@ TEST(Snapshot, ManyStripesHoldEveryEntryOnce) {
   EXPECT_EQ(std::unique(keys.begin(), keys.end()), keys.end());
   // The most recent put comes early, the first put late (merged by rank).
   std::vector<std::string> order = Keys(*cache);
-  auto pos = [&](const std::string& k) { return std::find(order.begin(), order.end(), k) - order.begin(); };
+  auto pos = [&](const std::string& k) {
+    return std::find(order.begin(), order.end(), k) - order.begin();
+  };
   EXPECT_LT(pos("k4999"), 1000);
   EXPECT_GT(pos("k0"), 4000);
 }

@@ -52,20 +52,20 @@ namespace {
 constexpr uint8_t kTagTtl = 0x80;  // the value carries its own TTL (8 bytes, ms)
 constexpr size_t kScratchBytes = 64 * 1024;
 // state (Int32Array / Float64Array over one 64-byte ArrayBuffer):
-constexpr int kStLength = 0;   // i32: bytes of the tagged value in the scratch buffer
-constexpr int kStEvents = 1;   // i32: removals waiting for drain()
-constexpr int kStKind = 2;     // i32: fetch: 0 done, 1 lead, 2 wait; set: insert kind
-constexpr int kStInfo = 3;     // i32: read info bits: 1 stale, 2 expires, 4 refresh due
+constexpr int kStLength = 0;     // i32: bytes of the tagged value in the scratch buffer
+constexpr int kStEvents = 1;     // i32: removals waiting for drain()
+constexpr int kStKind = 2;       // i32: fetch: 0 done, 1 lead, 2 wait; set: insert kind
+constexpr int kStInfo = 3;       // i32: read info bits: 1 stale, 2 expires, 4 refresh due
 constexpr int kStRemaining = 2;  // f64 index: remaining TTL in ms
 constexpr int kStEntryTtl = 3;   // f64 index: the entry's own TTL (ms) from its header, or -1
 // Insert kinds (lru-cache's onInsert reasons, and 'miss').
 constexpr int kInsertAdd = 0, kInsertReplace = 1, kInsertUpdate = 2, kInsertMiss = 3;
-// Removal reasons: the engine's causes, then the ones index.js asks for.
-constexpr int kReasonDelete = LARDER_REMOVED_EXPLICIT;  // 0
-constexpr int kReasonSet = LARDER_REMOVED_REPLACED;     // 1
+// Removal reasons: the engine's causes (0 delete, 1 set, 2 expire, 3
+// evict), then the ones index.js asks for.
+constexpr int kReasonSet = LARDER_REMOVED_REPLACED;
 constexpr int kReasonFetch = 4;
-// Value kinds index.js passes to set()/complete()/writeBehind().
-constexpr int kValueAuto = 0;        // a string, number or boolean: encoded here
+// Value kinds index.js passes to set()/complete()/writeBehind(); 0: a
+// string, number or boolean, encoded here.
 constexpr int kValueBuffer = 1;      // a Buffer, kept as bytes
 constexpr int kValueSerialized = 2;  // v8.serialize() output
 
@@ -304,8 +304,8 @@ bool EncodeKey(napi_env env, napi_value v, Bytes* out) {
   if (type == napi_number) {
     double d;
     napi_get_value_double(env, v, &d);
-    if (d == 0) d = 0;             // -0 and 0: one key
-    if (std::isnan(d)) d = NAN;    // every NaN: one key
+    if (d == 0) d = 0;           // -0 and 0: one key
+    if (std::isnan(d)) d = NAN;  // every NaN: one key
     out->data = out->small;
     out->data[0] = 'n';
     std::memcpy(out->data + 1, &d, 8);
@@ -654,13 +654,13 @@ Handle* Unpack(napi_env env, napi_callback_info info, napi_value (&argv)[N], siz
   return h;
 }
 
-#define UNPACK(n)                                  \
-  napi_value argv[n];                              \
-  size_t argc;                                     \
-  Handle* h = Unpack(env, info, argv, &argc);      \
-  if (h == nullptr) return nullptr;                \
-  larder_cache* cache = h->shared->cache;          \
-  (void)cache;                                     \
+#define UNPACK(n)                             \
+  napi_value argv[n];                         \
+  size_t argc;                                \
+  Handle* h = Unpack(env, info, argv, &argc); \
+  if (h == nullptr) return nullptr;           \
+  larder_cache* cache = h->shared->cache;     \
+  (void)cache;                                \
   (void)argc
 
 // get(key) -> value | null (in the scratch buffer) | undefined
@@ -803,7 +803,8 @@ napi_value Touch(napi_env env, napi_callback_info info) {
   double ttl = 0;
   napi_get_value_double(env, argv[1], &ttl);
   Call call(h);
-  larder_status s = larder_touch(cache, key.data, key.size, MsToNs(ttl) == INT64_MAX ? 0 : MsToNs(ttl));
+  larder_status s =
+      larder_touch(cache, key.data, key.size, MsToNs(ttl) == INT64_MAX ? 0 : MsToNs(ttl));
   if (s != LARDER_OK && s != LARDER_NOT_FOUND) return Throw(env, s);
   return Bool(env, s == LARDER_OK);
 }
@@ -1117,10 +1118,9 @@ napi_value BeginCommon(napi_env env, napi_callback_info info, bool refresh) {
   larder_status s;
   {
     Call call(h);  // a miss may expire entries of the stripe
-    s = refresh ? larder_refresh_begin(cache, key.data, key.size, &kind, &value, &fi, &lease,
-                                       &ticket)
-                : larder_fetch_begin(cache, key.data, key.size, &kind, &value, &fi, &lease,
-                                     &ticket);
+    s = refresh
+            ? larder_refresh_begin(cache, key.data, key.size, &kind, &value, &fi, &lease, &ticket)
+            : larder_fetch_begin(cache, key.data, key.size, &kind, &value, &fi, &lease, &ticket);
   }
   if (s != LARDER_OK && kind != LARDER_FETCH_DONE) return Throw(env, s);
   return Lookup(env, h, key, s, kind, &value, &fi, lease, ticket);
@@ -1266,9 +1266,9 @@ napi_value WritesToJs(napi_env env, const std::vector<WbWrite>& writes) {
     napi_value o;
     napi_create_object(env, &o);
     napi_set_named_property(env, o, "key", DecodeKey(env, w.key.data(), w.key.size()));
-    napi_set_named_property(env, o, "value", w.is_delete ? Undefined(env)
-                                                         : TaggedBuffer(env, w.value.data(),
-                                                                        w.value.size()));
+    napi_set_named_property(
+        env, o, "value",
+        w.is_delete ? Undefined(env) : TaggedBuffer(env, w.value.data(), w.value.size()));
     napi_set_named_property(env, o, "delete", Bool(env, w.is_delete));
     napi_set_named_property(env, o, "attempt", Number(env, w.attempt));
     napi_set_named_property(env, o, "replayed", Bool(env, w.replayed != 0));
@@ -1339,10 +1339,10 @@ int BatchWriter(void* user_data, const larder_queued_write* writes, size_t count
   auto job = std::make_shared<WbJob>();
   for (size_t i = 0; i < count; ++i) {
     const larder_queued_write& w = writes[i];
-    job->writes.push_back({std::string(static_cast<const char*>(w.key), w.key_size),
-                           w.value ? std::string(static_cast<const char*>(w.value), w.value_size)
-                                   : std::string(),
-                           w.is_delete != 0, w.attempt, w.replayed, w.sequence});
+    job->writes.push_back(
+        {std::string(static_cast<const char*>(w.key), w.key_size),
+         w.value ? std::string(static_cast<const char*>(w.value), w.value_size) : std::string(),
+         w.is_delete != 0, w.attempt, w.replayed, w.sequence});
   }
   {
     std::lock_guard<std::mutex> lock(bridge->mu);
@@ -1419,7 +1419,8 @@ napi_value WbOpen(napi_env env, napi_callback_info info) {
   napi_value o = argv[0];
   cfg.max_batch = static_cast<uint64_t>(NumberOr(env, o, "maxBatch", cfg.max_batch));
   cfg.max_delay_ns = MsToNs(NumberOr(env, o, "maxDelay", cfg.max_delay_ns / 1e6));
-  cfg.max_queue_entries = static_cast<uint64_t>(NumberOr(env, o, "maxQueue", cfg.max_queue_entries));
+  cfg.max_queue_entries =
+      static_cast<uint64_t>(NumberOr(env, o, "maxQueue", cfg.max_queue_entries));
   cfg.max_queue_bytes =
       static_cast<uint64_t>(NumberOr(env, o, "maxQueueSize", cfg.max_queue_bytes));
   cfg.max_attempts = static_cast<int32_t>(NumberOr(env, o, "maxAttempts", cfg.max_attempts));
@@ -1699,7 +1700,8 @@ napi_value MakeMethods(napi_env env, Handle* h) {
 bool HandleOptions(napi_env env, napi_value o, Handle* h) {
   bool collect = false;
   napi_value v;
-  if (napi_get_named_property(env, o, "collect", &v) == napi_ok) napi_get_value_bool(env, v, &collect);
+  if (napi_get_named_property(env, o, "collect", &v) == napi_ok)
+    napi_get_value_bool(env, v, &collect);
   h->collect = collect;
   h->max_entry_size = NumberOr(env, o, "maxEntrySize", 0);
   return true;

@@ -120,3 +120,31 @@ test('worker_threads share one native cache', async () => {
 test('version is the loaded library', () => {
   assert.strictEqual(version, '0.1.0');
 });
+
+test('stats() and metrics() in Prometheus text format', async () => {
+  const c = new LarderCache({ max: 10, fetchMethod: async (k) => `v${k}` });
+  c.set('a', 1);
+  c.get('a');
+  c.get('missing');
+  await c.fetch('b');
+  const s = c.stats();
+  assert.strictEqual(s.hits, 1);
+  assert.ok(s.misses >= 2);
+  assert.strictEqual(s.loads, 1);
+  assert.strictEqual(s.entries, 2);
+  assert.strictEqual(s.capacityEntries, 10);
+  const text = c.metrics({ prefix: 'app_cache_', labels: { cache: 'users', note: 'a "quoted"\nline' } });
+  const lines = text.trim().split('\n');
+  // Every sample has its HELP and TYPE, and parses as name{labels} value.
+  for (let i = 0; i < lines.length; i += 3) {
+    const [help, type, sample] = lines.slice(i, i + 3);
+    const name = sample.split('{')[0];
+    assert.match(help, new RegExp(`^# HELP ${name} \\S`));
+    assert.match(type, new RegExp(`^# TYPE ${name} (counter|gauge)$`));
+    assert.match(sample, /^app_cache_[a-z_]+\{cache="users",note="a \\"quoted\\"\\nline"\} [0-9.e+-]+$/);
+    if (type.endsWith('counter')) assert.match(name, /_total$/);
+  }
+  assert.ok(lines.includes('app_cache_hits_total{cache="users",note="a \\"quoted\\"\\nline"} 1'));
+  assert.ok(text.includes('app_cache_entries{cache="users",note="a \\"quoted\\"\\nline"} 2\n'));
+  assert.ok(c.metrics().startsWith('# HELP larder_hits_total'));
+});

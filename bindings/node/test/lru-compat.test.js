@@ -373,3 +373,24 @@ test('the option fields are there, as on lru-cache', () => {
     c.updateAgeOnHas, c.noDeleteOnStaleGet, c.maxSize, typeof c.perf.now,
   ]);
 });
+
+test('changing a setting on the instance changes later calls, as on lru-cache', () => {
+  same((c) => ({ max: 10, ttl: 50, perf: c.perf }), (c, { clock: k }) => {
+    c.set('a', 1);
+    k.advance(60);
+    c.allowStale = true;
+    c.noDeleteOnStaleGet = true;
+    const stale = c.get('a');
+    c.allowStale = false;
+    return [stale, c.get('a'), c.allowStale];
+  });
+  const c = new LarderCache({ max: 10 });  // the fast path (no perf clock) too
+  c.set('a', 1, { ttl: 1 });
+  const until = Date.now() + 20;
+  while (Date.now() < until) { /* let it expire */ }
+  c.noDeleteOnStaleGet = true;
+  c.allowStale = true;
+  assert.strictEqual(c.get('a'), 1);
+  c.allowStale = false;
+  assert.strictEqual(c.get('a'), undefined);
+});
