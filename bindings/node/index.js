@@ -475,6 +475,7 @@ class LarderCache {
   }
 
   #touch(k, ttl) {
+    if (!(ttl > 0)) return;  // no TTL of its own to restart (it would lose its expiry)
     try { this.#m.touch(k, ttl); } catch (e) { rethrow(e); } finally { this.#afterWrite(); }
   }
 

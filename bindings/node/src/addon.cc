@@ -40,6 +40,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -514,9 +515,10 @@ struct Shared {
   int refs = 0;  // handles and unfinished leases; guarded by g_registry_mu
   bool manual_clock = false;
   std::atomic<int64_t> now_ns{0};  // the clock when manual (lru-cache's `perf`)
-  larder_write_behind* wb = nullptr;
-  std::shared_ptr<struct WbBridge> wb_bridge;
+  struct WbState* wbs = nullptr;   // the write-behind queue, while open (guarded by g_registry_mu)
 };
+
+void DestroyWriteBehind(struct WbState* w);
 
 std::mutex g_registry_mu;
 std::unordered_map<uint64_t, Shared*>& Registry() {
@@ -536,7 +538,7 @@ void Release(Shared* s) {
     if (--s->refs > 0) return;
     Registry().erase(s->id);
   }
-  if (s->wb != nullptr) larder_write_behind_destroy(s->wb);
+  if (s->wbs != nullptr) DestroyWriteBehind(s->wbs);  // before its cache
   larder_cache_destroy(s->cache);
   delete s;
 }
@@ -996,6 +998,61 @@ napi_value SnapshotValue(napi_env env, napi_callback_info info) {
   return ReturnValue(env, h->env, static_cast<const char*>(v), n);
 }
 
+// ---- calling JavaScript from other threads ----
+
+// A thread-safe function other threads may call until it is released, or
+// until its isolate ends: Node then deletes it whatever threads still hold
+// it (a worker that exits while another worker's load is still running),
+// so every call goes through here, under a lock the finalizer takes too.
+struct SafeFn {
+  std::mutex mu;
+  napi_threadsafe_function fn = nullptr;
+  bool alive = false;
+
+  static void Finalized(napi_env, void* data, void*) {
+    auto* holder = static_cast<std::shared_ptr<SafeFn>*>(data);
+    {
+      std::lock_guard<std::mutex> lock((*holder)->mu);
+      (*holder)->alive = false;
+    }
+    delete holder;
+  }
+
+  // js_fn may be null (call_js does the work). A function that is not
+  // `ref`erenced does not keep the event loop alive.
+  static std::shared_ptr<SafeFn> Create(napi_env env, napi_value js_fn, const char* name,
+                                        napi_threadsafe_function_call_js call_js, bool ref) {
+    auto safe = std::make_shared<SafeFn>();
+    auto* holder = new std::shared_ptr<SafeFn>(safe);
+    napi_value resource;
+    napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource);
+    if (napi_create_threadsafe_function(env, js_fn, nullptr, resource, 0, 1, holder, Finalized,
+                                        nullptr, call_js, &safe->fn) != napi_ok) {
+      delete holder;
+      return nullptr;
+    }
+    safe->alive = true;
+    if (!ref) napi_unref_threadsafe_function(env, safe->fn);
+    return safe;
+  }
+
+  // Queues data for call_js (the queue is unbounded: never blocks). False
+  // when the function is gone: the caller keeps (and frees) data.
+  bool Call(void* data) {
+    std::lock_guard<std::mutex> lock(mu);
+    return alive && napi_call_threadsafe_function(fn, data, napi_tsfn_nonblocking) == napi_ok;
+  }
+
+  // Any thread; once. Never from a call_js given a null env (Node is
+  // deleting the function then).
+  void Release(napi_threadsafe_function_release_mode mode) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!alive) return;
+    alive = false;
+    napi_release_threadsafe_function(fn, mode);
+  }
+};
+
 // ---- fetch: the asynchronous, single-flight form ----
 
 struct Lease {
@@ -1021,7 +1078,7 @@ void FinalizeLease(napi_env, void* data, void*) {
 // What the completing thread hands to the JS thread.
 struct Ready {
   napi_deferred deferred = nullptr;
-  napi_threadsafe_function tsfn = nullptr;
+  std::shared_ptr<SafeFn> fn;
   larder_status status = LARDER_OK;
   std::string value;
   std::string error;
@@ -1038,8 +1095,9 @@ void ResolveOnJsThread(napi_env env, napi_value, void*, void* data) {
       napi_reject_deferred(env, r->deferred, MakeError(env, r->status, r->error.c_str()));
     }
   }
-  napi_release_threadsafe_function(r->tsfn, napi_tsfn_release);
+  std::shared_ptr<SafeFn> fn = std::move(r->fn);
   delete r;
+  if (env != nullptr) fn->Release(napi_tsfn_release);  // null env: Node is deleting it
 }
 
 // Runs on whichever thread completes the load: no JS here, only the TSFN.
@@ -1050,11 +1108,7 @@ void OnTicketReady(void* user_data, larder_status status, larder_value* value,
   if (status == LARDER_OK) r->value.assign(static_cast<const char*>(value->data), value->size);
   r->error = info->error;
   larder_value_release(value);
-  if (napi_call_threadsafe_function(r->tsfn, r, napi_tsfn_blocking) != napi_ok) {
-    // The isolate is going away: nobody is left to resolve.
-    napi_release_threadsafe_function(r->tsfn, napi_tsfn_release);
-    delete r;
-  }
+  if (!r->fn->Call(r)) delete r;  // the isolate has gone: nobody is left to resolve
 }
 
 // The three answers of fetchBegin and refreshBegin. state[kStKind]: 0 done
@@ -1088,11 +1142,10 @@ napi_value Lookup(napi_env env, Handle* h, const Bytes& key, larder_status s, in
   }
   if (kind != LARDER_FETCH_WAIT) return Throw(env, s == LARDER_OK ? LARDER_INTERNAL : s);
   auto* r = new Ready;
-  napi_value promise, name;
+  napi_value promise;
   napi_create_promise(env, &r->deferred, &promise);
-  napi_create_string_utf8(env, "larder.fetch", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, nullptr, nullptr, nullptr,
-                                      ResolveOnJsThread, &r->tsfn) != napi_ok) {
+  r->fn = SafeFn::Create(env, nullptr, "larder.fetch", ResolveOnJsThread, true);
+  if (r->fn == nullptr) {
     larder_ticket_free(ticket);
     napi_reject_deferred(env, r->deferred, MakeError(env, LARDER_INTERNAL, nullptr));
     delete r;
@@ -1244,19 +1297,41 @@ struct WbJob {
 struct WbBridge {
   std::mutex mu;
   bool gone = false;  // the isolate is closing: fail every batch at once
-  napi_threadsafe_function batch_tsfn = nullptr;
-  napi_threadsafe_function dead_tsfn = nullptr;
+  std::shared_ptr<SafeFn> batch_fn;
+  std::shared_ptr<SafeFn> dead_fn;  // may be null
   std::set<std::shared_ptr<WbJob>> pending;
+  // The isolate is going (or the queue is closed): no batch reaches
+  // JavaScript any more, and the ones JavaScript holds fail.
   void FailAll(const char* why) {
     std::set<std::shared_ptr<WbJob>> jobs;
     {
       std::lock_guard<std::mutex> lock(mu);
-      gone = true;
+      if (!gone) {
+        gone = true;
+        if (batch_fn) batch_fn->Release(napi_tsfn_abort);
+        if (dead_fn) dead_fn->Release(napi_tsfn_abort);
+      }
       jobs.swap(pending);
     }
     for (const auto& j : jobs) j->Finish(false, why);
   }
 };
+
+// A write-behind queue and what it needs to outlive: the bridge to its
+// isolate, and the asynchronous flushes running on libuv's pool.
+struct WbState {
+  larder_write_behind* wb = nullptr;
+  std::shared_ptr<WbBridge> bridge = std::make_shared<WbBridge>();
+  int users = 0;           // flushes in flight (guarded by g_registry_mu)
+  bool abandoned = false;  // its handle let go: the last user destroys it
+};
+
+void DestroyWriteBehind(WbState* w) {
+  w->bridge->FailAll("the write-behind queue is closed");
+  larder_write_behind_close(w->wb, 1);  // what is still queued stays in the journal
+  larder_write_behind_destroy(w->wb);
+  delete w;
+}
 
 napi_value WritesToJs(napi_env env, const std::vector<WbWrite>& writes) {
   napi_value arr;
@@ -1335,7 +1410,7 @@ void CallBatch(napi_env env, napi_value js_fn, void* context, void* data) {
 
 int BatchWriter(void* user_data, const larder_queued_write* writes, size_t count, char* error,
                 size_t error_size) {
-  auto bridge = static_cast<Shared*>(user_data)->wb_bridge;
+  std::shared_ptr<WbBridge> bridge = static_cast<WbState*>(user_data)->bridge;
   auto job = std::make_shared<WbJob>();
   for (size_t i = 0; i < count; ++i) {
     const larder_queued_write& w = writes[i];
@@ -1346,21 +1421,13 @@ int BatchWriter(void* user_data, const larder_queued_write* writes, size_t count
   }
   {
     std::lock_guard<std::mutex> lock(bridge->mu);
-    if (bridge->gone) {
+    auto* ref = new JobRef{job, bridge};
+    if (bridge->gone || !bridge->batch_fn->Call(ref)) {
+      delete ref;
       std::snprintf(error, error_size, "%s", "the JavaScript environment is closing");
       return 1;
     }
     bridge->pending.insert(job);
-  }
-  auto* ref = new JobRef{job, bridge};
-  if (napi_call_threadsafe_function(bridge->batch_tsfn, ref, napi_tsfn_blocking) != napi_ok) {
-    {
-      std::lock_guard<std::mutex> lock(bridge->mu);
-      bridge->pending.erase(job);
-    }
-    delete ref;
-    std::snprintf(error, error_size, "%s", "the JavaScript environment is closing");
-    return 1;
   }
   std::unique_lock<std::mutex> lock(job->mu);
   job->cv.wait(lock, [&] { return job->done; });
@@ -1390,20 +1457,14 @@ void CallDeadLetter(napi_env env, napi_value js_fn, void*, void* data) {
 }
 
 void DeadLetter(void* user_data, const larder_queued_write* w, const char* error) {
-  auto bridge = static_cast<Shared*>(user_data)->wb_bridge;
+  std::shared_ptr<WbBridge> bridge = static_cast<WbState*>(user_data)->bridge;
   auto* m = new DeadLetterMsg{
       {std::string(static_cast<const char*>(w->key), w->key_size),
        w->value ? std::string(static_cast<const char*>(w->value), w->value_size) : std::string(),
        w->is_delete != 0, w->attempt, w->replayed, w->sequence},
       error ? error : ""};
-  {
-    std::lock_guard<std::mutex> lock(bridge->mu);
-    if (bridge->gone || bridge->dead_tsfn == nullptr) {
-      delete m;
-      return;
-    }
-  }
-  if (napi_call_threadsafe_function(bridge->dead_tsfn, m, napi_tsfn_blocking) != napi_ok) delete m;
+  std::lock_guard<std::mutex> lock(bridge->mu);
+  if (bridge->gone || bridge->dead_fn == nullptr || !bridge->dead_fn->Call(m)) delete m;
 }
 
 // wbOpen(config, runBatch, deadLetter|undefined)
@@ -1412,7 +1473,7 @@ napi_value WbOpen(napi_env env, napi_callback_info info) {
   Shared* sh = h->shared;
   {
     std::lock_guard<std::mutex> lock(g_registry_mu);
-    if (sh->wb != nullptr) return Throw(env, LARDER_INVALID_ARGUMENT, "write-behind is open");
+    if (sh->wbs != nullptr) return Throw(env, LARDER_INVALID_ARGUMENT, "write-behind is open");
   }
   larder_write_behind_config cfg;
   larder_write_behind_config_init(&cfg);
@@ -1444,27 +1505,23 @@ napi_value WbOpen(napi_env env, napi_callback_info info) {
   cfg.journal_segment_bytes =
       static_cast<uint64_t>(NumberOr(env, o, "journalSegmentSize", cfg.journal_segment_bytes));
 
-  auto bridge = std::make_shared<WbBridge>();
-  napi_value name;
-  napi_create_string_utf8(env, "larder.writeBehind", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_threadsafe_function(env, argv[1], nullptr, name, 0, 1, nullptr, nullptr, nullptr,
-                                      CallBatch, &bridge->batch_tsfn) != napi_ok) {
+  auto* state = new WbState;
+  WbBridge* bridge = state->bridge.get();
+  // Not referenced: the flusher must not keep the isolate's loop alive.
+  bridge->batch_fn = SafeFn::Create(env, argv[1], "larder.writeBatch", CallBatch, false);
+  if (bridge->batch_fn == nullptr) {
+    delete state;
     return Throw(env, LARDER_INTERNAL);
   }
   napi_valuetype dl_type;
   napi_typeof(env, argv[2], &dl_type);
   if (dl_type == napi_function) {
-    napi_create_threadsafe_function(env, argv[2], nullptr, name, 0, 1, nullptr, nullptr, nullptr,
-                                    CallDeadLetter, &bridge->dead_tsfn);
+    bridge->dead_fn = SafeFn::Create(env, argv[2], "larder.deadLetter", CallDeadLetter, false);
   }
-  // The flusher may wait on this isolate, which must not be kept alive by it.
-  napi_unref_threadsafe_function(env, bridge->batch_tsfn);
-  if (bridge->dead_tsfn) napi_unref_threadsafe_function(env, bridge->dead_tsfn);
-  sh->wb_bridge = bridge;
   cfg.writer = BatchWriter;
-  cfg.writer_data = sh;
+  cfg.writer_data = state;
   cfg.dead_letter = DeadLetter;
-  cfg.dead_letter_data = sh;
+  cfg.dead_letter_data = state;
   larder_write_behind* wb = nullptr;
   larder_status s;
   {
@@ -1472,12 +1529,15 @@ napi_value WbOpen(napi_env env, napi_callback_info info) {
     s = larder_write_behind_open(cache, &cfg, &wb);
   }
   if (s != LARDER_OK) {
-    napi_release_threadsafe_function(bridge->batch_tsfn, napi_tsfn_abort);
-    if (bridge->dead_tsfn) napi_release_threadsafe_function(bridge->dead_tsfn, napi_tsfn_abort);
-    sh->wb_bridge.reset();
+    bridge->FailAll("write-behind did not open");
+    delete state;
     return Throw(env, s);
   }
-  sh->wb = wb;
+  state->wb = wb;
+  {
+    std::lock_guard<std::mutex> lock(g_registry_mu);
+    sh->wbs = state;
+  }
   h->owns_wb = true;
   return Undefined(env);
 }
@@ -1485,9 +1545,10 @@ napi_value WbOpen(napi_env env, napi_callback_info info) {
 // wbWrite(key, value, ttlMs, kind, isDelete) on the opening handle only.
 napi_value WbWriteFn(napi_env env, napi_callback_info info) {
   UNPACK(5);
-  if (!h->owns_wb || h->shared->wb == nullptr) {
+  if (!h->owns_wb) {
     return Throw(env, LARDER_INVALID_ARGUMENT, "no write-behind on this cache handle");
   }
+  larder_write_behind* wb = h->shared->wbs->wb;  // the owner's: open while owns_wb
   Bytes key, value;
   if (!EncodeKey(env, argv[0], &key)) return nullptr;
   bool is_delete = false;
@@ -1495,7 +1556,7 @@ napi_value WbWriteFn(napi_env env, napi_callback_info info) {
   Call call(h);
   larder_status s;
   if (is_delete) {
-    s = larder_write_behind_delete(h->shared->wb, key.data, key.size);
+    s = larder_write_behind_delete(wb, key.data, key.size);
   } else {
     double ttl = 0;
     int32_t kind = 0;
@@ -1503,45 +1564,59 @@ napi_value WbWriteFn(napi_env env, napi_callback_info info) {
     napi_get_value_int32(env, argv[3], &kind);
     if (!EncodeValue(env, argv[1], kind, -1, &value)) return nullptr;
     const int64_t ttl_ns = MsToNs(ttl);
-    s = larder_write_behind_put(h->shared->wb, key.data, key.size, value.data, value.size,
+    s = larder_write_behind_put(wb, key.data, key.size, value.data, value.size,
                                 ttl_ns == INT64_MAX ? 0 : ttl_ns);
   }
   if (s != LARDER_OK) return Throw(env, s);
   return Undefined(env);
 }
 
-// Flush and close run on libuv's pool: they wait for the flusher, which may
-// need this very thread to run writeBatch.
+// Flush and close run on a thread of their own: they wait for the flusher,
+// which may need this very isolate to run writeBatch. Not on libuv's pool:
+// a worker that ends waits for its pool requests before it runs the
+// cleanup that would fail those batches, and would wait for ever.
 struct WbWork {
-  napi_async_work work = nullptr;
   napi_deferred deferred = nullptr;
-  larder_write_behind* wb = nullptr;
+  std::shared_ptr<SafeFn> fn;  // back to the isolate with the result
+  WbState* state = nullptr;    // one use of it, and one reference on the cache
+  Shared* shared = nullptr;
   int64_t timeout_ns = 0;
   bool close = false;
   larder_status status = LARDER_OK;
 };
 
-void WbExecute(napi_env, void* data) {
-  auto* w = static_cast<WbWork*>(data);
-  w->status = w->close ? larder_write_behind_close(w->wb, w->timeout_ns)
-                       : larder_write_behind_flush(w->wb, w->timeout_ns);
+void WbRun(WbWork* w) {
+  w->status = w->close ? larder_write_behind_close(w->state->wb, w->timeout_ns)
+                       : larder_write_behind_flush(w->state->wb, w->timeout_ns);
+  bool last = false;
+  {
+    std::lock_guard<std::mutex> lock(g_registry_mu);
+    last = --w->state->users == 0 && w->state->abandoned;
+  }
+  if (last) DestroyWriteBehind(w->state);  // its handle went while this ran
+  w->state = nullptr;
+  Release(w->shared);
+  if (!w->fn->Call(w)) delete w;  // the isolate has gone
 }
 
-void WbComplete(napi_env env, napi_status, void* data) {
+void WbDone(napi_env env, napi_value, void*, void* data) {
   auto* w = static_cast<WbWork*>(data);
-  if (w->status == LARDER_OK) {
-    napi_resolve_deferred(env, w->deferred, Undefined(env));
-  } else {
-    napi_reject_deferred(env, w->deferred, MakeError(env, w->status, nullptr));
+  if (env != nullptr) {
+    if (w->status == LARDER_OK) {
+      napi_resolve_deferred(env, w->deferred, Undefined(env));
+    } else {
+      napi_reject_deferred(env, w->deferred, MakeError(env, w->status, nullptr));
+    }
   }
-  napi_delete_async_work(env, w->work);
+  std::shared_ptr<SafeFn> fn = std::move(w->fn);
   delete w;
+  if (env != nullptr) fn->Release(napi_tsfn_release);
 }
 
 // wbFlush(timeoutMs, close) -> Promise
 napi_value WbFlush(napi_env env, napi_callback_info info) {
   UNPACK(2);
-  if (!h->owns_wb || h->shared->wb == nullptr) {
+  if (!h->owns_wb) {
     return Throw(env, LARDER_INVALID_ARGUMENT, "no write-behind on this cache handle");
   }
   double timeout = 0;
@@ -1549,23 +1624,45 @@ napi_value WbFlush(napi_env env, napi_callback_info info) {
   napi_get_value_double(env, argv[0], &timeout);
   napi_get_value_bool(env, argv[1], &close);
   auto* w = new WbWork;
-  w->wb = h->shared->wb;
   w->timeout_ns = MsToNs(timeout) == INT64_MAX ? 0 : MsToNs(timeout);
   w->close = close;
-  napi_value promise, name;
+  napi_value promise;
   napi_create_promise(env, &w->deferred, &promise);
-  napi_create_string_utf8(env, "larder.flush", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, nullptr, name, WbExecute, WbComplete, w, &w->work);
-  napi_queue_async_work(env, w->work);
+  w->fn = SafeFn::Create(env, nullptr, "larder.flush", WbDone, true);  // keeps the loop alive
+  if (w->fn == nullptr) {
+    napi_reject_deferred(env, w->deferred, MakeError(env, LARDER_INTERNAL, nullptr));
+    delete w;
+    return promise;
+  }
+  w->shared = h->shared;
+  {
+    std::lock_guard<std::mutex> lock(g_registry_mu);
+    w->state = h->shared->wbs;
+    ++w->state->users;
+    ++h->shared->refs;  // the cache outlives the queue's flush
+  }
+  try {
+    std::thread(WbRun, w).detach();
+  } catch (...) {
+    w->status = LARDER_NO_MEMORY;  // no thread: undo, and reject at once
+    {
+      std::lock_guard<std::mutex> lock(g_registry_mu);
+      --w->state->users;
+    }
+    Release(w->shared);
+    w->fn->Release(napi_tsfn_release);
+    napi_reject_deferred(env, w->deferred, MakeError(env, LARDER_NO_MEMORY, "no thread"));
+    delete w;
+  }
   return promise;
 }
 
 napi_value WbStats(napi_env env, napi_callback_info info) {
   UNPACK(1);
-  if (h->shared->wb == nullptr) return Undefined(env);
+  if (!h->owns_wb) return Undefined(env);
   larder_write_behind_stats s;
   s.struct_size = sizeof s;
-  larder_status st = larder_write_behind_stats_get(h->shared->wb, &s);
+  larder_status st = larder_write_behind_stats_get(h->shared->wbs->wb, &s);
   if (st != LARDER_OK) return Throw(env, st);
   napi_value out;
   napi_create_object(env, &out);
@@ -1592,20 +1689,22 @@ napi_value WbStats(napi_env env, napi_callback_info info) {
 // the writes wait there for the next open, without one they are lost
 // (index.js warns; close() drains properly).
 void AbandonWriteBehind(Handle* h) {
-  Shared* sh = h->shared;
-  if (!h->owns_wb || sh->wb == nullptr) return;
+  if (!h->owns_wb) return;
   h->owns_wb = false;
-  if (sh->wb_bridge) sh->wb_bridge->FailAll("the JavaScript environment is closing");
-  larder_write_behind_close(sh->wb, 1);  // leave what is queued (journal) at once
-  larder_write_behind_destroy(sh->wb);
-  sh->wb = nullptr;
-  if (sh->wb_bridge) {
-    napi_release_threadsafe_function(sh->wb_bridge->batch_tsfn, napi_tsfn_abort);
-    if (sh->wb_bridge->dead_tsfn) {
-      napi_release_threadsafe_function(sh->wb_bridge->dead_tsfn, napi_tsfn_abort);
-    }
-    sh->wb_bridge.reset();
+  Shared* sh = h->shared;
+  WbState* state;
+  bool now;
+  {
+    std::lock_guard<std::mutex> lock(g_registry_mu);
+    state = sh->wbs;
+    sh->wbs = nullptr;
+    state->abandoned = true;
+    now = state->users == 0;
   }
+  // No JavaScript will write a batch any more: the flusher's calls fail at
+  // once (and a flush running on the pool returns), then the queue goes.
+  state->bridge->FailAll("the JavaScript environment is closing");
+  if (now) DestroyWriteBehind(state);
 }
 
 // wbRelease(): after a drained close, frees the queue and its bridge.
@@ -1796,7 +1895,10 @@ void CleanupEnv(void* arg) {
   std::set<Handle*> open;
   open.swap(d->handles);
   for (Handle* h : open) {
-    if (h->owns_wb && h->shared->wb_bridge) h->shared->wb_bridge->FailAll("worker ended");
+    if (h->owns_wb) {
+      std::lock_guard<std::mutex> lock(g_registry_mu);
+      if (h->shared->wbs) h->shared->wbs->bridge->FailAll("worker ended");
+    }
   }
   for (Handle* h : open) {
     h->env->handles.insert(h);  // CloseHandle erases it

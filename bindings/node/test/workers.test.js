@@ -163,3 +163,37 @@ test('fetch: callers in two workers share one load', async () => {
   assert.strictEqual(calls, 1);
   await main.close();
 });
+
+test('a worker that ends while it waits for another worker\'s load: the load completes safely', () => {
+  // Node deletes a worker's thread-safe functions when the worker ends, however
+  // many other threads still hold them; the load completing afterwards (on the
+  // main thread) must not call into the gone worker.
+  const { spawnSync } = require('node:child_process');
+  const script = `
+    const { Worker } = require('node:worker_threads');
+    const { LarderCache } = require(${JSON.stringify(pkg)});
+    (async () => {
+      for (let round = 0; round < 20; round++) {
+        let release;
+        const gate = new Promise((r) => { release = r; });
+        const c = new LarderCache({ max: 10, fetchMethod: async () => { await gate; return 'v' + round; } });
+        const leader = c.fetch('k');
+        const w = new Worker(\`
+          const { parentPort, workerData } = require('node:worker_threads');
+          const { LarderCache } = require(\${JSON.stringify(${JSON.stringify(pkg)})});
+          const c = new LarderCache({ handle: workerData.handle, fetchMethod: async () => 'never' });
+          c.fetch('k');
+          parentPort.postMessage('waiting');\`, { eval: true, workerData: { handle: c.share() } });
+        await new Promise((r) => w.once('message', r));
+        await w.terminate();
+        release();
+        if (await leader !== 'v' + round) process.exit(3);
+        await c.close();
+      }
+      console.log('ok');
+    })();`;
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60000 });
+  assert.strictEqual(r.signal, null, `killed by ${r.signal}: ${r.stderr}`);
+  assert.strictEqual(r.status, 0, r.stderr);
+  assert.match(r.stdout, /ok/);
+});

@@ -161,3 +161,20 @@ test('write() without a writer says so', async () => {
   assert.throws(() => new LarderCache({ max: 1, writeMethod: () => {}, writeBehind: { writeBatch() {} } }), TypeError);
   assert.throws(() => new LarderCache({ max: 1, writeBehind: { writeBatch() {}, flushEvery: 1 } }), /unknown option/);
 });
+
+test('write-behind: a worker terminated during a flush neither hangs nor crashes the process', () => {
+  const r = spawnSync(process.execPath, ['-e', `
+    const { Worker } = require('node:worker_threads');
+    const w = new Worker(\`
+      const { parentPort } = require('node:worker_threads');
+      const { LarderCache } = require(${JSON.stringify(pkg)});
+      const c = new LarderCache({ max: 10, writeBehind: {
+        writeBatch: () => new Promise(() => {}), maxDelay: 1, maxAttempts: 2, retryDelay: 1 } });
+      c.write('k', 'v').then(() => { c.flush(); setTimeout(() => parentPort.postMessage('flushing'), 20); });\`,
+      { eval: true });
+    w.on('message', () => w.terminate());
+    w.on('exit', () => console.log('worker gone'));`], { encoding: 'utf8', timeout: 30000 });
+  assert.strictEqual(r.signal, null, r.stderr);
+  assert.strictEqual(r.status, 0, r.stderr);
+  assert.match(r.stdout, /worker gone/);
+});
