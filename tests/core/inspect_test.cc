@@ -2,8 +2,10 @@
 // what bindings need to mirror caches like lru-cache (peek, getRemainingTTL,
 // allowStale, updateAgeOnGet, iteration in LRU order, forceRefresh).
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -262,6 +264,44 @@ TEST(LoadResult, ACustomChargeWeighsTheLoadedEntry) {
   EXPECT_EQ(cache->Size(), 2u);  // 3 x 40 > 100: the oldest went
   EXPECT_EQ(cache->Charge(), 80u);
   EXPECT_EQ(GetOr(*cache, "a"), "<miss>");
+}
+
+TEST(Touch, ReadersSnapshotsAndTouchesRunTogether) {
+  Options o;
+  o.capacity_bytes = 1 << 20;
+  o.capacity_entries = 256;
+  o.stripes = 2;
+  auto cache = MakeCache(o);
+  for (int i = 0; i < 200; ++i) cache->Put("k" + std::to_string(i), "value", {.ttl = 1h});
+  std::atomic<bool> stop{false};
+  std::atomic<long> reads{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      std::string v;
+      for (int i = 0; !stop.load(); ++i) {
+        if (cache->Get("k" + std::to_string((i * 7 + t) % 200), &v) == Status::kOk) {
+          EXPECT_EQ(v, "value");
+          reads.fetch_add(1);
+        }
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    for (int i = 0; !stop.load(); ++i) cache->Touch("k" + std::to_string(i % 200), 2h);
+  });
+  threads.emplace_back([&] {
+    while (!stop.load()) {
+      std::vector<SnapshotEntry> snap = cache->Snapshot(true);
+      for (const SnapshotEntry& e : snap) EXPECT_EQ(e.pin.value(), "value");
+      cache->Put("extra" + std::to_string(snap.size()), "value");
+    }
+  });
+  std::this_thread::sleep_for(200ms);
+  stop.store(true);
+  for (std::thread& t : threads) t.join();
+  EXPECT_GT(reads.load(), 0);
+  EXPECT_LE(cache->Size(), 256u);
 }
 
 }  // namespace
