@@ -331,9 +331,16 @@ class LarderCache {
     if (this.ttlAutopurge && ttl > 0) {
       // lru-cache removes each item at its expiry with a timer; this sweeps
       // the expired ones (reporting 'expire') a few times per TTL.
-      this.#autopurge = setInterval(() => { if (!this.#closed) this.purgeStale(); },
-                                    Math.max(10, Math.min(1000, ttl / 2)));
-      this.#autopurge.unref();
+      // The timer holds the cache weakly: a cache dropped without close()
+      // can still be collected (and its timer then stops).
+      const self = new WeakRef(this);
+      const timer = setInterval(() => {
+        const c = self.deref();
+        if (c === undefined || c.#closed) clearInterval(timer);
+        else c.purgeStale();
+      }, Math.max(10, Math.min(1000, ttl / 2)));
+      timer.unref();
+      this.#autopurge = timer;
     }
   }
 

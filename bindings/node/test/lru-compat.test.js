@@ -394,3 +394,13 @@ test('changing a setting on the instance changes later calls, as on lru-cache', 
   c.allowStale = false;
   assert.strictEqual(c.get('a'), undefined);
 });
+
+test('ttlAutopurge removes expired entries without a read (reason expire)', async () => {
+  const log = [];
+  const c = new LarderCache({ ttl: 20, ttlAutopurge: true, dispose: (v, k, r) => log.push([k, r]) });
+  c.set('a', 1);
+  await new Promise((r) => setTimeout(r, 120));
+  assert.deepStrictEqual(log, [['a', 'expire']]);
+  assert.strictEqual(c.size, 0);
+  await c.close();
+});
