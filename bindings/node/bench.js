@@ -17,7 +17,7 @@ function arg(name, fallback) {
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 }
 
-const PKG = process.env.LARDER_NODE_PACKAGE || __dirname;
+const PKG = process.env.LARDER_NODE_PACKAGE ? path.resolve(process.env.LARDER_NODE_PACKAGE) : __dirname;
 
 function loadLruCache() {
   try {

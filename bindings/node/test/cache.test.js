@@ -6,7 +6,7 @@ const assert = require('node:assert');
 const path = require('node:path');
 const { Worker } = require('node:worker_threads');
 
-const pkg = process.env.LARDER_NODE_PACKAGE || path.join(__dirname, '..');
+const pkg = require('../test-support').pkg;
 const { LarderCache, LarderError, version } = require(pkg);
 
 test('set and get strings, Buffers and structured values', () => {

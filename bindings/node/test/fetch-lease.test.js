@@ -6,7 +6,7 @@ const test = require('node:test');
 const assert = require('node:assert');
 const path = require('node:path');
 
-const pkg = process.env.LARDER_NODE_PACKAGE || path.join(__dirname, '..');
+const pkg = require('../test-support').pkg;
 const { LarderCache } = require(pkg);
 
 // Rejects if p has not settled within ms: a hang fails the test instead of

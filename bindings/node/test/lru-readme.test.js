@@ -19,7 +19,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 
-const pkgDir = process.env.LARDER_NODE_PACKAGE || path.join(__dirname, '..');
+const pkgDir = require('../test-support').pkg;
 const devModules = path.join(__dirname, '..', 'node_modules');
 const lruDir = path.join(devModules, 'lru-cache');
 const haveDeps = fs.existsSync(path.join(lruDir, 'README.md')) &&

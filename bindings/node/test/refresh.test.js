@@ -5,7 +5,7 @@ const test = require('node:test');
 const assert = require('node:assert');
 const path = require('node:path');
 
-const pkg = process.env.LARDER_NODE_PACKAGE || path.join(__dirname, '..');
+const pkg = require('../test-support').pkg;
 const { LarderCache } = require(pkg);
 
 function clock() {

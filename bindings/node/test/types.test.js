@@ -11,7 +11,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 
-const pkgDir = process.env.LARDER_NODE_PACKAGE || path.join(__dirname, '..');
+const pkgDir = require('../test-support').pkg;
 const devModules = path.join(__dirname, '..', 'node_modules');
 
 // Typical lru-cache code, typed with LRUCache<K, V> (and its namespace).

@@ -7,7 +7,7 @@ const assert = require('node:assert');
 const path = require('node:path');
 const v8 = require('node:v8');
 
-const pkg = process.env.LARDER_NODE_PACKAGE || path.join(__dirname, '..');
+const pkg = require('../test-support').pkg;
 const { LarderCache } = require(pkg);
 
 const roundTrips = [

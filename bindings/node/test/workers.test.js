@@ -8,7 +8,7 @@ const assert = require('node:assert');
 const path = require('node:path');
 const { Worker } = require('node:worker_threads');
 
-const pkg = process.env.LARDER_NODE_PACKAGE || path.join(__dirname, '..');
+const pkg = require('../test-support').pkg;
 
 test('50 workers load the addon, use a cache and exit; the main thread goes on', async () => {
   const { LarderCache } = require(pkg);

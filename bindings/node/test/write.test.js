@@ -8,7 +8,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 
-const pkg = process.env.LARDER_NODE_PACKAGE || path.join(__dirname, '..');
+const pkg = require('../test-support').pkg;
 const { LarderCache } = require(pkg);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
