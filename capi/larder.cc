@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <unordered_set>
+#include <vector>
 
 #include "epoch.h"
 #include "larder/cache.h"
@@ -105,6 +106,10 @@ struct larder_cache {
   std::unique_ptr<larder::Cache> cache;
 };
 
+struct larder_snapshot {
+  std::vector<larder::SnapshotEntry> entries;
+};
+
 struct larder_load_result {
   LoadResult result;
   bool set = false;
@@ -186,6 +191,29 @@ larder_status Deliver(FetchResult r, larder_value* out, larder_fetch_info* info)
   FillValue(out, std::move(r.value));
   return status;
 }
+
+void FillEntryInfo(larder_entry_info* info, const larder::EntryInfo& e) {
+  if (info == nullptr) return;
+  const size_t n = info->struct_size;
+  if (n >= offsetof(larder_entry_info, stale) + sizeof info->stale) info->stale = e.stale;
+  if (n >= offsetof(larder_entry_info, expires) + sizeof info->expires) info->expires = e.expires;
+  if (n >= offsetof(larder_entry_info, remaining_ns) + sizeof info->remaining_ns) {
+    info->remaining_ns = e.remaining.count();
+  }
+  if (n >= offsetof(larder_entry_info, refresh_due) + sizeof info->refresh_due) {
+    info->refresh_due = e.refresh_due;
+  }
+}
+
+bool EntryInfoUsable(const larder_entry_info* info) {
+  return info == nullptr || info->struct_size >= offsetof(larder_entry_info, stale) + sizeof(int);
+}
+
+// The three answers of BeginFetch and BeginRefresh, as larder_fetch_begin
+// and larder_refresh_begin give them.
+larder_status HandOut(larder::FetchLookup lookup, std::unique_ptr<larder_lease> lease_handle,
+                      std::unique_ptr<larder_ticket> ticket_handle, int* kind, larder_value* out,
+                      larder_fetch_info* info, larder_lease** lease, larder_ticket** ticket);
 
 bool ValueSlotUsable(const larder_value* v) {
   return v != nullptr && v->struct_size >= sizeof(larder_value) && v->internal_ == nullptr;
@@ -435,6 +463,83 @@ larder_status larder_value_release(larder_value* v) {
   LARDER_GUARD_END
 }
 
+larder_status larder_read(larder_cache* c, const void* key, size_t key_size, unsigned flags,
+                          void* buffer, size_t buffer_size, size_t* value_size,
+                          larder_entry_info* info) {
+  LARDER_GUARD_BEGIN
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  if (!ValidBytes(key, key_size) || value_size == nullptr || !ValidBytes(buffer, buffer_size) ||
+      (flags & ~(LARDER_READ_PEEK | LARDER_READ_ALLOW_STALE)) != 0 || !EntryInfoUsable(info)) {
+    return LARDER_INVALID_ARGUMENT;
+  }
+  larder::ReadOptions options;
+  options.peek = (flags & LARDER_READ_PEEK) != 0;
+  options.allow_stale = (flags & LARDER_READ_ALLOW_STALE) != 0;
+  larder::EntryInfo details;
+  bool fits = true;
+  Status s = c->cache->Read(
+      View(key, key_size), options,
+      [&](std::string_view v) {
+        *value_size = v.size();
+        fits = v.size() <= buffer_size;
+        if (fits && !v.empty()) std::memcpy(buffer, v.data(), v.size());
+      },
+      &details);
+  FillEntryInfo(info, details);
+  if (s == Status::kOk && !fits) return LARDER_BUFFER_TOO_SMALL;
+  return Code(s);
+  LARDER_GUARD_END
+}
+
+larder_status larder_touch(larder_cache* c, const void* key, size_t key_size, int64_t ttl_ns) {
+  LARDER_GUARD_BEGIN
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  if (!ValidBytes(key, key_size) || ttl_ns < 0) return LARDER_INVALID_ARGUMENT;
+  return Code(c->cache->Touch(View(key, key_size), std::chrono::nanoseconds(ttl_ns)));
+  LARDER_GUARD_END
+}
+
+larder_status larder_snapshot_create(larder_cache* c, unsigned flags, larder_snapshot** out) {
+  LARDER_GUARD_BEGIN
+  if (out == nullptr) return LARDER_INVALID_ARGUMENT;
+  *out = nullptr;
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  if ((flags & ~LARDER_SNAPSHOT_INCLUDE_STALE) != 0) return LARDER_INVALID_ARGUMENT;
+  auto snapshot = std::make_unique<larder_snapshot>();
+  snapshot->entries = c->cache->Snapshot((flags & LARDER_SNAPSHOT_INCLUDE_STALE) != 0);
+  *out = snapshot.release();
+  return LARDER_OK;
+  LARDER_GUARD_END
+}
+
+size_t larder_snapshot_size(const larder_snapshot* snapshot) {
+  return snapshot == nullptr ? 0 : snapshot->entries.size();
+}
+
+larder_status larder_snapshot_entry(const larder_snapshot* snapshot, size_t index, const void** key,
+                                    size_t* key_size, const void** value, size_t* value_size,
+                                    larder_entry_info* info) {
+  LARDER_GUARD_BEGIN
+  if (snapshot == nullptr || index >= snapshot->entries.size() || !EntryInfoUsable(info)) {
+    return LARDER_INVALID_ARGUMENT;
+  }
+  const larder::SnapshotEntry& e = snapshot->entries[index];
+  if (key != nullptr) *key = e.pin.key().data();
+  if (key_size != nullptr) *key_size = e.pin.key().size();
+  if (value != nullptr) *value = e.pin.value().data();
+  if (value_size != nullptr) *value_size = e.pin.value().size();
+  FillEntryInfo(info, e.info);
+  return LARDER_OK;
+  LARDER_GUARD_END
+}
+
+void larder_snapshot_free(larder_snapshot* snapshot) {
+  try {
+    delete snapshot;
+  } catch (...) {
+  }
+}
+
 larder_status larder_contains(larder_cache* c, const void* key, size_t key_size) {
   LARDER_GUARD_BEGIN
   if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
@@ -610,22 +715,12 @@ larder_status larder_refresh(larder_cache* c, const void* key, size_t key_size) 
   LARDER_GUARD_END
 }
 
-larder_status larder_fetch_begin(larder_cache* c, const void* key, size_t key_size, int* kind,
-                                 larder_value* out, larder_fetch_info* info, larder_lease** lease,
-                                 larder_ticket** ticket) {
-  LARDER_GUARD_BEGIN
-  if (kind == nullptr || lease == nullptr || ticket == nullptr) return LARDER_INVALID_ARGUMENT;
-  // Every answer but LEAD and WAIT, argument errors included, is DONE.
-  *kind = LARDER_FETCH_DONE;
-  *lease = nullptr;
-  *ticket = nullptr;
-  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
-  if (!ValidBytes(key, key_size) || !ValueSlotUsable(out)) return LARDER_INVALID_ARGUMENT;
-  // Allocate the handles first, so running out of memory cannot strand a
-  // flight that was already created.
-  auto lease_handle = std::make_unique<larder_lease>();
-  auto ticket_handle = std::make_unique<larder_ticket>();
-  larder::FetchLookup lookup = c->cache->BeginFetch(View(key, key_size));
+}  // extern "C"
+
+namespace {
+larder_status HandOut(larder::FetchLookup lookup, std::unique_ptr<larder_lease> lease_handle,
+                      std::unique_ptr<larder_ticket> ticket_handle, int* kind, larder_value* out,
+                      larder_fetch_info* info, larder_lease** lease, larder_ticket** ticket) {
   switch (lookup.kind) {
     case larder::FetchLookup::Kind::kDone:
       return Deliver(std::move(lookup.result), out, info);
@@ -641,22 +736,72 @@ larder_status larder_fetch_begin(larder_cache* c, const void* key, size_t key_si
       return LARDER_OK;
   }
   return LARDER_INTERNAL;
+}
+
+// The outputs every fetch-style call must have. Every answer but LEAD and
+// WAIT, argument errors included, leaves DONE and no handles behind.
+bool FetchOutputsReset(int* kind, larder_lease** lease, larder_ticket** ticket) {
+  if (kind == nullptr || lease == nullptr || ticket == nullptr) return false;
+  *kind = LARDER_FETCH_DONE;
+  *lease = nullptr;
+  *ticket = nullptr;
+  return true;
+}
+}  // namespace
+
+extern "C" {
+
+larder_status larder_fetch_begin(larder_cache* c, const void* key, size_t key_size, int* kind,
+                                 larder_value* out, larder_fetch_info* info, larder_lease** lease,
+                                 larder_ticket** ticket) {
+  LARDER_GUARD_BEGIN
+  if (!FetchOutputsReset(kind, lease, ticket)) return LARDER_INVALID_ARGUMENT;
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  if (!ValidBytes(key, key_size) || !ValueSlotUsable(out)) return LARDER_INVALID_ARGUMENT;
+  // Allocate the handles first, so running out of memory cannot strand a
+  // flight that was already created.
+  auto lease_handle = std::make_unique<larder_lease>();
+  auto ticket_handle = std::make_unique<larder_ticket>();
+  return HandOut(c->cache->BeginFetch(View(key, key_size)), std::move(lease_handle),
+                 std::move(ticket_handle), kind, out, info, lease, ticket);
+  LARDER_GUARD_END
+}
+
+larder_status larder_refresh_begin(larder_cache* c, const void* key, size_t key_size, int* kind,
+                                   larder_value* out, larder_fetch_info* info, larder_lease** lease,
+                                   larder_ticket** ticket) {
+  LARDER_GUARD_BEGIN
+  if (!FetchOutputsReset(kind, lease, ticket)) return LARDER_INVALID_ARGUMENT;
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  if (!ValidBytes(key, key_size) || !ValueSlotUsable(out)) return LARDER_INVALID_ARGUMENT;
+  auto lease_handle = std::make_unique<larder_lease>();
+  auto ticket_handle = std::make_unique<larder_ticket>();
+  return HandOut(c->cache->BeginRefresh(View(key, key_size)), std::move(lease_handle),
+                 std::move(ticket_handle), kind, out, info, lease, ticket);
   LARDER_GUARD_END
 }
 
 larder_status larder_lease_complete_value(larder_lease* lease, const void* value, size_t value_size,
                                           int64_t ttl_ns, larder_value* out) {
+  return larder_lease_complete_value_charged(lease, value, value_size, ttl_ns, 0, out);
+}
+
+larder_status larder_lease_complete_value_charged(larder_lease* lease, const void* value,
+                                                  size_t value_size, int64_t ttl_ns,
+                                                  uint64_t charge, larder_value* out) {
   LARDER_GUARD_BEGIN
   if (lease == nullptr) return LARDER_INVALID_ARGUMENT;
   // The lease is consumed even when the arguments are bad: its flight then
   // fails ("load abandoned") rather than leaving the key stuck.
   std::unique_ptr<larder_lease> owned(lease);
-  if (!ValidBytes(value, value_size) || ttl_ns < 0 || (out != nullptr && !ValueSlotUsable(out))) {
+  if (!ValidBytes(value, value_size) || ttl_ns < 0 || (out != nullptr && !ValueSlotUsable(out)) ||
+      charge > UINT32_MAX) {
     return LARDER_INVALID_ARGUMENT;
   }
-  return Deliver(owned->lease.Complete(LoadResult::Value(std::string(View(value, value_size)),
-                                                         std::chrono::nanoseconds(ttl_ns))),
-                 out, nullptr);
+  LoadResult result =
+      LoadResult::Value(std::string(View(value, value_size)), std::chrono::nanoseconds(ttl_ns));
+  result.charge = static_cast<size_t>(charge);
+  return Deliver(owned->lease.Complete(std::move(result)), out, nullptr);
   LARDER_GUARD_END
 }
 

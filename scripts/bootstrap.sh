@@ -18,6 +18,15 @@ packages=(
   python3-cachetools             # the Python benchmark's baseline (python -m larder.bench)
 )
 
+# Node.js, for the addon and its tests: Debian's nodejs and npm, unless a
+# node is installed already (any version from 18 on; its Node-API headers
+# are used when it has them, see below).
+if ! command -v node > /dev/null 2>&1; then
+  packages+=(nodejs npm)
+elif ! command -v npm > /dev/null 2>&1; then
+  packages+=(npm)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -36,3 +45,14 @@ fi
 
 # jemalloc for the engine, built privately from Debian's source package.
 "$(dirname "${BASH_SOURCE[0]}")/jemalloc.sh"
+
+# The Node package's devDependencies, pinned by its package-lock.json:
+# node-api-headers (the headers CMake falls back to when node came without
+# its own, as Debian's nodejs does) and what the tests compare with
+# (lru-cache, typescript). Only when missing or older than the lock file.
+node_pkg="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/bindings/node"
+if [[ ! -f "$node_pkg/node_modules/.package-lock.json" ||
+      "$node_pkg/package-lock.json" -nt "$node_pkg/node_modules/.package-lock.json" ]]; then
+  echo "bootstrap: npm ci in bindings/node"
+  (cd "$node_pkg" && npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -373,6 +373,61 @@ typedef struct larder_stats {
  * offsetof(larder_stats, hits) + 8. */
 LARDER_API larder_status larder_cache_stats(larder_cache *cache, larder_stats *out);
 
+/* ---- Reading with choices; snapshots ------------------------------------ */
+
+#define LARDER_READ_PEEK 1u        /* a look only: no LRU promotion, no hit/miss, no refresh */
+#define LARDER_READ_ALLOW_STALE 2u /* also an expired value the cache still keeps */
+
+/* What larder_read and snapshots report about an entry. */
+typedef struct larder_entry_info {
+  size_t struct_size;   /* set by the caller */
+  int stale;            /* 1: past its TTL (returned only with LARDER_READ_ALLOW_STALE) */
+  int expires;          /* 0: the entry has no TTL */
+  int64_t remaining_ns; /* time until expiry, negative once stale; 0 when it does not expire */
+  int refresh_due;      /* early refresh drew for this hit and says refresh now (see below) */
+} larder_entry_info;
+
+/* larder_get with choices (flags: LARDER_READ_*) and details (info, may be
+ * NULL). The cache keeps expired values for max(stale_while_revalidate,
+ * stale_if_error) past their expiry; LARDER_READ_ALLOW_STALE returns them,
+ * info->stale set. A cache without a loader does not refresh early by
+ * itself: info->refresh_due tells the caller to (larder_refresh_begin).
+ * Buffer and size as larder_get (LARDER_BUFFER_TOO_SMALL: retry; info is
+ * filled either way). Thread-safe. */
+LARDER_API larder_status larder_read(larder_cache *cache, const void *key, size_t key_size,
+                                     unsigned flags, void *buffer, size_t buffer_size,
+                                     size_t *value_size, larder_entry_info *info);
+
+/* Restarts the TTL of key's live value: it expires ttl_ns from now (0: the
+ * default TTL; none if that is 0 too). Keeps the value and its LRU position;
+ * reports no removal. LARDER_NOT_FOUND when there is no live value.
+ * Thread-safe. */
+LARDER_API larder_status larder_touch(larder_cache *cache, const void *key, size_t key_size,
+                                      int64_t ttl_ns);
+
+/* A snapshot: every value in the cache with its key and info, most recently
+ * used first. The order is exact LRU within a stripe; stripes are merged by
+ * relative rank (exact with one stripe). Entries stay readable (pinned)
+ * until larder_snapshot_free, whatever happens to the cache meanwhile. */
+typedef struct larder_snapshot larder_snapshot;
+#define LARDER_SNAPSHOT_INCLUDE_STALE 1u /* also expired values the cache still keeps */
+
+/* Takes a snapshot (flags: LARDER_SNAPSHOT_*) into *out; free it with
+ * larder_snapshot_free. Thread-safe; the snapshot belongs to one thread. */
+LARDER_API larder_status larder_snapshot_create(larder_cache *cache, unsigned flags,
+                                                larder_snapshot **out);
+/* Entries in the snapshot (0 for NULL). */
+LARDER_API size_t larder_snapshot_size(const larder_snapshot *snapshot);
+/* Entry `index` (0: the most recently used): pointers valid until the
+ * snapshot is freed; any out-parameter may be NULL. LARDER_INVALID_ARGUMENT
+ * for an index out of range. */
+LARDER_API larder_status larder_snapshot_entry(const larder_snapshot *snapshot, size_t index,
+                                               const void **key, size_t *key_size,
+                                               const void **value, size_t *value_size,
+                                               larder_entry_info *info);
+/* NULL is a no-op. */
+LARDER_API void larder_snapshot_free(larder_snapshot *snapshot);
+
 /* ---- Loading (single-flight) -------------------------------------------- */
 
 /* Details of a fetch; optional everywhere (NULL). */
@@ -422,6 +477,16 @@ LARDER_API larder_status larder_fetch_begin(larder_cache *cache, const void *key
                                             int *kind, larder_value *out, larder_fetch_info *info,
                                             larder_lease **lease, larder_ticket **ticket);
 
+/* A refresh the caller runs itself (a binding's "force refresh", or early
+ * refresh when larder_read says refresh_due), as larder_fetch_begin: LEAD
+ * gives a lease to complete (the current value stays readable meanwhile; a
+ * value replaces it, "not found" removes it, an error keeps it); WAIT a
+ * ticket when a load or refresh of the key is already under way; DONE when
+ * a pending write-behind write answers instead (the store is behind it). */
+LARDER_API larder_status larder_refresh_begin(larder_cache *cache, const void *key, size_t key_size,
+                                              int *kind, larder_value *out, larder_fetch_info *info,
+                                              larder_lease **lease, larder_ticket **ticket);
+
 /* Complete a lease (each consumes and frees it, even when it returns
  * LARDER_INVALID_ARGUMENT for bad value arguments: the flight then fails as
  * abandoned): delivers the outcome to all waiters, installs it unless a write
@@ -431,6 +496,11 @@ LARDER_API larder_status larder_fetch_begin(larder_cache *cache, const void *key
 LARDER_API larder_status larder_lease_complete_value(larder_lease *lease, const void *value,
                                                      size_t value_size, int64_t ttl_ns,
                                                      larder_value *out);
+/* As larder_lease_complete_value, with the entry's weight toward
+ * capacity_bytes given explicitly (charge > 0), as larder_put_charged. */
+LARDER_API larder_status larder_lease_complete_value_charged(larder_lease *lease, const void *value,
+                                                             size_t value_size, int64_t ttl_ns,
+                                                             uint64_t charge, larder_value *out);
 LARDER_API larder_status larder_lease_complete_not_found(larder_lease *lease);
 LARDER_API larder_status larder_lease_complete_error(larder_lease *lease, const char *message);
 /* Gives the duty up: waiters get LARDER_LOAD_FAILED ("load abandoned").

@@ -364,6 +364,128 @@ Status Cache::VisitWith(std::string_view key, void (*fn)(std::string_view, void*
   return Status::kOk;
 }
 
+namespace {
+void FillEntryInfo(const Entry* e, int64_t now, EntryInfo* info) {
+  info->expires = e->expiry_nanos != 0;
+  info->stale = e->ExpiredAt(now);
+  int64_t left = 0;
+  if (e->expiry_nanos != 0 && __builtin_sub_overflow(e->expiry_nanos, now, &left)) {
+    left = std::numeric_limits<int64_t>::max();  // an injected clock far in the past
+  }
+  info->remaining = std::chrono::nanoseconds(left);
+}
+}  // namespace
+
+Status Cache::ReadWith(std::string_view key, const ReadOptions& options,
+                       void (*fn)(std::string_view, void*), void* context, EntryInfo* info) {
+  if (info != nullptr) *info = EntryInfo{};
+  if (Status s = CheckKey(key); s != Status::kOk) return s;
+  const uint64_t hash = internal::HashKey(key);
+  Stripe& stripe = StripeFor(hash);
+  bool refresh = false;
+  {
+    internal::ReclaimAfterRead reclaim(stripe);
+    ReadGuard guard;
+    Entry* e = stripe.FindAny(hash, key);
+    int64_t now = 0;
+    bool stale = false;
+    if (e != nullptr && e->expiry_nanos != 0 && e->ExpiredAt(now = clock_->NowNanos())) {
+      if (options.allow_stale && e->is_value()) {
+        stale = true;
+      } else {
+        e = nullptr;
+      }
+    }
+    if (e == nullptr) {
+      std::optional<std::string> pending;
+      if (LookupPending(key, &pending)) {  // read-your-writes (write-behind)
+        if (!pending) {
+          if (!options.peek) stripe.RecordMiss(guard.thread_id());
+          return Status::kNotFound;
+        }
+        if (fn != nullptr) fn(*pending, context);
+        if (!options.peek) stripe.RecordHit(nullptr, guard.thread_id());
+        return Status::kOk;
+      }
+      if (!options.peek) stripe.RecordMiss(guard.thread_id());
+      return Status::kNotFound;
+    }
+    if (!e->is_value()) {
+      if (!options.peek) stripe.RecordNegativeHit(guard.thread_id());
+      return Status::kNotFound;
+    }
+    if (fn != nullptr) fn(e->value(), context);
+    if (info != nullptr) {
+      if (e->expiry_nanos != 0 && now == 0) now = clock_->NowNanos();
+      FillEntryInfo(e, now, info);
+    }
+    if (!options.peek) {
+      if (stale) {
+        stripe.RecordStaleHit(e, guard.thread_id());
+      } else {
+        stripe.RecordHit(e, guard.thread_id());
+        if (e->expiry_nanos != 0 && ShouldRefreshEarly(e, now)) {
+          // With a cache loader the engine refreshes, as on every read;
+          // without one the caller hears that it should.
+          if (options_.loader) {
+            refresh = true;
+          } else if (info != nullptr) {
+            info->refresh_due = true;
+          }
+        }
+      }
+    }
+  }
+  if (refresh) StartRefresh(stripe, hash, key, options_.loader);
+  return Status::kOk;
+}
+
+Status Cache::Touch(std::string_view key, std::chrono::nanoseconds ttl) {
+  if (Status s = CheckKey(key); s != Status::kOk) return s;
+  if (ttl.count() < 0) return Status::kInvalidArgument;
+  const uint64_t hash = internal::HashKey(key);
+  const int64_t now = clock_->NowNanos();
+  const int64_t t = (ttl.count() != 0 ? ttl : options_.default_ttl).count();
+  int64_t expiry = 0;
+  if (t > 0 && t < std::numeric_limits<int64_t>::max() - now) expiry = now + t;
+  Removals removed;
+  Status s = StripeFor(hash).Touch(hash, key, expiry, now, &removed);
+  NotifyRemovals(removed);
+  return s;
+}
+
+std::vector<SnapshotEntry> Cache::Snapshot(bool include_stale) {
+  const int64_t now = clock_->NowNanos();
+  std::vector<std::vector<Entry*>> lists(stripe_count_);
+  size_t total = 0;
+  for (size_t i = 0; i < stripe_count_; ++i) {
+    stripes_[i]->Snapshot(now, include_stale, &lists[i]);
+    total += lists[i].size();
+  }
+  // Merge: the j-th of a stripe's n entries goes at relative rank (j+0.5)/n,
+  // the best guess of its global position when keys spread evenly.
+  struct Ranked {
+    double rank;
+    Entry* e;
+  };
+  std::vector<Ranked> all;
+  all.reserve(total);
+  for (const std::vector<Entry*>& list : lists) {
+    const double n = static_cast<double>(list.size());
+    for (size_t j = 0; j < list.size(); ++j) {
+      all.push_back({(static_cast<double>(j) + 0.5) / n, list[j]});
+    }
+  }
+  std::stable_sort(all.begin(), all.end(),
+                   [](const Ranked& a, const Ranked& b) { return a.rank < b.rank; });
+  std::vector<SnapshotEntry> out(all.size());
+  for (size_t i = 0; i < all.size(); ++i) {
+    FillEntryInfo(all[i].e, now, &out[i].info);
+    out[i].pin = internal::PinAccess::Adopt(all[i].e);  // the snapshot's reference
+  }
+  return out;
+}
+
 Status Cache::Get(std::string_view key, std::string* out) {
   if (out == nullptr) return Status::kInvalidArgument;
   return Visit(key, [out](std::string_view v) { out->assign(v.data(), v.size()); });

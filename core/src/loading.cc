@@ -263,6 +263,59 @@ Status Cache::Refresh(std::string_view key) {
   return Status::kOk;
 }
 
+FetchLookup Cache::BeginRefresh(std::string_view key) {
+  FetchLookup out;
+  if (Status s = CheckKey(key); s != Status::kOk) {
+    out.result = Answer(s, FetchSource::kNone);
+    return out;
+  }
+  if (ThisThreadIsLoading(this, key)) {
+    out.result = Answer(Status::kRecursiveLoad, FetchSource::kNone,
+                        "the loader of this key asked the cache for the same key");
+    return out;
+  }
+  // As in StartRefresh: never refresh from a store a pending write-behind
+  // write is ahead of; the queue answers instead.
+  auto answer_from_queue = [&](std::optional<std::string>& pending) {
+    if (!pending) {
+      out.result = Answer(Status::kNotFound, FetchSource::kHit);
+      return;
+    }
+    Entry* copy = internal::NewEntry(key, *pending, 0, internal::HashKey(key));
+    if (copy == nullptr) {
+      out.result = Answer(Status::kNoMemory, FetchSource::kNone);
+      return;
+    }
+    out.result = Answer(Status::kOk, FetchSource::kHit);
+    out.result.value = PinAccess::Adopt(copy);
+  };
+  if (std::optional<std::string> pending; LookupPending(key, &pending)) {
+    answer_from_queue(pending);
+    return out;
+  }
+  const uint64_t hash = internal::HashKey(key);
+  bool lead = false;
+  std::shared_ptr<Flight> flight =
+      StripeFor(hash).LeadRefresh(this, hash, key, clock_->NowNanos(), &lead);
+  if (!lead) {
+    out.kind = FetchLookup::Kind::kWait;
+    out.ticket = LoadTicket(std::move(flight));
+    return out;
+  }
+  LoadLease lease(this, std::move(flight));
+  // A write enqueued between the check above and the registration.
+  internal::ReachTestPoint(internal::TestPoint::kRefreshRegistered, key);
+  if (std::optional<std::string> pending; LookupPending(key, &pending)) {
+    out.result =
+        lease.Complete(pending ? LoadResult::Value(std::move(*pending)) : LoadResult::NotFound());
+    out.result.source = FetchSource::kHit;
+    return out;
+  }
+  out.kind = FetchLookup::Kind::kLead;
+  out.lease = std::move(lease);
+  return out;
+}
+
 namespace {
 
 // A refresh waiting to run. Whoever claims the flight runs it; if the task is
@@ -352,14 +405,16 @@ FetchResult Cache::CompleteFlight(const std::shared_ptr<Flight>& flight, LoadRes
     case LoadResult::Kind::kValue: {
       const std::chrono::nanoseconds ttl =
           result.ttl.count() > 0 ? result.ttl : options_.default_ttl;
-      const size_t charge = flight->key.size() + result.value.size() + EntryOverhead();
+      const size_t charge = result.charge != 0
+                                ? result.charge
+                                : flight->key.size() + result.value.size() + EntryOverhead();
       if (result.value.size() > std::numeric_limits<uint32_t>::max() ||
           charge > std::numeric_limits<uint32_t>::max()) {
         status = Status::kValueTooLarge;
         break;
       }
-      e = internal::NewEntry(flight->key, result.value, ExpiryFor(now, ttl), flight->hash, 0,
-                             Entry::kValue, delta_micros);
+      e = internal::NewEntry(flight->key, result.value, ExpiryFor(now, ttl), flight->hash,
+                             static_cast<uint32_t>(result.charge), Entry::kValue, delta_micros);
       if (e == nullptr) status = Status::kNoMemory;
       break;
     }

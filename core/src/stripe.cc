@@ -645,6 +645,78 @@ void Stripe::SupersedeFlightsWithPrefixLocked(std::string_view prefix) {
   }
 }
 
+// ---- inspection and caller-led refreshes ----
+
+Status Stripe::Touch(uint64_t hash, std::string_view key, int64_t expiry, int64_t now,
+                     Removals* removed) {
+  WriteLock lock(this);
+  MaintainLocked(now, removed);
+  SlotTable* table = table_.load(std::memory_order_relaxed);
+  ptrdiff_t slot = table->FindSlot(hash, key);
+  if (slot < 0) return Status::kNotFound;
+  Entry* old = SlotTable::Decode(table->slot(slot).load(std::memory_order_relaxed));
+  if (!old->is_value() || old->ExpiredAt(now)) return Status::kNotFound;
+  // Entries are immutable once published (readers copy them without a
+  // lock), so the new expiry goes into a copy that takes the old one's place.
+  Entry* e =
+      NewEntry(old->key(), old->value(), expiry, hash,
+               old->has_custom_charge() ? old->hash_or_charge : 0, old->kind, old->delta_micros);
+  if (e == nullptr) return Status::kNoMemory;
+  table->slot(slot).store(SlotTable::Encode(e, hash), std::memory_order_seq_cst);
+  // Same place in the LRU list, same charge: bytes_, entries_ and the
+  // budget's counts stay (the copy takes over the old entry's).
+  e->lru.prev = old->lru.prev;
+  e->lru.next = old->lru.next;
+  e->lru.prev->next = &e->lru;
+  e->lru.next->prev = &e->lru;
+  e->used_tick = old->used_tick;
+  old->lru.prev = old->lru.next = nullptr;
+  if (old->timer.next != nullptr) wheel_.Remove(old);
+  old->flags.store(old->flags.load(std::memory_order_relaxed) & ~Entry::kLinked,
+                   std::memory_order_relaxed);
+  e->flags.store(e->flags.load(std::memory_order_relaxed) | Entry::kLinked,
+                 std::memory_order_relaxed);
+  if (expiry != 0) {
+    wheel_.Insert(e);
+    min_expiry_ = std::min(min_expiry_, expiry);
+  } else if (wheel_.size() == 0) {
+    min_expiry_ = std::numeric_limits<int64_t>::max();
+  }
+  RetireLocked(old);
+  return Status::kOk;
+}
+
+void Stripe::Snapshot(int64_t now, bool include_stale, std::vector<Entry*>* out) {
+  WriteLock lock(this);  // the drain may change the tail, which the lock's release publishes
+  DrainLanesLocked();
+  out->reserve(out->size() + entries_);
+  for (ListNode* n = lru_.next; n != &lru_; n = n->next) {
+    Entry* e = Entry::FromNode(n);
+    if (!e->is_value() || (!include_stale && e->ExpiredAt(now))) continue;
+    Ref(e);
+    out->push_back(e);
+  }
+}
+
+std::shared_ptr<Flight> Stripe::LeadRefresh(const void* owner, uint64_t hash, std::string_view key,
+                                            int64_t now, bool* lead) {
+  MutexLock lock(&mu_);
+  if (auto it = flights_.find(key); it != flights_.end()) {
+    std::shared_ptr<Flight> flight = it->second;
+    bool unclaimed = false;
+    *lead = flight->refresh &&
+            flight->claimed.compare_exchange_strong(unclaimed, true, std::memory_order_acq_rel);
+    if (!*lead) ++coalesced_waits_;
+    return flight;
+  }
+  auto flight = std::make_shared<Flight>(owner, this, std::string(key), hash, now, true);
+  flight->claimed.store(true, std::memory_order_relaxed);
+  flights_.emplace(flight->key, flight);
+  ++refreshes_started_;
+  *lead = true;
+  return flight;
+}
+
 // ---- LRU list ----
 
 void Stripe::LruPushFront(Entry* e) {

@@ -188,6 +188,18 @@ class Stripe {
   FinishOutcome FinishFlight(Flight* flight, Entry* e, bool failed, int64_t now,
                              int64_t stale_if_error, Reservation reserved, Removals* removed);
 
+  // Replaces key's live value by a copy that expires at `expiry` (0: never),
+  // in the same LRU position, reporting nothing removed (Cache::Touch).
+  Status Touch(uint64_t hash, std::string_view key, int64_t expiry, int64_t now, Removals* removed);
+  // Appends one reference to each linked value, most recently used first,
+  // after applying the buffered accesses; expired ones only if include_stale.
+  void Snapshot(int64_t now, bool include_stale, std::vector<Entry*>* out);
+  // A refresh the caller leads (Cache::BeginRefresh): a new refresh flight,
+  // claimed (*lead = true); or the key's flight, to wait for (*lead =
+  // false), unless it is a queued refresh nobody claimed yet, which the
+  // caller then claims and leads.
+  std::shared_ptr<Flight> LeadRefresh(const void* owner, uint64_t hash, std::string_view key,
+                                      int64_t now, bool* lead);
   // Removes key's entry (cause kExplicit, or kReplaced for a rejected put).
   bool Remove(uint64_t hash, std::string_view key, RemovalCause cause, int64_t now,
               Removals* removed);

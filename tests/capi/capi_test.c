@@ -335,6 +335,140 @@ static void test_ttl_with_injected_clock(void) {
   larder_cache_destroy(c);
 }
 
+/* ---- larder_read, larder_touch, snapshots, larder_refresh_begin ---- */
+
+static void test_read_touch_snapshot_refresh(void) {
+  larder_options *o = larder_options_new();
+  larder_cache *c = NULL;
+  larder_snapshot *snap = (larder_snapshot *)&snap;
+  larder_entry_info info;
+  char buf[16];
+  size_t n = 0, key_size = 0, value_size = 0;
+  const void *k = NULL, *v = NULL;
+  int kind = -1;
+  larder_lease *lease = NULL;
+  larder_ticket *ticket = NULL;
+  larder_value val = LARDER_VALUE_INIT;
+  larder_stats st;
+  memset(&info, 0, sizeof info);
+  info.struct_size = sizeof info;
+  larder_options_set_capacity_bytes(o, 1 << 20);
+  larder_options_set_capacity_entries(o, 3);
+  larder_options_set_stripes(o, 1);
+  larder_options_set_clock(o, fake_clock, NULL);
+  larder_options_set_stale_while_revalidate(o, 60000000000LL); /* keep expired values a minute */
+  CHECK_STATUS(larder_cache_create(o, &c), LARDER_OK);
+  larder_options_free(o);
+  CHECK_STATUS(larder_put(c, KEY("a"), "1", 1, 10000000000LL), LARDER_OK);
+  CHECK_STATUS(larder_put(c, KEY("b"), "22", 2, 0), LARDER_OK);
+  CHECK_STATUS(larder_put(c, KEY("c"), "333", 3, 0), LARDER_OK);
+
+  /* A peek neither promotes nor counts; remaining time and staleness. */
+  CHECK_STATUS(larder_read(c, KEY("a"), LARDER_READ_PEEK, buf, sizeof buf, &n, &info), LARDER_OK);
+  CHECK(n == 1 && buf[0] == '1' && info.expires == 1 && info.stale == 0);
+  CHECK(info.remaining_ns == 10000000000LL);
+  CHECK_STATUS(larder_read(c, KEY("b"), LARDER_READ_PEEK, buf, 1, &n, &info),
+               LARDER_BUFFER_TOO_SMALL);
+  CHECK(n == 2 && info.expires == 0);
+  CHECK_STATUS(larder_read(c, KEY("zz"), LARDER_READ_PEEK, buf, sizeof buf, &n, NULL),
+               LARDER_NOT_FOUND);
+  st.struct_size = sizeof st;
+  CHECK_STATUS(larder_cache_stats(c, &st), LARDER_OK);
+  CHECK(st.hits == 0 && st.misses == 0);
+  CHECK_STATUS(larder_read(c, KEY("a"), 0x80u, buf, sizeof buf, &n, NULL), LARDER_INVALID_ARGUMENT);
+  info.struct_size = 1;
+  CHECK_STATUS(larder_read(c, KEY("a"), 0, buf, sizeof buf, &n, &info), LARDER_INVALID_ARGUMENT);
+  info.struct_size = sizeof info;
+
+  /* Snapshot: most recently used first; entries outlive the cache's changes. */
+  CHECK_STATUS(larder_get(c, KEY("b"), buf, sizeof buf, &n), LARDER_OK);
+  CHECK_STATUS(larder_snapshot_create(c, 0, &snap), LARDER_OK);
+  CHECK(larder_snapshot_size(snap) == 3);
+  CHECK_STATUS(larder_snapshot_entry(snap, 0, &k, &key_size, &v, &value_size, &info), LARDER_OK);
+  CHECK(key_size == 1 && memcmp(k, "b", 1) == 0 && value_size == 2 && memcmp(v, "22", 2) == 0);
+  CHECK_STATUS(larder_snapshot_entry(snap, 2, &k, &key_size, NULL, NULL, &info), LARDER_OK);
+  CHECK(key_size == 1 && memcmp(k, "a", 1) == 0 && info.expires == 1);
+  CHECK_STATUS(larder_snapshot_entry(snap, 3, &k, NULL, NULL, NULL, NULL), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_clear(c), LARDER_OK);
+  CHECK_STATUS(larder_snapshot_entry(snap, 1, NULL, NULL, &v, &value_size, NULL), LARDER_OK);
+  CHECK(value_size == 3 && memcmp(v, "333", 3) == 0);
+  larder_snapshot_free(snap);
+  larder_snapshot_free(NULL);
+  CHECK(larder_snapshot_size(NULL) == 0);
+  CHECK_STATUS(larder_snapshot_create(c, 8u, &snap), LARDER_INVALID_ARGUMENT);
+  CHECK(snap == NULL);
+  CHECK_STATUS(larder_snapshot_create(NULL, 0, &snap), LARDER_INVALID_ARGUMENT);
+
+  /* Touch restarts a TTL; stale values are read only when allowed. */
+  CHECK_STATUS(larder_put(c, KEY("t"), "x", 1, 2000000000LL), LARDER_OK);
+  fake_now += 1500000000LL;
+  CHECK_STATUS(larder_touch(c, KEY("t"), 2000000000LL), LARDER_OK);
+  fake_now += 1500000000LL;
+  CHECK_STATUS(larder_contains(c, KEY("t")), LARDER_OK);
+  fake_now += 1000000000LL;
+  CHECK_STATUS(larder_contains(c, KEY("t")), LARDER_NOT_FOUND);
+  CHECK_STATUS(larder_touch(c, KEY("t"), 0), LARDER_NOT_FOUND);
+  CHECK_STATUS(larder_touch(c, KEY("t"), -1), LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_read(c, KEY("t"), LARDER_READ_ALLOW_STALE, buf, sizeof buf, &n, &info),
+               LARDER_OK);
+  CHECK(info.stale == 1 && info.remaining_ns == -500000000LL);
+  CHECK_STATUS(larder_snapshot_create(c, 0, &snap), LARDER_OK);
+  CHECK(larder_snapshot_size(snap) == 0);
+  larder_snapshot_free(snap);
+  CHECK_STATUS(larder_snapshot_create(c, LARDER_SNAPSHOT_INCLUDE_STALE, &snap), LARDER_OK);
+  CHECK(larder_snapshot_size(snap) == 1);
+  larder_snapshot_free(snap);
+
+  /* A refresh the caller leads; a second caller waits for it. */
+  CHECK_STATUS(larder_put(c, KEY("r"), "old", 3, 0), LARDER_OK);
+  CHECK_STATUS(larder_refresh_begin(c, KEY("r"), &kind, &val, NULL, &lease, &ticket), LARDER_OK);
+  CHECK(kind == LARDER_FETCH_LEAD && lease != NULL);
+  {
+    int kind2 = -1;
+    larder_lease *lease2 = NULL;
+    larder_ticket *ticket2 = NULL;
+    larder_value unused = LARDER_VALUE_INIT;
+    CHECK_STATUS(larder_refresh_begin(c, KEY("r"), &kind2, &unused, NULL, &lease2, &ticket2),
+                 LARDER_OK);
+    CHECK(kind2 == LARDER_FETCH_WAIT && ticket2 != NULL);
+    CHECK_STATUS(larder_get(c, KEY("r"), buf, sizeof buf, &n), LARDER_OK);
+    CHECK(n == 3 && memcmp(buf, "old", 3) == 0);
+    CHECK_STATUS(larder_lease_complete_value(lease, "new", 3, 0, NULL), LARDER_OK);
+    CHECK_STATUS(larder_ticket_wait(ticket2, 0, &val, NULL), LARDER_OK);
+    CHECK(val.size == 3 && memcmp(val.data, "new", 3) == 0);
+    larder_value_release(&val);
+    larder_ticket_free(ticket2);
+  }
+  CHECK_STATUS(larder_get(c, KEY("r"), buf, sizeof buf, &n), LARDER_OK);
+  CHECK(n == 3 && memcmp(buf, "new", 3) == 0);
+  /* A loaded value may carry its own weight. */
+  CHECK_STATUS(larder_fetch_begin(c, KEY("w"), &kind, &val, NULL, &lease, &ticket), LARDER_OK);
+  CHECK(kind == LARDER_FETCH_LEAD);
+  CHECK_STATUS(larder_lease_complete_value_charged(lease, "heavy", 5, 0, 1u << 20, NULL),
+               LARDER_OK); /* all the capacity: kept alone */
+  CHECK_STATUS(larder_contains(c, KEY("w")), LARDER_OK);
+  CHECK_STATUS(larder_contains(c, KEY("r")), LARDER_NOT_FOUND);
+  CHECK_STATUS(larder_fetch_begin(c, KEY("w2"), &kind, &val, NULL, &lease, &ticket), LARDER_OK);
+  CHECK_STATUS(larder_lease_complete_value_charged(lease, "x", 1, 0, (uint64_t)1 << 33, NULL),
+               LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_put(c, KEY("r"), "new", 3, 0), LARDER_OK);
+  CHECK_STATUS(larder_refresh_begin(c, KEY("r"), NULL, NULL, NULL, &lease, &ticket),
+               LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_refresh_begin(c, KEY("r"), &kind, NULL, NULL, &lease, &ticket),
+               LARDER_INVALID_ARGUMENT); /* the value's out is required */
+  CHECK(kind == LARDER_FETCH_DONE);
+  CHECK_STATUS(larder_refresh_begin(c, "", 0, &kind, &val, NULL, &lease, &ticket),
+               LARDER_EMPTY_KEY);
+  CHECK(kind == LARDER_FETCH_DONE);
+  larder_cache_close(c);
+  CHECK_STATUS(larder_read(c, KEY("r"), 0, buf, sizeof buf, &n, NULL), LARDER_CLOSED);
+  CHECK_STATUS(larder_touch(c, KEY("r"), 0), LARDER_CLOSED);
+  CHECK_STATUS(larder_snapshot_create(c, 0, &snap), LARDER_CLOSED);
+  CHECK_STATUS(larder_refresh_begin(c, KEY("r"), &kind, &val, NULL, &lease, &ticket),
+               LARDER_CLOSED);
+  larder_cache_destroy(c);
+}
+
 /* ---- loading ---- */
 
 struct load_ctx {
@@ -1037,6 +1171,7 @@ int main(void) {
       {"closed_cache", test_closed_cache},
       {"prefix_clear_stats_listener", test_prefix_clear_stats_listener},
       {"ttl_with_injected_clock", test_ttl_with_injected_clock},
+      {"read_touch_snapshot_refresh", test_read_touch_snapshot_refresh},
       {"get_or_load", test_get_or_load},
       {"count_and_snapshot", test_count_and_snapshot},
       {"cache_loader_and_refresh", test_cache_loader_and_refresh},

@@ -30,6 +30,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "larder/clock.h"
 #include "larder/loading.h"
@@ -139,6 +140,34 @@ struct PutOptions {
   size_t charge = 0;
 };
 
+// How Cache::Read looks an entry up.
+struct ReadOptions {
+  // A look only: no LRU promotion, no hit or miss counted, no early refresh.
+  bool peek = false;
+  // Also return an expired value the cache still keeps (it keeps them for
+  // max(stale_while_revalidate, stale_if_error) past their expiry), marked
+  // stale in the EntryInfo.
+  bool allow_stale = false;
+};
+
+// What Cache::Read and Cache::Snapshot report about an entry.
+struct EntryInfo {
+  bool stale = false;    // past its TTL
+  bool expires = false;  // false: the entry has no TTL
+  // Time until expiry (negative once stale); zero when it does not expire.
+  std::chrono::nanoseconds remaining{0};
+  // Early refresh (L6) drew for this hit and says: refresh it now. Read only
+  // reports it; a caller without a cache loader starts the refresh itself
+  // (BeginRefresh). Never set by peeks or for stale values.
+  bool refresh_due = false;
+};
+
+// One entry of Cache::Snapshot: its key and value (pinned) and its info.
+struct SnapshotEntry {
+  PinnedValue pin;  // pin.key(), pin.value()
+  EntryInfo info;
+};
+
 struct Stats {
   uint64_t hits = 0;
   uint64_t misses = 0;
@@ -214,6 +243,30 @@ class Cache {
   Status VisitWith(std::string_view key, void (*fn)(std::string_view value, void* context),
                    void* context);
 
+  // Get with choices (ReadOptions) and details (EntryInfo, may be null):
+  // calls fn(value, context) as VisitWith does. kNotFound on a miss, for an
+  // expired entry unless allow_stale, and for a cached "not found" or error.
+  Status ReadWith(std::string_view key, const ReadOptions& options,
+                  void (*fn)(std::string_view value, void* context), void* context,
+                  EntryInfo* info);
+  template <typename Fn>
+  Status Read(std::string_view key, const ReadOptions& options, Fn&& fn, EntryInfo* info) {
+    return ReadWith(key, options, &Cache::CallVisitor<std::remove_reference_t<Fn>>, &fn, info);
+  }
+
+  // Restarts the TTL of key's live value: it now expires `ttl` from now (zero:
+  // Options::default_ttl; no expiry if that is zero too). The value, its LRU
+  // position and any running load are left alone and nothing is reported
+  // removed. kNotFound when there is no live value.
+  Status Touch(std::string_view key, std::chrono::nanoseconds ttl);
+
+  // Every value in the cache with its key and info, most recently used first
+  // (buffered accesses are applied first); expired values the cache still
+  // keeps only when include_stale. Exact LRU order within a stripe; the
+  // stripes' lists are merged by relative rank (exact with one stripe). The
+  // pins keep the values readable however long the snapshot is kept.
+  std::vector<SnapshotEntry> Snapshot(bool include_stale);
+
   // ---- loading (loading.h) ----
   // Returns the cached value or loads it: at most one load per key at a time
   // (L1), run on this thread with no lock held (L2).
@@ -225,6 +278,13 @@ class Cache {
   // Starts a background refresh of key with the cache's loader (joining any
   // flight for it); returns at once. kInvalidArgument without a cache loader.
   Status Refresh(std::string_view key);
+  // A refresh the caller runs itself (for runtimes whose loaders are their
+  // own, like forceRefresh or early refresh in a binding): kLead with a lease
+  // to complete as BeginFetch's (the current value stays readable meanwhile;
+  // a value installs, "not found" removes it, an error keeps it), or kWait
+  // with a ticket when a load or refresh of the key is already under way, or
+  // kDone when a pending write-behind write answers (the store is behind it).
+  FetchLookup BeginRefresh(std::string_view key);
 
   // ---- writing to a store (write_behind.h) ----
   // Write-through (W1): runs writer(key, value) first, with no cache lock

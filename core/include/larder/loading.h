@@ -57,6 +57,9 @@ struct LoadResult {
   std::string value;
   std::chrono::nanoseconds ttl{0};  // zero: the cache's default TTL
   std::string error;
+  // For a value: its weight toward capacity_bytes, as PutOptions::charge
+  // (zero: key + value + overhead).
+  size_t charge = 0;
 };
 
 using Loader = std::function<LoadResult(std::string_view key)>;
