@@ -230,6 +230,34 @@ TEST_F(Tier, OneFlightPerKeyAcrossThreads) {
   EXPECT_EQ(t->GetStats().l2_misses, 1u);  // one GET for all eight
 }
 
+TEST_F(Tier, AnExpiredL1EntryIsServedStaleWhileItRefreshesThroughRedis) {
+  auto clock = std::make_shared<ManualClock>();
+  std::atomic<int> loads{0};
+  TieredOptions o = Opts(redis_.port());
+  o.l1.clock = clock;
+  o.l1.stale_while_revalidate = 10s;  // the L1's own serve-stale (DESIGN.md L7)
+  o.l1.loader = CountingLoader(&loads, "db");
+  o.l1_max_ttl = 1s;
+  auto t = Make(o);
+  ASSERT_EQ(redis_.Command({"SET", "k", "v1"}), "OK");
+  ASSERT_EQ(ValueOf(t->Get("k")), "v1");
+  ASSERT_EQ(redis_.Command({"SET", "k", "v2"}), "OK");
+  // The write's message drops the entry: nothing stale is served after a
+  // write, only after a TTL.
+  ASSERT_TRUE(WaitFor([&] { return !t->l1().Contains("k"); }, 400ms));
+  ASSERT_EQ(ValueOf(t->Get("k")), "v2");
+  clock->Advance(1500ms);  // past l1_max_ttl, within the grace
+  FetchResult r = t->Get("k");
+  EXPECT_EQ(ValueOf(r), "v2");
+  EXPECT_TRUE(r.stale);
+  EXPECT_EQ(r.source, FetchSource::kStale);
+  // The refresh went to Redis (not the loader) and put a fresh copy back.
+  EXPECT_TRUE(WaitFor([&] { return t->GetStats().l2_hits == 3; }, 1000ms));
+  EXPECT_TRUE(WaitFor([&] { return t->l1().Contains("k"); }, 1000ms));
+  EXPECT_EQ(t->Get("k").source, FetchSource::kHit);
+  EXPECT_EQ(loads.load(), 0);
+}
+
 // ---- invalidation ----
 
 TEST_F(Tier, AWriteByAnotherClientInvalidatesL1) {
