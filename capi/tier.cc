@@ -32,7 +32,7 @@ constexpr uint32_t kDeadTierMagic = 0xDEAD71E5;
 
 bool ValidBytes(const void* p, size_t n) { return p != nullptr || n == 0; }
 
-std::string_view View(const void* p, size_t n) {
+[[maybe_unused]] std::string_view View(const void* p, size_t n) {
   return n == 0 ? std::string_view() : std::string_view(static_cast<const char*>(p), n);
 }
 
