@@ -425,11 +425,13 @@ class TieredCache::Impl {
   internal::KeyedMutex key_locks_;
   mutable Counters n_;
 
-  std::mutex session_mu_;  // serialises session changes with tracked connection setup
-  std::atomic<bool> up_{false};
-  std::atomic<uint64_t> session_{0};
-  long long redirect_id_ = 0;  // guarded by session_mu_
+  // Read by every Get (Usable): a cache line of their own, written only when
+  // a session starts or ends and when a pong arrives, never by the counters.
+  alignas(64) std::atomic<bool> up_{false};
   std::atomic<int64_t> confirmed_until_{0};
+  std::atomic<uint64_t> session_{0};
+  alignas(64) std::mutex session_mu_;  // serialises session changes with tracked connection setup
+  long long redirect_id_ = 0;          // guarded by session_mu_
 
   std::atomic<bool> stopping_{false};
   int wake_fd_ = -1;
