@@ -207,7 +207,7 @@ TEST_F(Tier, AnL1HitNeverWaitsForRedis) {
   redis_.Resume();
   EXPECT_EQ(ValueOf(r), "v");
   EXPECT_EQ(r.source, FetchSource::kHit);
-  EXPECT_LT(took, 20ms);
+  EXPECT_LT(took, 60ms);  // one that asked Redis would wait its 100 ms timeout
 }
 
 TEST_F(Tier, OneFlightPerKeyAcrossThreads) {
@@ -379,7 +379,7 @@ TEST_F(Tier, RedisFailuresOpenTheCircuitBreaker) {
   EXPECT_EQ(s.breaker_opens, 1u);
   const auto start = Clock::now();
   EXPECT_EQ(ValueOf(t->Get("k9")), "db");  // skipped: no timeout to wait for
-  EXPECT_LT(Clock::now() - start, 50ms);
+  EXPECT_LT(Clock::now() - start, 90ms);   // asking Redis would take its 100 ms timeout
   EXPECT_GE(t->GetStats().l2_skipped, 1u);
   redis_.Resume();
   // After breaker_open one trial goes through and closes it.
