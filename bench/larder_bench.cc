@@ -11,6 +11,9 @@
 //   larder-bench writes [--threads T] [--seconds S] [--store-micros US] [--journal-dir DIR]
 //   larder-bench memory [--entries N] [--churn-puts N] [--churn-capacity BYTES]
 //   larder-bench stalls [--entries N] [--phase-seconds S]
+//   larder-bench tiered [--procs P] [--threads T] [--keys N] [--zipf-s S] [--write-ratio W]
+//                       [--value-size B] [--seconds S] [--warmup S] [--rounds R] [--pipeline N]
+//                       [--seed N]
 //
 // The last line printed is always one JSON object.
 #include <chrono>
@@ -24,6 +27,9 @@
 #include "memory.h"
 #include "run.h"
 #include "stalls.h"
+#if LARDER_BENCH_TIERED
+#include "tiered.h"
+#endif
 #include "trace.h"
 #include "writes.h"
 
@@ -242,6 +248,9 @@ int main(int argc, char** argv) {
   if (argc < 2) return Usage("missing subcommand");
   std::string command = argv[1];
   if (command == "memory-child") return larder::bench::MemoryChild(argc - 2, argv + 2);
+#if LARDER_BENCH_TIERED
+  if (command == "tiered-child") return larder::bench::TieredChild(argc - 2, argv + 2);
+#endif
   std::map<std::string, std::string> flags;
   std::string error;
   if (!ParseFlags(argc, argv, 2, &flags, &error)) return Usage(error.c_str());
@@ -276,6 +285,46 @@ int main(int argc, char** argv) {
         return Usage(("unknown flag --" + flag.first).c_str());
     }
     return larder::bench::RunMemory(c);
+  }
+  if (command == "tiered") {
+#if LARDER_BENCH_TIERED
+    larder::bench::TieredConfig c;
+    for (const auto& flag : flags) {
+      const std::string& name = flag.first;
+      const std::string& text = flag.second;
+      uint64_t n = 0;
+      char* end = nullptr;
+      const double d = std::strtod(text.c_str(), &end);
+      const bool number = !text.empty() && *end == '\0';
+      if (name == "procs" && ParseSize(text, &n) && n >= 1 && n <= 64)
+        c.procs = static_cast<int>(n);
+      else if (name == "threads" && ParseSize(text, &n) && n >= 1 && n <= 64)
+        c.threads = static_cast<int>(n);
+      else if (name == "keys" && ParseSize(text, &n) && n >= 1 && n < (1ull << 32))
+        c.keys = static_cast<uint32_t>(n);
+      else if (name == "zipf-s" && number && d >= 0 && d <= 10)
+        c.zipf_s = d;
+      else if (name == "write-ratio" && number && d >= 0 && d <= 1)
+        c.write_ratio = d;
+      else if (name == "value-size" && ParseSize(text, &n) && n <= (64u << 20))
+        c.value_size = n;
+      else if (name == "seconds" && number && d > 0 && d <= 3600)
+        c.seconds = d;
+      else if (name == "warmup" && number && d >= 0 && d <= 3600)
+        c.warmup = d;
+      else if (name == "rounds" && ParseSize(text, &n) && n >= 1)
+        c.rounds = static_cast<int>(n);
+      else if (name == "pipeline" && ParseSize(text, &n) && n >= 1 && n <= 64)
+        c.pipeline = static_cast<int>(n);
+      else if (name == "seed" && ParseSize(text, &n))
+        c.seed = n;
+      else
+        return Usage(("bad or unknown flag --" + name + " " + text).c_str());
+    }
+    return larder::bench::RunTiered(c);
+#else
+    return Usage("this larder-bench was built without the Redis tier (LARDER_REDIS=OFF)");
+#endif
   }
   if (command == "writes") {
     larder::bench::WritesConfig c;

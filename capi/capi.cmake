@@ -1,10 +1,15 @@
 # The C ABI: liblarder.so (SONAME liblarder.so.<ABI major>) and liblarder.a,
 # installed with larder.h, a CMake package and larder.pc.
 set(LARDER_ABI_MAJOR 1)
-set(LARDER_CAPI_SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/capi/larder.cc)
+set(LARDER_CAPI_SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/capi/larder.cc
+                        ${CMAKE_CURRENT_SOURCE_DIR}/capi/tier.cc)
+set(LARDER_CAPI_OBJECTS $<TARGET_OBJECTS:larder_core_objects>)
+if(LARDER_REDIS)
+  list(APPEND LARDER_CAPI_OBJECTS $<TARGET_OBJECTS:larder_redis_objects>)
+endif()
 
 function(larder_capi_target target kind)
-  add_library(${target} ${kind} ${LARDER_CAPI_SOURCES} $<TARGET_OBJECTS:larder_core_objects>
+  add_library(${target} ${kind} ${LARDER_CAPI_SOURCES} ${LARDER_CAPI_OBJECTS}
               ${LARDER_JEMALLOC_OBJECTS})
   set_target_properties(${target} PROPERTIES OUTPUT_NAME larder CXX_VISIBILITY_PRESET hidden
                                              VISIBILITY_INLINES_HIDDEN ON)
@@ -14,6 +19,10 @@ function(larder_capi_target target kind)
     PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/core/include ${CMAKE_CURRENT_SOURCE_DIR}/core/src)
   target_link_libraries(${target} PRIVATE Threads::Threads m)
   target_compile_options(${target} PRIVATE ${LARDER_TLS_FLAGS})
+  if(LARDER_REDIS)
+    target_compile_definitions(${target} PRIVATE LARDER_HAVE_REDIS=1)
+    target_link_libraries(${target} PRIVATE ${HIREDIS_LIBRARY})
+  endif()
 endfunction()
 
 larder_capi_target(larder_shared SHARED)
@@ -40,9 +49,13 @@ set_target_properties(larder_shared PROPERTIES LINK_DEPENDS
 add_library(larder::larder ALIAS larder_shared)
 
 larder_capi_target(larder_static STATIC)
-# A C program linking the static library needs the C++ runtime.
+# A C program linking the static library needs the C++ runtime (and hiredis).
 target_link_libraries(larder_static INTERFACE
   $<$<NOT:$<LINK_LANGUAGE:CXX>>:stdc++> m Threads::Threads)
+if(LARDER_REDIS)
+  target_link_libraries(larder_static INTERFACE ${HIREDIS_LIBRARY})
+  set(LARDER_PC_REDIS_LIBS " -lhiredis")
+endif()
 add_library(larder::larder_static ALIAS larder_static)
 
 # ---- install: headers, libraries, CMake package, pkg-config ----

@@ -14,6 +14,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "capi_internal.h"
 #include "epoch.h"
 #include "larder/cache.h"
 #include "pin_access.h"
@@ -42,6 +43,8 @@ static_assert(static_cast<int>(Status::kClosed) == LARDER_CLOSED);
 static_assert(static_cast<int>(Status::kInternal) == LARDER_INTERNAL);
 static_assert(static_cast<int>(Status::kWriteFailed) == LARDER_WRITE_FAILED);
 static_assert(static_cast<int>(Status::kIoError) == LARDER_IO_ERROR);
+static_assert(static_cast<int>(Status::kForked) == LARDER_FORKED);
+static_assert(static_cast<int>(Status::kUnavailable) == LARDER_UNAVAILABLE);
 static_assert(larder::kMaxKeyLength == LARDER_MAX_KEY_LENGTH);
 static_assert(static_cast<int>(larder::RemovalCause::kExplicit) == LARDER_REMOVED_EXPLICIT);
 static_assert(static_cast<int>(larder::RemovalCause::kReplaced) == LARDER_REMOVED_REPLACED);
@@ -221,6 +224,42 @@ bool ValueSlotUsable(const larder_value* v) {
 
 }  // namespace
 
+namespace larder::capi {
+
+larder_status FillStats(const larder::Stats& s, larder_stats* out) {
+  if (out == nullptr || out->struct_size < offsetof(larder_stats, hits) + sizeof(uint64_t)) {
+    return LARDER_INVALID_ARGUMENT;
+  }
+  larder_stats full;
+  full.struct_size = out->struct_size;
+  full.hits = s.hits;
+  full.misses = s.misses;
+  full.puts = s.puts;
+  full.evictions = s.evictions;
+  full.expirations = s.expirations;
+  full.invalidations = s.invalidations;
+  full.entries = s.entries;
+  full.bytes = s.bytes;
+  full.capacity_bytes = s.capacity_bytes;
+  full.capacity_entries = s.capacity_entries;
+  full.dropped_promotions = s.dropped_promotions;
+  full.loads = s.loads;
+  full.load_failures = s.load_failures;
+  full.load_time_ns = s.load_time_nanos;
+  full.coalesced_waits = s.coalesced_waits;
+  full.refreshes_started = s.refreshes_started;
+  full.refreshes_discarded = s.refreshes_discarded;
+  full.loads_discarded = s.loads_discarded;
+  full.stale_hits = s.stale_hits;
+  full.negative_hits = s.negative_hits;
+  full.load_timeouts = s.load_timeouts;
+  // An older caller's struct is a prefix of ours: fill only what it has.
+  std::memcpy(out, &full, std::min(out->struct_size, sizeof full));
+  return LARDER_OK;
+}
+
+}  // namespace larder::capi
+
 extern "C" {
 
 #define LARDER_STR_(x) #x
@@ -233,7 +272,7 @@ int larder_version_number(void) { return LARDER_VERSION_NUMBER; }
 
 const char* larder_strerror(larder_status status) {
   if (status == LARDER_CLOSED) return "the cache is closed";
-  if (status < 0 || status > LARDER_FORKED) return "unknown status";
+  if (status < 0 || status > LARDER_UNAVAILABLE) return "unknown status";
   return larder::StatusName(static_cast<Status>(status));
 }
 
@@ -630,36 +669,7 @@ larder_status larder_cleanup(larder_cache* c) {
 larder_status larder_cache_stats(larder_cache* c, larder_stats* out) {
   LARDER_GUARD_BEGIN
   if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
-  if (out == nullptr || out->struct_size < offsetof(larder_stats, hits) + sizeof(uint64_t)) {
-    return LARDER_INVALID_ARGUMENT;
-  }
-  larder::Stats s = c->cache->GetStats();
-  larder_stats full;
-  full.struct_size = out->struct_size;
-  full.hits = s.hits;
-  full.misses = s.misses;
-  full.puts = s.puts;
-  full.evictions = s.evictions;
-  full.expirations = s.expirations;
-  full.invalidations = s.invalidations;
-  full.entries = s.entries;
-  full.bytes = s.bytes;
-  full.capacity_bytes = s.capacity_bytes;
-  full.capacity_entries = s.capacity_entries;
-  full.dropped_promotions = s.dropped_promotions;
-  full.loads = s.loads;
-  full.load_failures = s.load_failures;
-  full.load_time_ns = s.load_time_nanos;
-  full.coalesced_waits = s.coalesced_waits;
-  full.refreshes_started = s.refreshes_started;
-  full.refreshes_discarded = s.refreshes_discarded;
-  full.loads_discarded = s.loads_discarded;
-  full.stale_hits = s.stale_hits;
-  full.negative_hits = s.negative_hits;
-  full.load_timeouts = s.load_timeouts;
-  // An older caller's struct is a prefix of ours: fill only what it has.
-  std::memcpy(out, &full, std::min(out->struct_size, sizeof full));
-  return LARDER_OK;
+  return larder::capi::FillStats(c->cache->GetStats(), out);
   LARDER_GUARD_END
 }
 
@@ -895,6 +905,82 @@ larder_queued_write ToC(const larder::QueuedWrite& w) {
 
 }  // namespace
 
+namespace larder::capi {
+
+larder_status WriteBehindOptionsFrom(const larder_write_behind_config* config,
+                                     larder::WriteBehindOptions* out) {
+  if (config == nullptr || config->struct_size < sizeof(larder_write_behind_config) ||
+      config->writer == nullptr || config->max_delay_ns < 0 || config->enqueue_timeout_ns < 0 ||
+      config->journal_sync < 0 || config->journal_sync > LARDER_JOURNAL_SYNC_NEVER) {
+    return LARDER_INVALID_ARGUMENT;
+  }
+  larder::WriteBehindOptions& o = *out;
+  const larder_batch_write_fn writer = config->writer;
+  void* const writer_data = config->writer_data;
+  o.writer = [writer, writer_data](const std::vector<larder::QueuedWrite>& batch) {
+    std::vector<larder_queued_write> writes;
+    writes.reserve(batch.size());
+    for (const larder::QueuedWrite& w : batch) writes.push_back(ToC(w));
+    char error[256] = "";
+    int rc = writer(writer_data, writes.data(), writes.size(), error, sizeof error);
+    error[sizeof error - 1] = '\0';
+    if (rc == 0) return larder::WriteOutcome::Ok();
+    return larder::WriteOutcome::Failed(
+        error[0] != '\0' ? error : "the writer returned " + std::to_string(rc));
+  };
+  if (config->dead_letter != nullptr) {
+    const larder_dead_letter_fn dead = config->dead_letter;
+    void* const dead_data = config->dead_letter_data;
+    o.dead_letter = [dead, dead_data](const larder::QueuedWrite& w, const std::string& error) {
+      larder_queued_write c = ToC(w);
+      dead(dead_data, &c, error.c_str());
+    };
+  }
+  o.max_batch = config->max_batch;
+  o.max_delay = std::chrono::nanoseconds(config->max_delay_ns);
+  o.max_queue_entries = config->max_queue_entries;
+  o.max_queue_bytes = config->max_queue_bytes;
+  o.enqueue_timeout = std::chrono::nanoseconds(config->enqueue_timeout_ns);
+  o.max_attempts = config->max_attempts;
+  o.retry_base = std::chrono::nanoseconds(config->retry_base_ns);
+  o.retry_max = std::chrono::nanoseconds(config->retry_max_ns);
+  if (config->journal_dir != nullptr) o.journal_dir = config->journal_dir;
+  o.journal_sync =
+      config->journal_sync == LARDER_JOURNAL_SYNC_EVERY_WRITE ? larder::JournalSync::kEveryWrite
+      : config->journal_sync == LARDER_JOURNAL_SYNC_INTERVAL  ? larder::JournalSync::kInterval
+                                                              : larder::JournalSync::kNever;
+  o.journal_sync_interval = std::chrono::nanoseconds(config->journal_sync_interval_ns);
+  o.journal_segment_bytes = config->journal_segment_bytes;
+  return LARDER_OK;
+}
+
+larder::Loader WrapLoaderFn(larder_loader_fn fn, void* user_data) {
+  return WrapLoader(fn, user_data);
+}
+
+larder::StoreWriter WrapStoreWriterFn(larder_store_write_fn fn, void* user_data) {
+  return WrapStoreWriter(fn, user_data);
+}
+
+larder_status DeliverFetch(larder::FetchResult r, larder_value* out, larder_fetch_info* info) {
+  return Deliver(std::move(r), out, info);
+}
+
+bool ValueSlotOk(const larder_value* v) { return ValueSlotUsable(v); }
+
+void CopyErrorText(const std::string& message, char* error, size_t error_size) {
+  CopyError(message, error, error_size);
+}
+
+larder_status CopyOptions(const larder_options* o, larder::Options* out) {
+  if (!IsLive(o)) return LARDER_INVALID_ARGUMENT;
+  std::lock_guard<std::mutex> lock(g_options_mu);  // a consistent copy
+  *out = o->options;
+  return LARDER_OK;
+}
+
+}  // namespace larder::capi
+
 extern "C" {
 
 struct larder_write_behind {
@@ -961,48 +1047,8 @@ larder_status larder_write_behind_open(larder_cache* c, const larder_write_behin
   if (out == nullptr) return LARDER_INVALID_ARGUMENT;
   *out = nullptr;
   if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
-  if (config == nullptr || config->struct_size < sizeof(larder_write_behind_config) ||
-      config->writer == nullptr || config->max_delay_ns < 0 || config->enqueue_timeout_ns < 0 ||
-      config->journal_sync < 0 || config->journal_sync > LARDER_JOURNAL_SYNC_NEVER) {
-    return LARDER_INVALID_ARGUMENT;
-  }
   larder::WriteBehindOptions o;
-  const larder_batch_write_fn writer = config->writer;
-  void* const writer_data = config->writer_data;
-  o.writer = [writer, writer_data](const std::vector<larder::QueuedWrite>& batch) {
-    std::vector<larder_queued_write> writes;
-    writes.reserve(batch.size());
-    for (const larder::QueuedWrite& w : batch) writes.push_back(ToC(w));
-    char error[256] = "";
-    int rc = writer(writer_data, writes.data(), writes.size(), error, sizeof error);
-    error[sizeof error - 1] = '\0';
-    if (rc == 0) return larder::WriteOutcome::Ok();
-    return larder::WriteOutcome::Failed(
-        error[0] != '\0' ? error : "the writer returned " + std::to_string(rc));
-  };
-  if (config->dead_letter != nullptr) {
-    const larder_dead_letter_fn dead = config->dead_letter;
-    void* const dead_data = config->dead_letter_data;
-    o.dead_letter = [dead, dead_data](const larder::QueuedWrite& w, const std::string& error) {
-      larder_queued_write c = ToC(w);
-      dead(dead_data, &c, error.c_str());
-    };
-  }
-  o.max_batch = config->max_batch;
-  o.max_delay = std::chrono::nanoseconds(config->max_delay_ns);
-  o.max_queue_entries = config->max_queue_entries;
-  o.max_queue_bytes = config->max_queue_bytes;
-  o.enqueue_timeout = std::chrono::nanoseconds(config->enqueue_timeout_ns);
-  o.max_attempts = config->max_attempts;
-  o.retry_base = std::chrono::nanoseconds(config->retry_base_ns);
-  o.retry_max = std::chrono::nanoseconds(config->retry_max_ns);
-  if (config->journal_dir != nullptr) o.journal_dir = config->journal_dir;
-  o.journal_sync =
-      config->journal_sync == LARDER_JOURNAL_SYNC_EVERY_WRITE ? larder::JournalSync::kEveryWrite
-      : config->journal_sync == LARDER_JOURNAL_SYNC_INTERVAL  ? larder::JournalSync::kInterval
-                                                              : larder::JournalSync::kNever;
-  o.journal_sync_interval = std::chrono::nanoseconds(config->journal_sync_interval_ns);
-  o.journal_segment_bytes = config->journal_segment_bytes;
+  if (larder_status s = larder::capi::WriteBehindOptionsFrom(config, &o); s != LARDER_OK) return s;
   auto handle = std::make_unique<larder_write_behind>();
   Status s = larder::WriteBehind::Open(c->cache.get(), std::move(o), &handle->wb);
   if (s != Status::kOk) return Code(s);

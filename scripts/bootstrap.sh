@@ -9,7 +9,7 @@ packages=(
   libabsl-dev libxxhash-dev libgtest-dev zlib1g-dev
   abigail-tools                  # abidiff: the C ABI against its committed baseline
   dpkg-dev                       # apt-get source (the private jemalloc build)
-  libhiredis-dev redis-server    # the Redis baseline of larder-bench
+  libhiredis-dev redis-server    # the Redis second tier (larder_redis), its tests, larder-bench
   gnuplot-nox                    # larder-bench run --plot, larder-demo --plot
   libsqlite3-dev                 # larder-demo: the database behind the cache
   python3-pytest                 # the Python binding's tests (run with /usr/bin/python3)

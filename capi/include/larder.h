@@ -110,6 +110,7 @@ typedef int larder_status;
 #define LARDER_WRITE_FAILED 14    /* the store writer reported a failure */
 #define LARDER_IO_ERROR 15        /* the write-behind journal could not be read or written */
 #define LARDER_FORKED 16          /* used in a child after fork(): the handle is the parent's */
+#define LARDER_UNAVAILABLE 17     /* Redis (the L2 tier) unreachable or too slow */
 
 /* A static, human-readable description of a status. Never NULL (unknown
  * codes give "unknown status"). Thread-safe. */
@@ -677,6 +678,192 @@ LARDER_API larder_status larder_write_behind_stats_get(larder_write_behind *wb,
                                                        larder_write_behind_stats *out);
 /* Closes (no time limit) and frees. NULL is a no-op. */
 LARDER_API void larder_write_behind_destroy(larder_write_behind *wb);
+
+/* ---- A shared second tier: Redis behind the cache ---------------------- */
+
+/* When a service runs as many processes, each keeps its own cache (the L1)
+ * in front of one Redis (the L2) that all of them share. Redis tells each
+ * process which keys the others changed (server-assisted client-side
+ * caching: CLIENT TRACKING with REDIRECT to a connection subscribed to
+ * __redis__:invalidate, RESP2, Redis 6 or later), so after a write no
+ * process keeps serving the old value from its L1: never longer than the
+ * staleness bound (max_staleness_ns, 1 s by default), usually for well under
+ * a millisecond. See README.md ("Many processes: Redis as the L2") and
+ * docs/design.md ("Redis second tier") for the rules and the bound.
+ *
+ *   larder_tier_config config;
+ *   larder_tier_config_init(&config);
+ *   config.host = "10.0.0.5";
+ *   larder_tier *tier;
+ *   char why[256];
+ *   if (larder_tier_create(l1_options, &config, &tier, why, sizeof why) != LARDER_OK) ...
+ *   larder_tier_get(tier, "user:42", 7, NULL, NULL, 0, &value, NULL);
+ *   ... write the database, then: larder_tier_invalidate(tier, "user:42", 7);
+ *
+ * Reads. An L1 hit never waits for Redis. On an L1 miss one caller per key
+ * and process asks Redis (GET and PTTL); a Redis hit is kept in L1 for at
+ * most the key's remaining Redis TTL and l1_max_ttl_ns; a Redis miss runs
+ * the loader, writes the value to Redis (SET NX PX) and keeps it in L1.
+ * A Redis error or timeout counts as a miss: the loader's answer is returned
+ * and kept nowhere. While tracking is down (lost connection, unanswered
+ * ping) every read skips L1 and asks Redis.
+ *
+ * The library is built with this tier when LARDER_REDIS is on (the default;
+ * it then links libhiredis). Without it, larder_tier_create returns
+ * LARDER_UNAVAILABLE. */
+
+#define LARDER_TRACKING_DEFAULT 0 /* Redis reports the keys this process read */
+#define LARDER_TRACKING_BCAST 1   /* Redis reports every key under the prefixes */
+
+#define LARDER_TIER_CACHE_ASIDE 0   /* set/delete write Redis; the store is yours */
+#define LARDER_TIER_WRITE_THROUGH 1 /* set/delete: store_writer first, then Redis */
+#define LARDER_TIER_WRITE_BEHIND 2  /* set/delete: L1 and Redis now, the store later */
+
+#define LARDER_BREAKER_CLOSED 0    /* calls go to Redis */
+#define LARDER_BREAKER_OPEN 1      /* Redis failed breaker_failures times in a row: skipped */
+#define LARDER_BREAKER_HALF_OPEN 2 /* one trial call after breaker_open_ns */
+
+/* The tier's settings; start from larder_tier_config_init, which fills the
+ * defaults given below. Strings are copied by larder_tier_create. */
+typedef struct larder_tier_config {
+  size_t struct_size;
+  const char *host;           /* "127.0.0.1"; an address or a host name */
+  int32_t port;               /* 6379 */
+  const char *username;       /* NULL: AUTH with the password only (ACL user otherwise) */
+  const char *password;       /* NULL: no AUTH */
+  int32_t database;           /* 0; SELECT */
+  int64_t connect_timeout_ns; /* 1 s */
+  int64_t command_timeout_ns; /* 250 ms: a slower answer is a failure */
+  uint32_t max_connections;   /* 8 data connections (1 to 1024) */
+  int32_t tracking;           /* LARDER_TRACKING_DEFAULT */
+  /* BCAST only: the prefixes Redis reports (none: every key); they must not
+   * overlap. Keys outside them are never kept in L1. */
+  const char *const *broadcast_prefixes;
+  size_t broadcast_prefix_count;
+  int64_t l1_max_ttl_ns;      /* 60 s: L1 keeps nothing longer */
+  int64_t l2_ttl_ns;          /* 5 min: Redis TTL when the loader or the write gives none */
+  int64_t max_staleness_ns;   /* 1 s: the bound (>= health + 2 x command timeout + 50 ms) */
+  int64_t health_interval_ns; /* 100 ms between pings */
+  int64_t reconnect_min_ns;   /* 50 ms: reconnection backoff, doubling ... */
+  int64_t reconnect_max_ns;   /* ... up to 2 s, jittered */
+  /* Stampedes across processes (an efficiency guard, not a lock anyone may
+   * rely on): with stampede_lock 1, one caller across all processes loads a
+   * missing key (SET <lock_prefix>key token NX PX lease); the others poll
+   * Redis (lock_poll_min_ns doubling to lock_poll_max_ns) for its value; when
+   * the lease runs out a poller takes over; after twice the lease a caller
+   * loads anyway. */
+  int32_t stampede_lock;              /* 0 */
+  const char *lock_prefix;            /* "lock:" */
+  int64_t lock_lease_ns;              /* 5 s */
+  int64_t lock_poll_min_ns;           /* 2 ms */
+  int64_t lock_poll_max_ns;           /* 50 ms */
+  int32_t breaker_failures;           /* 5 consecutive failures open the breaker ... */
+  int64_t breaker_open_ns;            /* ... for 1 s */
+  int32_t write_mode;                 /* LARDER_TIER_CACHE_ASIDE */
+  larder_store_write_fn store_writer; /* LARDER_TIER_WRITE_THROUGH: required */
+  void *store_writer_data;
+  /* LARDER_TIER_WRITE_BEHIND: required (its writer, the store's batch
+   * writer, runs on the queue's flusher thread). Copied by create. */
+  const larder_write_behind_config *write_behind;
+} larder_tier_config;
+
+/* Fills *config with the defaults (and struct_size). */
+LARDER_API larder_status larder_tier_config_init(larder_tier_config *config);
+
+typedef struct larder_tier larder_tier;
+
+/* Builds the L1 from l1 (the options' loader, if any, is the source of truth
+ * behind Redis), connects to Redis, checks that it supports tracking,
+ * subscribes to invalidations and starts the tier's background thread.
+ * On success *out owns the tier (free with larder_tier_destroy); on failure
+ * *out is NULL and error (error_size bytes, may be NULL with error_size 0)
+ * says why: LARDER_UNAVAILABLE when Redis cannot be reached within
+ * connect_timeout_ns (or the library has no Redis support);
+ * LARDER_INVALID_ARGUMENT for bad settings or a server that refused: wrong
+ * password, no CLIENT TRACKING (Redis before 6), overlapping prefixes.
+ * Thread-safe. */
+LARDER_API larder_status larder_tier_create(const larder_options *l1,
+                                            const larder_tier_config *config, larder_tier **out,
+                                            char *error, size_t error_size);
+
+/* Stops the background thread (a write-behind queue is drained first) and
+ * frees the tier and its L1. No other thread may be using it. In a child
+ * after fork(), returns at once and frees nothing of the parent's. NULL is a
+ * no-op. */
+LARDER_API void larder_tier_destroy(larder_tier *tier);
+
+/* The value of key: from L1, else Redis, else the loader (fn, or NULL: the
+ * L1 options' loader; with none at all, a Redis miss is LARDER_NOT_FOUND).
+ * Statuses, out, info and timeout_ns as for larder_get_or_load (out is
+ * required; on LARDER_OK it holds a pinned value to release);
+ * info->source is LARDER_SOURCE_HIT for L1 and Redis hits. Thread-safe. */
+LARDER_API larder_status larder_tier_get(larder_tier *tier, const void *key, size_t key_size,
+                                         larder_loader_fn fn, void *user_data, int64_t timeout_ns,
+                                         larder_value *out, larder_fetch_info *info);
+
+/* Writes key by the configured write_mode; ttl_ns (0: l2_ttl_ns) is the
+ * Redis TTL. Cache-aside: SET in Redis. Write-through: store_writer first
+ * (its failure: LARDER_WRITE_FAILED, nothing changed), then SET.
+ * Write-behind: queued for the store and put into L1 now, then SET. Every
+ * other process drops its L1 copy (Redis tells it). LARDER_UNAVAILABLE: Redis
+ * was not written (the store may have been): other processes may serve the
+ * old value until its Redis TTL. error as for larder_tier_create.
+ * Thread-safe; writes of one key are serialised in the store modes. */
+LARDER_API larder_status larder_tier_set(larder_tier *tier, const void *key, size_t key_size,
+                                         const void *value, size_t value_size, int64_t ttl_ns,
+                                         char *error, size_t error_size);
+
+/* Deletes key by the configured write_mode (cache-aside: the same as
+ * larder_tier_invalidate). Statuses as larder_tier_set. Thread-safe. */
+LARDER_API larder_status larder_tier_delete(larder_tier *tier, const void *key, size_t key_size,
+                                            char *error, size_t error_size);
+
+/* Cache-aside, after you wrote the store: DEL key (and its stampede lock) in
+ * Redis, then invalidate L1 here; Redis tells the other processes.
+ * LARDER_UNAVAILABLE when the DEL did not reach Redis. Thread-safe. */
+LARDER_API larder_status larder_tier_invalidate(larder_tier *tier, const void *key,
+                                                size_t key_size);
+
+/* Write-behind: waits until every queued store write is delivered
+ * (LARDER_TIMEOUT after timeout_ns, 0: no limit). LARDER_OK at once in the
+ * other modes. Thread-safe. */
+LARDER_API larder_status larder_tier_flush(larder_tier *tier, int64_t timeout_ns);
+
+typedef struct larder_tier_stats {
+  size_t struct_size;      /* set by the caller to sizeof(larder_tier_stats) */
+  uint64_t l2_hits;        /* L1 misses answered by Redis */
+  uint64_t l2_misses;      /* ... that Redis did not have */
+  uint64_t l2_errors;      /* Redis errors and timeouts (handled as misses) */
+  uint64_t l2_skipped;     /* calls that skipped Redis: the breaker was open */
+  uint64_t loads;          /* loader calls */
+  uint64_t fills;          /* loaded values written to Redis */
+  uint64_t fills_refused;  /* not written: the key appeared, or the lock was lost */
+  uint64_t bypassed_reads; /* reads that skipped L1 (tracking down; BCAST: key outside) */
+  uint64_t invalidation_messages;
+  uint64_t invalidated_keys;
+  uint64_t flushes;           /* FLUSHALL / FLUSHDB messages */
+  uint64_t tracking_losses;   /* invalidation connection lost or a ping missed */
+  uint64_t connection_losses; /* data connections lost */
+  uint64_t reconnects;        /* tracking sessions after the first */
+  int32_t tracking_up;        /* 1 while L1 may answer reads */
+  int32_t breaker_state;      /* LARDER_BREAKER_* */
+  uint64_t breaker_opens;
+  uint64_t lock_acquired;  /* stampede locks won */
+  uint64_t lock_waits;     /* callers that found the lock taken and polled */
+  uint64_t lock_wait_hits; /* ... and got the value another process loaded */
+  uint64_t lock_fail_open; /* ... and loaded anyway after twice the lease */
+  uint64_t writes;         /* set, delete and invalidate calls */
+  uint64_t write_failures; /* ... that failed */
+} larder_tier_stats;
+
+/* Fills the first out->struct_size bytes' worth of fields (out required);
+ * LARDER_INVALID_ARGUMENT if struct_size is smaller than
+ * offsetof(larder_tier_stats, l2_hits) + 8. Thread-safe. */
+LARDER_API larder_status larder_tier_stats_get(larder_tier *tier, larder_tier_stats *out);
+
+/* The L1's own statistics (hits: reads L1 answered), as larder_cache_stats.
+ * Thread-safe. */
+LARDER_API larder_status larder_tier_l1_stats(larder_tier *tier, larder_stats *out);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -39,6 +39,8 @@ const char* StatusName(Status status) {
     case Status::kForked:
       return "created by the parent process before fork(): only destroy it in the child, and "
              "create a new cache there";
+    case Status::kUnavailable:
+      return "Redis unavailable: cannot connect, timed out, or the tier is not built in";
   }
   return "unknown status";
 }

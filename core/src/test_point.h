@@ -20,6 +20,9 @@ enum class TestPoint {
   kRefreshRegistered,
   // A hit or a call asks for a refresh of the key (before any lock).
   kRefreshRequested,
+  // The Redis tier's L1 flight for the key got Redis's answer to its GET;
+  // the flight completes next (redis_tier.cc).
+  kTierL2Answered,
 };
 
 using TestHook = void (*)(TestPoint point, std::string_view key);

@@ -40,6 +40,8 @@
 
 namespace larder {
 
+class TieredCache;
+
 namespace internal {
 struct Entry;
 struct Flight;
@@ -350,6 +352,7 @@ class Cache {
  private:
   friend class LoadLease;
   friend class WriteBehind;
+  friend class TieredCache;  // its reads that bypass L1 still answer from a pending write
   // Read-your-writes for write-behind: consulted on misses only.
   void AttachPendingWrites(std::shared_ptr<internal::PendingWrites> pending);
   std::shared_ptr<internal::PendingWrites> pending_writes() const;

@@ -23,6 +23,7 @@ enum class Status : int {
   kWriteFailed = 14,     // the user's writer reported a failure (write-through)
   kIoError = 15,         // the write-behind journal could not be read or written
   kForked = 16,          // used in a child process after fork(): the object is the parent's
+  kUnavailable = 17,     // the Redis second tier could not be reached or answered too late
 };
 
 // Never returns nullptr.

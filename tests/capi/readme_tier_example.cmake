@@ -1,0 +1,51 @@
+# The README's Redis-tier C example (the ```c block that calls
+# larder_tier_create) must compile as written (-std=c99 -Wall -Wextra -Werror)
+# and run against the test's own redis-server: run this script under
+# with_redis, which passes that server's port in LARDER_TEST_REDIS_PORT (the
+# example reads REDIS_PORT). Without it the script refuses to run, so the
+# example never reaches any other Redis.
+cmake_minimum_required(VERSION 3.25)  # while(TRUE)
+if(NOT DEFINED ENV{LARDER_TEST_REDIS_PORT})
+  message(FATAL_ERROR "run under with_redis (LARDER_TEST_REDIS_PORT is not set)")
+endif()
+file(READ ${README} readme)
+set(rest "${readme}")
+set(example "")
+while(TRUE)
+  string(FIND "${rest}" "```c\n" start)
+  if(start EQUAL -1)
+    break()
+  endif()
+  math(EXPR start "${start} + 5")
+  string(SUBSTRING "${rest}" ${start} -1 rest)
+  string(FIND "${rest}" "```" end)
+  string(SUBSTRING "${rest}" 0 ${end} block)
+  string(SUBSTRING "${rest}" ${end} -1 rest)
+  string(FIND "${block}" "larder_tier_create" uses_tier)
+  if(NOT uses_tier EQUAL -1)
+    set(example "${block}")
+    break()
+  endif()
+endwhile()
+if(example STREQUAL "")
+  message(FATAL_ERROR "no ```c block calling larder_tier_create in ${README}")
+endif()
+file(MAKE_DIRECTORY ${WORK})
+file(WRITE ${WORK}/tier_example.c "${example}")
+get_filename_component(libdir ${LIB} DIRECTORY)
+execute_process(COMMAND cc -std=c99 -Wall -Wextra -Werror -I${INCLUDE} ${WORK}/tier_example.c
+                        -L${libdir} -llarder -Wl,-rpath,${libdir} -o ${WORK}/tier_example
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "the README's tier example does not compile:\n${err}")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} -E env REDIS_PORT=$ENV{LARDER_TEST_REDIS_PORT}
+                        ${WORK}/tier_example
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 60)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "the README's tier example exited with ${rc}:\n${out}\n${err}")
+endif()
+if(NOT out STREQUAL "row of user:42 (loaded)\nrow of user:42 (cached)\n")
+  message(FATAL_ERROR "unexpected output of the README's tier example:\n${out}")
+endif()
+message(STATUS "README tier example output:\n${out}")
