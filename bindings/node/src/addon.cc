@@ -470,6 +470,7 @@ napi_value TaggedBuffer(napi_env env, const char* p, size_t n) {
 // ---- per-isolate state ----
 
 struct Handle;
+struct TierHandle;
 
 struct Event {
   std::string key;
@@ -486,6 +487,7 @@ struct EnvData {
   double* f64 = nullptr;
   std::vector<Event> events;
   std::set<Handle*> handles;  // open handles of this isolate (closed at its teardown)
+  std::set<TierHandle*> tiers;   // open TieredCaches of this isolate (likewise)
 };
 
 void SetInfo(EnvData* d, const larder_entry_info& info) {
@@ -1891,9 +1893,365 @@ napi_value Attach(napi_env env, napi_callback_info info) {
   return MakeMethods(env, h);
 }
 
+
+// ---- the Redis second tier (TieredCache in index.js) ----
+//
+// One larder_tier per TieredCache, owned by its isolate (not shared with
+// workers). Keys go to Redis as their bytes (a string's UTF-8, a Buffer's
+// bytes), so that broadcast prefixes and other clients see the same names;
+// values carry the tag described at the top of this file. get() runs the
+// loader on the JavaScript thread, inside larder_tier_get, and blocks on
+// Redis for at most the command timeout (per round trip).
+
+struct TierHandle {
+  larder_tier* tier = nullptr;
+  EnvData* env = nullptr;
+  bool closed = false;
+};
+
+void CloseTier(TierHandle* t) {
+  if (t->closed) return;
+  t->closed = true;
+  t->env->tiers.erase(t);
+  larder_tier_destroy(t->tier);
+  t->tier = nullptr;
+}
+
+void FinalizeTier(napi_env, void* data, void*) {
+  auto* t = static_cast<TierHandle*>(data);
+  CloseTier(t);
+  delete t;
+}
+
+bool EncodeTierKey(napi_env env, napi_value v, Bytes* out) {
+  bool exact = true;
+  if (StringUtf8(env, v, out, 0, &exact)) return true;
+  const char* p;
+  size_t n;
+  if (Uint8View(env, v, &p, &n)) {
+    out->Reserve(n);
+    if (n) std::memcpy(out->data, p, n);
+    out->size = n;
+    return true;
+  }
+  ThrowType(env, "a TieredCache key must be a string or a Buffer");
+  return false;
+}
+
+template <size_t N>
+TierHandle* UnpackTier(napi_env env, napi_callback_info info, napi_value (&argv)[N]) {
+  size_t argc = N;
+  void* data = nullptr;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, &data);
+  for (size_t i = argc; i < N; ++i) argv[i] = Undefined(env);
+  auto* t = static_cast<TierHandle*>(data);
+  if (t->closed) {
+    Throw(env, LARDER_CLOSED, "this TieredCache is closed");
+    return nullptr;
+  }
+  return t;
+}
+
+struct TierLoad {
+  napi_env env;
+  napi_value fn;           // (key) -> undefined | [value, kind]
+  napi_value key;          // the caller's key, as given
+  napi_value thrown = nullptr;
+};
+
+int TierLoader(void* user_data, const void*, size_t, larder_load_result* result) {
+  auto* l = static_cast<TierLoad*>(user_data);
+  napi_env env = l->env;
+  napi_value r;
+  if (napi_call_function(env, Undefined(env), l->fn, 1, &l->key, &r) != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) napi_get_and_clear_last_exception(env, &l->thrown);
+    larder_load_result_set_error(result, "the loader threw");
+    return 0;
+  }
+  napi_valuetype type;
+  napi_typeof(env, r, &type);
+  if (type == napi_undefined) {
+    larder_load_result_set_not_found(result);
+    return 0;
+  }
+  napi_value value, kind_v;
+  int32_t kind = 0;
+  napi_get_element(env, r, 0, &value);
+  napi_get_element(env, r, 1, &kind_v);
+  napi_get_value_int32(env, kind_v, &kind);
+  Bytes out;
+  if (!EncodeValue(env, value, kind, -1, &out)) {
+    napi_get_and_clear_last_exception(env, &l->thrown);
+    larder_load_result_set_error(result, "the loader returned a value that cannot be cached");
+    return 0;
+  }
+  larder_load_result_set_value(result, out.data, out.size, 0);
+  return 0;
+}
+
+// get(key, loader?) -> value | null (in the scratch buffer) | undefined
+napi_value TierGet(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  TierHandle* t = UnpackTier(env, info, argv);
+  if (t == nullptr) return nullptr;
+  Bytes key;
+  if (!EncodeTierKey(env, argv[0], &key)) return nullptr;
+  napi_valuetype type;
+  napi_typeof(env, argv[1], &type);
+  TierLoad load{env, argv[1], argv[0]};
+  larder_fetch_info fi;
+  std::memset(&fi, 0, sizeof fi);
+  fi.struct_size = sizeof fi;
+  larder_value v = LARDER_VALUE_INIT;
+  larder_status s = larder_tier_get(t->tier, key.data, key.size,
+                                    type == napi_function ? TierLoader : nullptr,
+                                    type == napi_function ? &load : nullptr, 0, &v, &fi);
+  if (load.thrown != nullptr) {
+    if (s == LARDER_OK) larder_value_release(&v);
+    napi_throw(env, load.thrown);
+    return nullptr;
+  }
+  if (s == LARDER_NOT_FOUND) return Undefined(env);
+  if (s != LARDER_OK) return Throw(env, s, fi.error[0] ? fi.error : nullptr);
+  napi_value out = ReturnValue(env, t->env, static_cast<const char*>(v.data), v.size);
+  larder_value_release(&v);
+  return out;
+}
+
+// set(key, value, kind, ttlMs)
+napi_value TierSet(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  TierHandle* t = UnpackTier(env, info, argv);
+  if (t == nullptr) return nullptr;
+  Bytes key, value;
+  if (!EncodeTierKey(env, argv[0], &key)) return nullptr;
+  int32_t kind = 0;
+  napi_get_value_int32(env, argv[2], &kind);
+  if (!EncodeValue(env, argv[1], kind, -1, &value)) return nullptr;
+  double ttl = 0;
+  napi_get_value_double(env, argv[3], &ttl);
+  char why[256] = "";
+  larder_status s = larder_tier_set(t->tier, key.data, key.size, value.data, value.size,
+                                    MsToNs(ttl), why, sizeof why);
+  if (s != LARDER_OK) return Throw(env, s, why);
+  return Undefined(env);
+}
+
+// del(key) / invalidate(key)
+napi_value TierDelete(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  TierHandle* t = UnpackTier(env, info, argv);
+  if (t == nullptr) return nullptr;
+  Bytes key;
+  if (!EncodeTierKey(env, argv[0], &key)) return nullptr;
+  char why[256] = "";
+  larder_status s = larder_tier_delete(t->tier, key.data, key.size, why, sizeof why);
+  if (s != LARDER_OK) return Throw(env, s, why);
+  return Undefined(env);
+}
+
+napi_value TierInvalidate(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  TierHandle* t = UnpackTier(env, info, argv);
+  if (t == nullptr) return nullptr;
+  Bytes key;
+  if (!EncodeTierKey(env, argv[0], &key)) return nullptr;
+  larder_status s = larder_tier_invalidate(t->tier, key.data, key.size);
+  if (s != LARDER_OK) return Throw(env, s);
+  return Undefined(env);
+}
+
+napi_value TierStats(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  TierHandle* t = UnpackTier(env, info, argv);
+  if (t == nullptr) return nullptr;
+  larder_tier_stats s;
+  std::memset(&s, 0, sizeof s);
+  s.struct_size = sizeof s;
+  larder_status st = larder_tier_stats_get(t->tier, &s);
+  if (st != LARDER_OK) return Throw(env, st);
+  larder_stats l1;
+  std::memset(&l1, 0, sizeof l1);
+  l1.struct_size = sizeof l1;
+  st = larder_tier_l1_stats(t->tier, &l1);
+  if (st != LARDER_OK) return Throw(env, st);
+  napi_value out;
+  napi_create_object(env, &out);
+  auto put = [&](const char* name, double v) {
+    napi_set_named_property(env, out, name, Number(env, v));
+  };
+  put("l1Hits", static_cast<double>(l1.hits));
+  put("l1Misses", static_cast<double>(l1.misses));
+  put("l1Entries", static_cast<double>(l1.entries));
+  put("l1Bytes", static_cast<double>(l1.bytes));
+  put("l2Hits", static_cast<double>(s.l2_hits));
+  put("l2Misses", static_cast<double>(s.l2_misses));
+  put("l2Errors", static_cast<double>(s.l2_errors));
+  put("l2Skipped", static_cast<double>(s.l2_skipped));
+  put("loads", static_cast<double>(s.loads));
+  put("fills", static_cast<double>(s.fills));
+  put("fillsRefused", static_cast<double>(s.fills_refused));
+  put("bypassedReads", static_cast<double>(s.bypassed_reads));
+  put("invalidationMessages", static_cast<double>(s.invalidation_messages));
+  put("invalidatedKeys", static_cast<double>(s.invalidated_keys));
+  put("flushes", static_cast<double>(s.flushes));
+  put("trackingLosses", static_cast<double>(s.tracking_losses));
+  put("connectionLosses", static_cast<double>(s.connection_losses));
+  put("reconnects", static_cast<double>(s.reconnects));
+  put("breakerOpens", static_cast<double>(s.breaker_opens));
+  put("lockAcquired", static_cast<double>(s.lock_acquired));
+  put("lockWaits", static_cast<double>(s.lock_waits));
+  put("lockWaitHits", static_cast<double>(s.lock_wait_hits));
+  put("lockFailOpen", static_cast<double>(s.lock_fail_open));
+  put("writes", static_cast<double>(s.writes));
+  put("writeFailures", static_cast<double>(s.write_failures));
+  napi_set_named_property(env, out, "trackingUp", Bool(env, s.tracking_up != 0));
+  const char* breaker = s.breaker_state == LARDER_BREAKER_OPEN        ? "open"
+                        : s.breaker_state == LARDER_BREAKER_HALF_OPEN ? "half-open"
+                                                                      : "closed";
+  napi_value b;
+  napi_create_string_utf8(env, breaker, NAPI_AUTO_LENGTH, &b);
+  napi_set_named_property(env, out, "breaker", b);
+  return out;
+}
+
+napi_value TierClose(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  void* data = nullptr;
+  napi_get_cb_info(env, info, &argc, nullptr, nullptr, &data);
+  CloseTier(static_cast<TierHandle*>(data));
+  return Undefined(env);
+}
+
+// A string option (nullptr when absent); *keep holds its bytes.
+const char* StringOption(napi_env env, napi_value o, const char* name, std::string* keep) {
+  napi_value v;
+  napi_valuetype type;
+  if (napi_get_named_property(env, o, name, &v) != napi_ok) return nullptr;
+  if (napi_typeof(env, v, &type) != napi_ok || type != napi_string) return nullptr;
+  size_t n = 0;
+  napi_get_value_string_utf8(env, v, nullptr, 0, &n);
+  keep->assign(n, '\0');
+  napi_get_value_string_utf8(env, v, keep->data(), n + 1, &n);
+  return keep->c_str();
+}
+
+// tierCreate({maxBytes, max, ttl, host, port, username, password, db,
+//   connectTimeout, commandTimeout, maxConnections, broadcast, prefixes,
+//   l1MaxTtl, redisTtl, maxStaleness, healthInterval, lock, lockPrefix,
+//   lockLease, lockPollMin, lockPollMax, breakerFailures, breakerOpenTime})
+//   -> methods. Times in ms; index.js checks the options.
+napi_value TierCreate(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc < 1) return Throw(env, LARDER_INVALID_ARGUMENT);
+  napi_value o = argv[0];
+  const double max_bytes = NumberOr(env, o, "maxBytes", 0);
+  if (!(max_bytes > 0)) return Throw(env, LARDER_INVALID_ARGUMENT, "maxBytes must be > 0");
+  larder_tier_config cfg;
+  larder_tier_config_init(&cfg);
+  std::string host, username, password, lock_prefix;
+  if (const char* p = StringOption(env, o, "host", &host)) cfg.host = p;
+  cfg.username = StringOption(env, o, "username", &username);
+  cfg.password = StringOption(env, o, "password", &password);
+  if (const char* p = StringOption(env, o, "lockPrefix", &lock_prefix)) cfg.lock_prefix = p;
+  cfg.port = static_cast<int32_t>(NumberOr(env, o, "port", cfg.port));
+  cfg.database = static_cast<int32_t>(NumberOr(env, o, "db", cfg.database));
+  cfg.max_connections =
+      static_cast<uint32_t>(NumberOr(env, o, "maxConnections", cfg.max_connections));
+  auto ms = [&](const char* name, int64_t* field) {
+    const double d = NumberOr(env, o, name, -1);
+    if (d >= 0) *field = MsToNs(d);
+  };
+  ms("connectTimeout", &cfg.connect_timeout_ns);
+  ms("commandTimeout", &cfg.command_timeout_ns);
+  ms("l1MaxTtl", &cfg.l1_max_ttl_ns);
+  ms("redisTtl", &cfg.l2_ttl_ns);
+  ms("maxStaleness", &cfg.max_staleness_ns);
+  ms("healthInterval", &cfg.health_interval_ns);
+  ms("lockLease", &cfg.lock_lease_ns);
+  ms("lockPollMin", &cfg.lock_poll_min_ns);
+  ms("lockPollMax", &cfg.lock_poll_max_ns);
+  ms("breakerOpenTime", &cfg.breaker_open_ns);
+  cfg.breaker_failures =
+      static_cast<int32_t>(NumberOr(env, o, "breakerFailures", cfg.breaker_failures));
+  napi_value v;
+  bool flag = false;
+  if (napi_get_named_property(env, o, "lock", &v) == napi_ok &&
+      napi_get_value_bool(env, v, &flag) == napi_ok) {
+    cfg.stampede_lock = flag ? 1 : 0;
+  }
+  flag = false;
+  if (napi_get_named_property(env, o, "broadcast", &v) == napi_ok &&
+      napi_get_value_bool(env, v, &flag) == napi_ok && flag) {
+    cfg.tracking = LARDER_TRACKING_BCAST;
+  }
+  std::vector<std::string> prefixes;
+  std::vector<const char*> prefix_ptrs;
+  bool is_array = false;
+  if (napi_get_named_property(env, o, "prefixes", &v) == napi_ok &&
+      napi_is_array(env, v, &is_array) == napi_ok && is_array) {
+    uint32_t n = 0;
+    napi_get_array_length(env, v, &n);
+    prefixes.resize(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      napi_value e;
+      napi_get_element(env, v, i, &e);
+      size_t len = 0;
+      if (napi_get_value_string_utf8(env, e, nullptr, 0, &len) != napi_ok) {
+        return ThrowType(env, "prefixes must be strings");
+      }
+      prefixes[i].assign(len, '\0');
+      napi_get_value_string_utf8(env, e, prefixes[i].data(), len + 1, &len);
+    }
+    for (auto& p : prefixes) prefix_ptrs.push_back(p.c_str());
+    cfg.broadcast_prefixes = prefix_ptrs.data();
+    cfg.broadcast_prefix_count = prefix_ptrs.size();
+  }
+  larder_options* opt = larder_options_new();
+  if (opt == nullptr) return Throw(env, LARDER_NO_MEMORY);
+  larder_options_set_capacity_bytes(opt, static_cast<uint64_t>(max_bytes));
+  larder_options_set_capacity_entries(opt, static_cast<uint64_t>(NumberOr(env, o, "max", 0)));
+  larder_options_set_default_ttl(opt, MsToNs(NumberOr(env, o, "ttl", 0)));
+  larder_tier* tier = nullptr;
+  char why[512] = "";
+  larder_status s = larder_tier_create(opt, &cfg, &tier, why, sizeof why);
+  larder_options_free(opt);
+  if (s != LARDER_OK) return Throw(env, s, why);
+  auto* t = new TierHandle;
+  t->tier = tier;
+  t->env = GetEnvData(env);
+  const napi_property_descriptor fns[] = {
+      {"get", nullptr, TierGet, nullptr, nullptr, nullptr, napi_default, t},
+      {"set", nullptr, TierSet, nullptr, nullptr, nullptr, napi_default, t},
+      {"del", nullptr, TierDelete, nullptr, nullptr, nullptr, napi_default, t},
+      {"invalidate", nullptr, TierInvalidate, nullptr, nullptr, nullptr, napi_default, t},
+      {"stats", nullptr, TierStats, nullptr, nullptr, nullptr, napi_default, t},
+      {"close", nullptr, TierClose, nullptr, nullptr, nullptr, napi_default, t},
+  };
+  napi_value obj;
+  napi_create_object(env, &obj);
+  napi_define_properties(env, obj, sizeof fns / sizeof fns[0], fns);
+  if (napi_add_finalizer(env, obj, t, FinalizeTier, nullptr, nullptr) != napi_ok) {
+    FinalizeTier(env, t, nullptr);
+    return Throw(env, LARDER_NO_MEMORY);
+  }
+  t->env->tiers.insert(t);
+  return obj;
+}
+
 // The isolate is going away (a worker ends): its handles let go.
 void CleanupEnv(void* arg) {
   auto* d = static_cast<EnvData*>(arg);
+  std::set<TierHandle*> tiers;
+  tiers.swap(d->tiers);
+  for (TierHandle* t : tiers) {
+    d->tiers.insert(t);  // CloseTier erases it
+    CloseTier(t);
+  }
   std::set<Handle*> open;
   open.swap(d->handles);
   for (Handle* h : open) {
@@ -1932,6 +2290,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"create", nullptr, Create, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"attach", nullptr, Attach, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"abandon", nullptr, Abandon, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"tierCreate", nullptr, TierCreate, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"scratch", nullptr, nullptr, nullptr, nullptr, scratch, napi_default, nullptr},
       {"stateI32", nullptr, nullptr, nullptr, nullptr, i32, napi_default, nullptr},
       {"stateF64", nullptr, nullptr, nullptr, nullptr, f64, napi_default, nullptr},
