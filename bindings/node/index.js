@@ -50,7 +50,7 @@ class LarderError extends Error {
 const CLASSES = { 2: 'InvalidArgument', 3: 'EmptyKey', 4: 'KeyTooLong', 5: 'ValueTooLarge',
                   7: 'NoMemory', 8: 'LoadError', 9: 'LoadTimeout', 10: 'RecursiveLoad',
                   11: 'Busy', 12: 'Closed', 13: 'Internal', 14: 'WriteFailed', 15: 'IoError',
-                  16: 'Forked' };
+                  16: 'Forked', 17: 'Unavailable' };
 
 function translate(e) {
   if (e && typeof e.larderCode === 'number') {
@@ -1090,4 +1090,160 @@ function abortable(p, signal) {
   });
 }
 
-module.exports = { LarderCache, LRUCache: LarderCache, LarderError, version: native.version };
+// ---- TieredCache: Redis as the shared second tier ----
+
+const TIER_OPTIONS = new Set([
+  'max', 'maxSize', 'maxBytes', 'ttl', 'host', 'port', 'username', 'password', 'db',
+  'connectTimeout', 'commandTimeout', 'maxConnections', 'tracking', 'prefixes', 'l1MaxTtl',
+  'redisTtl', 'maxStaleness', 'healthInterval', 'lock', 'lockPrefix', 'lockLease',
+  'lockPollMin', 'lockPollMax', 'breakerFailures', 'breakerOpenTime',
+]);
+const TIER_TIMES = ['ttl', 'connectTimeout', 'commandTimeout', 'l1MaxTtl', 'redisTtl',
+                    'maxStaleness', 'healthInterval', 'lockLease', 'lockPollMin', 'lockPollMax',
+                    'breakerOpenTime'];
+const DEFAULT_TIER_BYTES = 64 * 1024 * 1024;
+
+function tierKey(key) {
+  if (typeof key === 'string' || key instanceof Uint8Array) return key;
+  throw new TypeError('a TieredCache key must be a string or a Buffer');
+}
+
+// A cache in this process (the L1) in front of one Redis every process
+// shares (the L2); the C ABI's larder_tier_* (docs/design.md, "Redis second
+// tier"). Every call is synchronous: an L1 hit never waits, an L1 miss
+// waits for Redis (each round trip at most commandTimeout, 250 ms by
+// default) and for the loader, which runs on this thread.
+class TieredCache {
+  #t;  // the addon's methods; undefined once closed
+
+  constructor(options = {}) {
+    if (options === null || typeof options !== 'object') {
+      throw new TypeError('TieredCache needs an options object');
+    }
+    for (const k of Object.keys(options)) {
+      if (!TIER_OPTIONS.has(k)) throw new TypeError(`TieredCache: unknown option '${k}'`);
+    }
+    const o = { ...options };
+    if (o.maxSize !== undefined && o.maxBytes !== undefined) {
+      throw new TypeError('give maxSize or maxBytes (both are bytes here), not both');
+    }
+    const maxBytes = o.maxBytes ?? o.maxSize ?? DEFAULT_TIER_BYTES;
+    if (!(typeof maxBytes === 'number' && maxBytes > 0)) throw new TypeError('maxBytes must be a number > 0');
+    if (o.max !== undefined && !(isNonNeg(o.max) && Number.isInteger(o.max))) {
+      throw new TypeError('max option must be a nonnegative integer');
+    }
+    for (const f of TIER_TIMES) {
+      if (o[f] !== undefined && !isNonNeg(o[f])) throw new TypeError(`${f} must be a number of milliseconds >= 0`);
+    }
+    for (const f of ['host', 'username', 'password', 'lockPrefix']) {
+      if (o[f] !== undefined && typeof o[f] !== 'string') throw new TypeError(`${f} must be a string`);
+    }
+    for (const f of ['port', 'db', 'maxConnections', 'breakerFailures']) {
+      if (o[f] !== undefined && !(isNonNeg(o[f]) && Number.isInteger(o[f]))) {
+        throw new TypeError(`${f} must be a nonnegative integer`);
+      }
+    }
+    const tracking = o.tracking ?? (o.prefixes ? 'broadcast' : 'default');
+    if (tracking !== 'default' && tracking !== 'broadcast') {
+      throw new TypeError("tracking must be 'default' or 'broadcast'");
+    }
+    if (o.prefixes !== undefined) {
+      if (!Array.isArray(o.prefixes) || !o.prefixes.every((p) => typeof p === 'string')) {
+        throw new TypeError('prefixes must be an array of strings');
+      }
+      if (tracking !== 'broadcast') throw new TypeError("prefixes need tracking: 'broadcast'");
+    }
+    try {
+      this.#t = native.tierCreate({ ...o, maxBytes, broadcast: tracking === 'broadcast',
+                                    lock: !!o.lock });
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+
+  #native() {
+    if (this.#t === undefined) throw Object.assign(new LarderError('this TieredCache is closed', 12), { name: 'Closed' });
+    return this.#t;
+  }
+
+  /** The value of key: L1, else Redis, else loader(key) (its answer is
+   * written to Redis and kept in L1; undefined: not found). */
+  get(key, loader) {
+    const t = this.#native();
+    tierKey(key);
+    if (loader !== undefined && typeof loader !== 'function') throw new TypeError('loader must be a function');
+    const wrapped = loader && ((k) => {
+      const v = loader(k);
+      if (v === undefined) return undefined;
+      if (v !== null && typeof v.then === 'function') {
+        throw new TypeError('TieredCache loaders are synchronous: the loader returned a promise');
+      }
+      return encode(v);
+    });
+    let r;
+    try {
+      r = t.get(key, wrapped);
+    } catch (e) {
+      rethrow(e);
+    }
+    return decode(r);
+  }
+
+  /** Writes key to Redis (TTL: options.ttl, else redisTtl) and L1; every
+   * other process drops its L1 copy. */
+  set(key, value, options = {}) {
+    const t = this.#native();
+    tierKey(key);
+    if (value === undefined) return this.delete(key);
+    const ttl = options.ttl ?? 0;
+    if (!isNonNeg(ttl)) throw new TypeError('ttl must be a number of milliseconds >= 0');
+    const [v, kind] = encode(value);
+    try {
+      t.set(key, v, kind, ttl);
+    } catch (e) {
+      rethrow(e);
+    }
+    return this;
+  }
+
+  /** Deletes key in Redis and here; the other processes drop theirs. */
+  delete(key) {
+    const t = this.#native();
+    tierKey(key);
+    try {
+      t.del(key);
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+
+  /** After you wrote the store yourself: drops key from Redis and every L1. */
+  invalidate(key) {
+    const t = this.#native();
+    tierKey(key);
+    try {
+      t.invalidate(key);
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+
+  stats() {
+    try {
+      return this.#native().stats();
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+
+  get closed() { return this.#t === undefined; }
+
+  /** Stops the background thread and frees the L1. Idempotent. */
+  close() {
+    const t = this.#t;
+    this.#t = undefined;
+    if (t !== undefined) t.close();
+  }
+}
+
+module.exports = { LarderCache, LRUCache: LarderCache, TieredCache, LarderError, version: native.version };
