@@ -316,6 +316,115 @@ export declare class LarderCache<K extends LarderKey = string, V extends {} = {}
   closeAll(): Promise<void>;
 }
 
+/** A key of a TieredCache: its bytes are the Redis key (a string as UTF-8). */
+export type TieredKey = string | Buffer | Uint8Array;
+
+export declare namespace TieredCache {
+  type Milliseconds = number;
+  interface Options {
+    /** L1: at most this many entries (0: no count bound). */
+    max?: number;
+    /** L1: at most this many bytes (64 MiB by default). */
+    maxBytes?: number;
+    /** The same as maxBytes (give one of them). */
+    maxSize?: number;
+    /** L1's own TTL for the entries it keeps (also bounded by l1MaxTtl and the Redis TTL). */
+    ttl?: Milliseconds;
+    /** Redis: '127.0.0.1' by default. */
+    host?: string;
+    /** Redis: 6379 by default. */
+    port?: number;
+    /** ACL user (AUTH user password); without it AUTH uses the password only. */
+    username?: string;
+    password?: string;
+    /** The database to SELECT (0). */
+    db?: number;
+    /** 1000 ms. */
+    connectTimeout?: Milliseconds;
+    /** 250 ms: a slower answer counts as a failure (a miss for reads). */
+    commandTimeout?: Milliseconds;
+    /** Data connections to Redis (8). */
+    maxConnections?: number;
+    /** 'default': Redis reports the keys this process read; 'broadcast': every key under prefixes. */
+    tracking?: 'default' | 'broadcast';
+    /** Broadcast prefixes (must not overlap); giving them implies tracking 'broadcast'. Keys outside are never kept in L1. */
+    prefixes?: string[];
+    /** L1 keeps nothing longer than this (60 s). */
+    l1MaxTtl?: Milliseconds;
+    /** The Redis TTL of loaded values and of set() without a ttl (5 min). */
+    redisTtl?: Milliseconds;
+    /** The staleness bound (1 s; at least healthInterval + 2 x commandTimeout + 50 ms). */
+    maxStaleness?: Milliseconds;
+    /** Between pings of the invalidation connection (100 ms). */
+    healthInterval?: Milliseconds;
+    /** One loader across all processes for a missing key (a lock in Redis; an efficiency guard). */
+    lock?: boolean;
+    /** The lock keys' prefix ('lock:'). */
+    lockPrefix?: string;
+    /** 5000 ms. */
+    lockLease?: Milliseconds;
+    /** 2 ms. */
+    lockPollMin?: Milliseconds;
+    /** 50 ms. */
+    lockPollMax?: Milliseconds;
+    /** Consecutive Redis failures that open the circuit breaker (5). */
+    breakerFailures?: number;
+    /** How long the breaker stays open (1000 ms). */
+    breakerOpenTime?: Milliseconds;
+  }
+  /** A synchronous loader: the value, or undefined for "not found"; a throw propagates from get(). */
+  type Loader<V> = (key: TieredKey) => V | undefined;
+  interface Stats {
+    l1Hits: number;
+    l1Misses: number;
+    l1Entries: number;
+    l1Bytes: number;
+    l2Hits: number;
+    l2Misses: number;
+    l2Errors: number;
+    l2Skipped: number;
+    loads: number;
+    fills: number;
+    fillsRefused: number;
+    bypassedReads: number;
+    invalidationMessages: number;
+    invalidatedKeys: number;
+    flushes: number;
+    trackingLosses: number;
+    connectionLosses: number;
+    reconnects: number;
+    breakerOpens: number;
+    lockAcquired: number;
+    lockWaits: number;
+    lockWaitHits: number;
+    lockFailOpen: number;
+    writes: number;
+    writeFailures: number;
+    /** False while tracking is down: reads then skip L1 and ask Redis. */
+    trackingUp: boolean;
+    /** The circuit breaker in front of Redis. */
+    breaker: 'closed' | 'open' | 'half-open';
+  }
+}
+
+/**
+ * A cache in this process (L1) in front of one Redis every process shares
+ * (L2). Synchronous: an L1 miss blocks the thread on Redis (each round trip
+ * at most commandTimeout) and on the loader. Throws a LarderError named
+ * 'Unavailable' when Redis cannot be reached (create) or written (set,
+ * delete, invalidate).
+ */
+export declare class TieredCache<V = unknown> {
+  constructor(options?: TieredCache.Options);
+  get(key: TieredKey, loader?: TieredCache.Loader<V>): V | undefined;
+  set(key: TieredKey, value: V | undefined, options?: { ttl?: TieredCache.Milliseconds }): this;
+  delete(key: TieredKey): void;
+  invalidate(key: TieredKey): void;
+  stats(): TieredCache.Stats;
+  readonly closed: boolean;
+  close(): void;
+}
+
 /** The same class under lru-cache's name, for `import { LRUCache } from 'larder'`. */
 export { LarderCache as LRUCache };
 

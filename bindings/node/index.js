@@ -1194,7 +1194,10 @@ class TieredCache {
   set(key, value, options = {}) {
     const t = this.#native();
     tierKey(key);
-    if (value === undefined) return this.delete(key);
+    if (value === undefined) {
+      this.delete(key);
+      return this;
+    }
     const ttl = options.ttl ?? 0;
     if (!isNonNeg(ttl)) throw new TypeError('ttl must be a number of milliseconds >= 0');
     const [v, kind] = encode(value);
