@@ -6,6 +6,9 @@
 const test = require('node:test');
 const assert = require('node:assert');
 const net = require('node:net');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
 
 const pkg = require('../test-support').pkg;
@@ -166,6 +169,30 @@ test.describe('TieredCache', { skip }, () => {
     assert.strictEqual(a.closed, true);
     assert.throws(() => a.get('c:1'), (e) => e instanceof LarderError && e.name === 'Closed');
     assert.throws(() => a.stats(), { name: 'Closed' });
+  });
+
+  test("the READMEs' Node example runs as written against this Redis", () => {
+    const block = (file) => {
+      const text = fs.readFileSync(path.join(__dirname, '..', ...file), 'utf8');
+      const m = [...text.matchAll(/^```js\n([\s\S]*?)^```$/gm)].find((b) => b[1].includes('new TieredCache'));
+      assert.ok(m, `${file.join('/')} has a js block with new TieredCache`);
+      return m[1];
+    };
+    const example = block(['README.md']);
+    assert.strictEqual(block(['..', '..', 'README.md']), example, 'both READMEs show the same example');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'larder-tier-example-'));
+    try {
+      fs.mkdirSync(path.join(dir, 'node_modules'));
+      fs.symlinkSync(pkg, path.join(dir, 'node_modules', 'larder'), 'dir');
+      fs.writeFileSync(path.join(dir, 'example.js'), example);
+      const r = spawnSync(process.execPath, [path.join(dir, 'example.js')],
+                          { cwd: dir, encoding: 'utf8', timeout: 10000,
+                            env: { ...process.env, REDIS_PORT: String(port) } });
+      assert.strictEqual(r.status, 0, r.stderr);
+      assert.strictEqual(r.stdout, 'row of user:42\nrow of user:42\nclosed\n');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('bad options and keys are TypeErrors', () => {
