@@ -1907,14 +1907,18 @@ struct TierHandle {
   larder_tier* tier = nullptr;
   EnvData* env = nullptr;
   bool closed = false;
+  int calls = 0;  // get()s on the stack: a loader may close the cache mid-call
 };
 
 void CloseTier(TierHandle* t) {
-  if (t->closed) return;
-  t->closed = true;
-  t->env->tiers.erase(t);
-  larder_tier_destroy(t->tier);
-  t->tier = nullptr;
+  if (!t->closed) {
+    t->closed = true;
+    t->env->tiers.erase(t);
+  }
+  if (t->calls == 0 && t->tier != nullptr) {  // else the outermost get() destroys it
+    larder_tier_destroy(t->tier);
+    t->tier = nullptr;
+  }
 }
 
 void FinalizeTier(napi_env, void* data, void*) {
@@ -2005,9 +2009,16 @@ napi_value TierGet(napi_env env, napi_callback_info info) {
   std::memset(&fi, 0, sizeof fi);
   fi.struct_size = sizeof fi;
   larder_value v = LARDER_VALUE_INIT;
+  ++t->calls;
   larder_status s = larder_tier_get(t->tier, key.data, key.size,
                                     type == napi_function ? TierLoader : nullptr,
                                     type == napi_function ? &load : nullptr, 0, &v, &fi);
+  if (--t->calls == 0 && t->closed) {  // the loader closed it
+    if (s == LARDER_OK) larder_value_release(&v);
+    CloseTier(t);
+    if (load.thrown != nullptr) return napi_throw(env, load.thrown), nullptr;
+    return Throw(env, LARDER_CLOSED, "this TieredCache was closed by its loader");
+  }
   if (load.thrown != nullptr) {
     if (s == LARDER_OK) larder_value_release(&v);
     napi_throw(env, load.thrown);

@@ -44,7 +44,8 @@ async function until(pred, ms = 2000) {
   return true;
 }
 
-const haveRedis = spawnSync('redis-server', ['--version']).status === 0;
+const redisServer = process.env.LARDER_REDIS_SERVER || 'redis-server';
+const haveRedis = spawnSync(redisServer, ['--version']).status === 0;
 const skip = haveRedis ? false : 'redis-server is not installed (apt-get install redis-server)';
 
 test.describe('TieredCache', { skip }, () => {
@@ -59,7 +60,7 @@ test.describe('TieredCache', { skip }, () => {
 
   test.before(async () => {
     port = await freePort();
-    server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
+    server = spawn(redisServer, ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
                                     '--appendonly', 'no'], { stdio: 'ignore' });
     const end = Date.now() + 5000;
     while (!(await canConnect(port))) {
@@ -193,6 +194,13 @@ test.describe('TieredCache', { skip }, () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  test('a loader that closes the cache: get throws Closed, nothing is freed under it', () => {
+    const a = new TieredCache({ port });
+    assert.throws(() => a.get('close:1', () => { a.close(); return 'x'; }), { name: 'Closed' });
+    assert.strictEqual(a.closed, true);
+    a.close();
   });
 
   test('bad options and keys are TypeErrors', () => {
