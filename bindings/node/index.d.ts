@@ -328,8 +328,6 @@ export declare namespace TieredCache {
     maxBytes?: number;
     /** The same as maxBytes (give one of them). */
     maxSize?: number;
-    /** L1's own TTL for the entries it keeps (also bounded by l1MaxTtl and the Redis TTL). */
-    ttl?: Milliseconds;
     /** Redis: '127.0.0.1' by default. */
     host?: string;
     /** Redis: 6379 by default. */

@@ -1093,12 +1093,12 @@ function abortable(p, signal) {
 // ---- TieredCache: Redis as the shared second tier ----
 
 const TIER_OPTIONS = new Set([
-  'max', 'maxSize', 'maxBytes', 'ttl', 'host', 'port', 'username', 'password', 'db',
+  'max', 'maxSize', 'maxBytes', 'host', 'port', 'username', 'password', 'db',
   'connectTimeout', 'commandTimeout', 'maxConnections', 'tracking', 'prefixes', 'l1MaxTtl',
   'redisTtl', 'maxStaleness', 'healthInterval', 'lock', 'lockPrefix', 'lockLease',
   'lockPollMin', 'lockPollMax', 'breakerFailures', 'breakerOpenTime',
 ]);
-const TIER_TIMES = ['ttl', 'connectTimeout', 'commandTimeout', 'l1MaxTtl', 'redisTtl',
+const TIER_TIMES = ['connectTimeout', 'commandTimeout', 'l1MaxTtl', 'redisTtl',
                     'maxStaleness', 'healthInterval', 'lockLease', 'lockPollMin', 'lockPollMax',
                     'breakerOpenTime'];
 const DEFAULT_TIER_BYTES = 64 * 1024 * 1024;
@@ -1121,6 +1121,10 @@ class TieredCache {
       throw new TypeError('TieredCache needs an options object');
     }
     for (const k of Object.keys(options)) {
+      if (k === 'ttl') {
+        throw new TypeError("TieredCache has no 'ttl': Redis keeps values for redisTtl (or set()'s ttl), " +
+                            'L1 for at most l1MaxTtl and the Redis TTL left');
+      }
       if (!TIER_OPTIONS.has(k)) throw new TypeError(`TieredCache: unknown option '${k}'`);
     }
     const o = { ...options };

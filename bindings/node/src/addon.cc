@@ -2149,7 +2149,7 @@ const char* StringOption(napi_env env, napi_value o, const char* name, std::stri
   return keep->c_str();
 }
 
-// tierCreate({maxBytes, max, ttl, host, port, username, password, db,
+// tierCreate({maxBytes, max, host, port, username, password, db,
 //   connectTimeout, commandTimeout, maxConnections, broadcast, prefixes,
 //   l1MaxTtl, redisTtl, maxStaleness, healthInterval, lock, lockPrefix,
 //   lockLease, lockPollMin, lockPollMax, breakerFailures, breakerOpenTime})
@@ -2226,7 +2226,6 @@ napi_value TierCreate(napi_env env, napi_callback_info info) {
   if (opt == nullptr) return Throw(env, LARDER_NO_MEMORY);
   larder_options_set_capacity_bytes(opt, static_cast<uint64_t>(max_bytes));
   larder_options_set_capacity_entries(opt, static_cast<uint64_t>(NumberOr(env, o, "max", 0)));
-  larder_options_set_default_ttl(opt, MsToNs(NumberOr(env, o, "ttl", 0)));
   larder_tier* tier = nullptr;
   char why[512] = "";
   larder_status s = larder_tier_create(opt, &cfg, &tier, why, sizeof why);

@@ -205,6 +205,7 @@ test.describe('TieredCache', { skip }, () => {
 
   test('bad options and keys are TypeErrors', () => {
     assert.throws(() => new TieredCache({ port, nope: 1 }), TypeError);
+    assert.throws(() => new TieredCache({ port, ttl: 1000 }), /redisTtl/);
     assert.throws(() => new TieredCache({ port, maxSize: 1, maxBytes: 1 }), TypeError);
     const a = make();
     assert.throws(() => a.get(42), TypeError);
