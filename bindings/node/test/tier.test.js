@@ -108,6 +108,10 @@ test.describe('TieredCache', { skip }, () => {
     assert.strictEqual(b.get('v:none', () => { calls++; return undefined; }), undefined);
     assert.strictEqual(calls, 1);
     assert.strictEqual(b.get(Buffer.from('v:s')), 'héllo');  // a Buffer key is the same Redis key
+    const big = Buffer.alloc(200 * 1024, 7);  // larger than the addon's scratch buffer
+    a.set('v:big', big);
+    assert.deepStrictEqual(b.get('v:big'), big);
+    assert.strictEqual(b.get('v:bigs', () => 'z'.repeat(100000)), 'z'.repeat(100000));
   });
 
   test("a loader's error propagates and nothing is kept", () => {
