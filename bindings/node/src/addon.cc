@@ -486,8 +486,8 @@ struct EnvData {
   int32_t* i32 = nullptr;
   double* f64 = nullptr;
   std::vector<Event> events;
-  std::set<Handle*> handles;  // open handles of this isolate (closed at its teardown)
-  std::set<TierHandle*> tiers;   // open TieredCaches of this isolate (likewise)
+  std::set<Handle*> handles;    // open handles of this isolate (closed at its teardown)
+  std::set<TierHandle*> tiers;  // open TieredCaches of this isolate (likewise)
 };
 
 void SetInfo(EnvData* d, const larder_entry_info& info) {
@@ -1893,7 +1893,6 @@ napi_value Attach(napi_env env, napi_callback_info info) {
   return MakeMethods(env, h);
 }
 
-
 // ---- the Redis second tier (TieredCache in index.js) ----
 //
 // One larder_tier per TieredCache, owned by its isolate (not shared with
@@ -1958,8 +1957,8 @@ TierHandle* UnpackTier(napi_env env, napi_callback_info info, napi_value (&argv)
 
 struct TierLoad {
   napi_env env;
-  napi_value fn;           // (key) -> undefined | [value, kind]
-  napi_value key;          // the caller's key, as given
+  napi_value fn;   // (key) -> undefined | [value, kind]
+  napi_value key;  // the caller's key, as given
   napi_value thrown = nullptr;
 };
 
@@ -2010,9 +2009,9 @@ napi_value TierGet(napi_env env, napi_callback_info info) {
   fi.struct_size = sizeof fi;
   larder_value v = LARDER_VALUE_INIT;
   ++t->calls;
-  larder_status s = larder_tier_get(t->tier, key.data, key.size,
-                                    type == napi_function ? TierLoader : nullptr,
-                                    type == napi_function ? &load : nullptr, 0, &v, &fi);
+  larder_status s =
+      larder_tier_get(t->tier, key.data, key.size, type == napi_function ? TierLoader : nullptr,
+                      type == napi_function ? &load : nullptr, 0, &v, &fi);
   if (--t->calls == 0 && t->closed) {  // the loader closed it
     if (s == LARDER_OK) larder_value_release(&v);
     CloseTier(t);
