@@ -45,6 +45,40 @@ def _destroy(handle_box):
         _lib.larder_tier_destroy(handle)
 
 
+class _TierWriter:
+    """Write-through's writer and deleter, for the store trampoline."""
+
+    __slots__ = ("writer", "deleter", "decode_key", "loads")
+
+    def __init__(self, writer, deleter, decode_key, loads):
+        self.writer = writer
+        self.deleter = deleter
+        self.decode_key = decode_key
+        self.loads = loads
+
+
+def _tier_store_trampoline(call, key_ptr, key_size, value_ptr, value_size, is_delete, error,
+                           error_size):
+    # Runs on the thread of set() or delete(). The exception goes back to
+    # that caller through a token in the error text (see _errors.Failures).
+    try:
+        key = call.decode_key(ctypes.string_at(key_ptr, key_size))
+        if is_delete:
+            call.deleter(key)
+        else:
+            value = ctypes.string_at(value_ptr, value_size)
+            call.writer(key, value if call.loads is None else call.loads(value))
+        return 0
+    except BaseException as exc:
+        text = failures.remember(exc)[:max(error_size - 1, 0)]
+        if error and error_size:
+            ctypes.memmove(error, text + b"\0", len(text) + 1)
+        return 1
+
+
+_TIER_STORE_TRAMPOLINE = n.STORE_WRITE_FN(_tier_store_trampoline)
+
+
 class TieredCache:
     """A local cache (L1) in front of a Redis all processes share (L2).
 
@@ -79,6 +113,11 @@ class TieredCache:
     loader: the default loader of get() (key -> value | None | Loaded).
     serializer, key_type: as Cache's (the bytes in Redis are the serialized
         value).
+    writer, deleter: write-through (both or neither): set() calls
+        writer(key, value) and delete() deleter(key) first (say, the database
+        write); if it raises, Redis and the caches are left as they were and
+        the exception is raised. Without them, set() and delete() write Redis
+        only (cache-aside: the store is yours, then invalidate()).
 
     Thread-safe, except close(), which no other thread may race. A
     TieredCache created before os.fork() raises Forked in the child.
@@ -89,7 +128,7 @@ class TieredCache:
                  max_staleness=None, health_interval=None, connect_timeout=None,
                  command_timeout=None, max_connections=None, stampede_lock=False,
                  lock_prefix=None, lock_lease=None, breaker_failures=None, breaker_open=None,
-                 loader=None, serializer=None, key_type=str):
+                 loader=None, serializer=None, key_type=str, writer=None, deleter=None):
         if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes <= 0:
             raise ValueError("max_bytes must be a positive int")
         if not isinstance(max_entries, int) or isinstance(max_entries, bool) or max_entries < 0:
@@ -100,6 +139,10 @@ class TieredCache:
             raise ValueError("db must be a non-negative int")
         if loader is not None and not callable(loader):
             raise TypeError("loader must be callable")
+        if (writer is None) != (deleter is None):
+            raise TypeError("write-through needs both writer and deleter")
+        if writer is not None and not (callable(writer) and callable(deleter)):
+            raise TypeError("writer and deleter must be callable")
         self._serializer = _codec.serializer(serializer)
         self._dumps = self._serializer.dumps
         self._loads = self._serializer.loads
@@ -145,6 +188,12 @@ class TieredCache:
             config.breaker_failures = breaker_failures
         _duration(config, "breaker_open_ns", breaker_open, "breaker_open")
         config.write_mode = n.TIER_CACHE_ASIDE
+        if writer is not None:
+            store = _TierWriter(writer, deleter, self._decode_key, self._loads)
+            self._keep.append(store)
+            config.write_mode = n.TIER_WRITE_THROUGH
+            config.store_writer = _TIER_STORE_TRAMPOLINE
+            config.store_writer_data = store
 
         options = _lib.larder_options_new()
         if not options:
@@ -225,8 +274,9 @@ class TieredCache:
     # ---- writes ----
 
     def set(self, key, value, ttl=None):
-        """Stores value in Redis (ttl in seconds; None: the tier's ttl);
-        every other process drops its L1 copy. Raises Unavailable when Redis
+        """Stores value in Redis (ttl in seconds; None: the tier's ttl),
+        after writer(key, value) with write-through; every other process
+        drops its L1 copy. Raises Unavailable when Redis
         was not written (other processes may then serve the old value until
         its Redis TTL)."""
         h = self._handle()
@@ -240,8 +290,9 @@ class TieredCache:
         self.set(key, value)
 
     def delete(self, key):
-        """Deletes key from Redis and this L1; every other process drops its
-        L1 copy (cache-aside: the same as invalidate)."""
+        """Deletes key from Redis and this L1, after deleter(key) with
+        write-through; every other process drops its L1 copy (cache-aside:
+        the same as invalidate)."""
         h = self._handle()
         k = _codec.key_bytes(key)
         why = ctypes.create_string_buffer(_ERROR_SIZE)
@@ -265,6 +316,8 @@ class TieredCache:
     def _raise_write(self, rc, why):
         if rc == n.OK:
             return
+        if rc == n.WRITE_FAILED:
+            raise failures.exception(why.value, n.WRITE_FAILED)  # the writer's own exception
         detail = why.value.decode("utf-8", "replace")
         if rc == n.UNAVAILABLE:
             raise _errors.error(rc, f"Redis at {self._address} was not written"

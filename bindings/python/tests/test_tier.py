@@ -290,3 +290,28 @@ def test_a_parents_tier_is_refused_in_the_child(tiers, key):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert a.get(key) == b"v"  # the parent's tier still works
+
+
+def test_write_through_writes_the_store_first_and_raises_its_exception(tiers, key):
+    store = {}
+
+    def write(k, value):
+        if value == "refused":
+            raise PermissionError("read-only row")
+        store[k] = value
+
+    def remove(k):
+        store.pop(k, None)
+
+    a = tiers(serializer="pickle", writer=write, deleter=remove)
+    b = tiers(serializer="pickle", loader=lambda k: store.get(k))
+    a.set(key, "v1")
+    assert store == {key: "v1"} and b.get(key) == "v1"
+    with pytest.raises(PermissionError, match="read-only row"):
+        a.set(key, "refused")
+    assert store == {key: "v1"} and b.get(key) == "v1"  # nothing changed
+    a.delete(key)
+    assert store == {}
+    assert _eventually(lambda: b.get(key, default="gone") == "gone")
+    with pytest.raises(TypeError, match="both"):
+        tiers(writer=write)
