@@ -315,3 +315,49 @@ def test_write_through_writes_the_store_first_and_raises_its_exception(tiers, ke
     assert _eventually(lambda: b.get(key, default="gone") == "gone")
     with pytest.raises(TypeError, match="both"):
         tiers(writer=write)
+
+
+def _together(*calls):
+    """Runs the calls on threads at once; returns their results in order."""
+    import threading
+    results = [None] * len(calls)
+    start = threading.Barrier(len(calls))
+
+    def run(i):
+        start.wait()
+        results[i] = calls[i]()
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    return results
+
+
+def test_threads_missing_one_key_load_it_once(tiers, key):
+    # Each thread's first liblarder call is this get: see _tier._warm_up_thread
+    # (without it, every one failed with InvalidArgument, "no loader").
+    a = tiers()
+    calls = []
+
+    def slow(k):
+        calls.append(k)
+        time.sleep(0.1)
+        return b"v"
+    assert _together(*[lambda: a.get(key, slow)] * 6) == [b"v"] * 6
+    assert calls == [key]
+
+
+def test_the_stampede_lock_loads_once_across_instances(tiers, key):
+    a, b = tiers(stampede_lock=True), tiers(stampede_lock=True)
+    calls = []
+
+    def slow(k):
+        calls.append(k)
+        time.sleep(0.2)
+        return b"v"
+    assert _together(lambda: a.get(key, slow), lambda: b.get(key, slow)) == [b"v", b"v"]
+    assert calls == [key]
+    s_a, s_b = a.stats(), b.stats()
+    assert s_a.lock_acquired + s_b.lock_acquired == 1
+    assert s_a.lock_wait_hits + s_b.lock_wait_hits == 1
