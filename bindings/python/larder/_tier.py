@@ -421,8 +421,10 @@ class TieredCache:
 
 
 def _after_fork_in_child():
+    global _warmer
     for tier in list(_live):
         tier._forked = True
+    _warmer = None  # the parent's cache: refused in the child
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

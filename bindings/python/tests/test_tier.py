@@ -272,8 +272,9 @@ def test_redis_going_away_opens_the_breaker_and_reads_fall_back_to_the_loader(ke
         server.stop()
 
 
-def test_a_parents_tier_is_refused_in_the_child(tiers, key):
+def test_a_parents_tier_is_refused_in_the_child(tiers, key, redis):
     a = tiers()
+    a_port = redis.port
     a.set(key, b"v")
     pid = os.fork()
     if pid == 0:
@@ -285,6 +286,14 @@ def test_a_parents_tier_is_refused_in_the_child(tiers, key):
             except larder.Forked as e:
                 code = 0 if "create a new larder.TieredCache" in str(e) else 2
             a.close()  # frees nothing of the parent's
+            if code == 0:  # a tier of the child's own works, from any thread
+                import threading
+                results = []
+                with larder.TieredCache(1 << 20, port=a_port) as c:
+                    t = threading.Thread(target=lambda: results.append(c.get(key)))
+                    t.start()
+                    t.join(5)
+                code = 0 if results == [b"v"] else 3
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
