@@ -15,15 +15,17 @@ a store, over the C library (ctypes).
 A Cache is a collections.abc.MutableMapping. Keys are str or bytes (a str
 key is its UTF-8 bytes: "k" and b"k" are one key); values are bytes or str
 unless the cache has a serializer (serializer="pickle" stores any picklable
-object). Durations are seconds. See bindings/python/README.md.
+object). Durations are seconds. larder.TieredCache puts a Redis that many
+processes share behind the local cache. See bindings/python/README.md.
 """
 from ._cache import Cache, Fetched, Loaded, RemovalCause, version
 from ._cached import CacheInfo, cached
 from ._codec import Serializer
 from ._errors import (Busy, Closed, EmptyKey, FlushTimeout, Forked, InvalidArgument,
                       JournalError, KeyTooLong, LarderError, LoadError, LoadTimeout,
-                      RecursiveLoad, ValueTooLarge, WriteError)
-from ._stats import Stats, WriteBehindStats
+                      RecursiveLoad, Unavailable, ValueTooLarge, WriteError)
+from ._stats import Stats, TierStats, WriteBehindStats
+from ._tier import TieredCache
 from ._write_behind import QueuedWrite, WriteBehind
 
 __version__ = version()
@@ -33,5 +35,5 @@ __all__ = [
     "Serializer", "Stats", "WriteBehindStats", "WriteBehind", "QueuedWrite",
     "LarderError", "InvalidArgument", "EmptyKey", "KeyTooLong", "ValueTooLarge", "LoadError",
     "LoadTimeout", "RecursiveLoad", "Busy", "Closed", "WriteError", "JournalError",
-    "FlushTimeout", "Forked",
+    "FlushTimeout", "Forked", "TieredCache", "TierStats", "Unavailable",
 ]

@@ -80,6 +80,11 @@ class Forked(LarderError, RuntimeError):
     """A cache created before os.fork() was used in the child."""
 
 
+class Unavailable(LarderError, ConnectionError):
+    """Redis (the TieredCache's second tier) could not be reached, or did not
+    answer in time; the message says which server and why."""
+
+
 FORKED_MESSAGE = ("this larder.Cache was created by the parent process before os.fork(): "
                   "create a new larder.Cache in the child (the inherited one may only be "
                   "closed or dropped)")
@@ -89,6 +94,7 @@ _CLASSES = {
     n.VALUE_TOO_LARGE: ValueTooLarge, n.LOAD_FAILED: LoadError, n.TIMEOUT: LoadTimeout,
     n.RECURSIVE_LOAD: RecursiveLoad, n.BUSY: Busy, n.CLOSED: Closed,
     n.WRITE_FAILED: WriteError, n.IO_ERROR: JournalError, n.FORKED: Forked,
+    n.UNAVAILABLE: Unavailable,
 }
 
 

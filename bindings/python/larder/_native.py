@@ -31,11 +31,15 @@ OK, NOT_FOUND, INVALID_ARGUMENT, EMPTY_KEY, KEY_TOO_LONG = 0, 1, 2, 3, 4
 VALUE_TOO_LARGE, BUFFER_TOO_SMALL, NO_MEMORY, LOAD_FAILED, TIMEOUT = 5, 6, 7, 8, 9
 RECURSIVE_LOAD, BUSY, CLOSED, INTERNAL, WRITE_FAILED, IO_ERROR, FORKED = (
     10, 11, 12, 13, 14, 15, 16)
+UNAVAILABLE = 17
 
 SOURCE_NONE, SOURCE_HIT, SOURCE_STALE, SOURCE_NEGATIVE, SOURCE_LOADED, SOURCE_JOINED = range(6)
 FETCH_DONE, FETCH_LEAD, FETCH_WAIT = 0, 1, 2
 SNAPSHOT_VALUES = 1
 JOURNAL_SYNC_EVERY_WRITE, JOURNAL_SYNC_INTERVAL, JOURNAL_SYNC_NEVER = 0, 1, 2
+TRACKING_DEFAULT, TRACKING_BCAST = 0, 1
+TIER_CACHE_ASIDE, TIER_WRITE_THROUGH, TIER_WRITE_BEHIND = 0, 1, 2
+BREAKER_CLOSED, BREAKER_OPEN, BREAKER_HALF_OPEN = 0, 1, 2
 
 
 class Value(ctypes.Structure):
@@ -101,6 +105,40 @@ class WriteBehindConfig(ctypes.Structure):
                 ("retry_base_ns", c_int64), ("retry_max_ns", c_int64),
                 ("journal_dir", c_char_p), ("journal_sync", c_int32),
                 ("journal_sync_interval_ns", c_int64), ("journal_segment_bytes", c_uint64)]
+
+
+class TierConfig(ctypes.Structure):
+    """larder_tier_config, field for field (larder.h)."""
+    _fields_ = [("struct_size", c_size_t), ("host", c_char_p), ("port", c_int32),
+                ("username", c_char_p), ("password", c_char_p), ("database", c_int32),
+                ("connect_timeout_ns", c_int64), ("command_timeout_ns", c_int64),
+                ("max_connections", c_uint32), ("tracking", c_int32),
+                ("broadcast_prefixes", POINTER(c_char_p)), ("broadcast_prefix_count", c_size_t),
+                ("l1_max_ttl_ns", c_int64), ("l2_ttl_ns", c_int64),
+                ("max_staleness_ns", c_int64), ("health_interval_ns", c_int64),
+                ("reconnect_min_ns", c_int64), ("reconnect_max_ns", c_int64),
+                ("stampede_lock", c_int32), ("lock_prefix", c_char_p),
+                ("lock_lease_ns", c_int64), ("lock_poll_min_ns", c_int64),
+                ("lock_poll_max_ns", c_int64), ("breaker_failures", c_int32),
+                ("breaker_open_ns", c_int64), ("write_mode", c_int32),
+                ("store_writer", STORE_WRITE_FN), ("store_writer_data", py_object),
+                ("write_behind", POINTER(WriteBehindConfig))]
+
+
+TIER_STATS_FIELDS = (
+    ("l2_hits", c_uint64), ("l2_misses", c_uint64), ("l2_errors", c_uint64),
+    ("l2_skipped", c_uint64), ("loads", c_uint64), ("fills", c_uint64),
+    ("fills_refused", c_uint64), ("bypassed_reads", c_uint64),
+    ("invalidation_messages", c_uint64), ("invalidated_keys", c_uint64),
+    ("flushes", c_uint64), ("tracking_losses", c_uint64), ("connection_losses", c_uint64),
+    ("reconnects", c_uint64), ("tracking_up", c_int32), ("breaker_state", c_int32),
+    ("breaker_opens", c_uint64), ("lock_acquired", c_uint64), ("lock_waits", c_uint64),
+    ("lock_wait_hits", c_uint64), ("lock_fail_open", c_uint64), ("writes", c_uint64),
+    ("write_failures", c_uint64))
+
+
+class TierStats(ctypes.Structure):
+    _fields_ = [("struct_size", c_size_t)] + list(TIER_STATS_FIELDS)
 
 
 def library_path():
@@ -188,6 +226,19 @@ _SIGNATURES = {
     "larder_write_behind_close": (c_int, [c_void_p, c_int64]),
     "larder_write_behind_stats_get": (c_int, [c_void_p, POINTER(WriteBehindStats)]),
     "larder_write_behind_destroy": (None, [c_void_p]),
+    "larder_tier_config_init": (c_int, [POINTER(TierConfig)]),
+    "larder_tier_create": (c_int, [c_void_p, POINTER(TierConfig), POINTER(c_void_p),
+                                   c_char_p, c_size_t]),
+    "larder_tier_destroy": (None, [c_void_p]),
+    "larder_tier_get": (c_int, [c_void_p, c_char_p, c_size_t, LOADER_FN, py_object, c_int64,
+                                POINTER(Value), POINTER(FetchInfo)]),
+    "larder_tier_set": (c_int, [c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, c_int64,
+                                c_char_p, c_size_t]),
+    "larder_tier_delete": (c_int, [c_void_p, c_char_p, c_size_t, c_char_p, c_size_t]),
+    "larder_tier_invalidate": (c_int, [c_void_p, c_char_p, c_size_t]),
+    "larder_tier_flush": (c_int, [c_void_p, c_int64]),
+    "larder_tier_stats_get": (c_int, [c_void_p, POINTER(TierStats)]),
+    "larder_tier_l1_stats": (c_int, [c_void_p, POINTER(Stats)]),
 }
 
 

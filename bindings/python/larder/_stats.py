@@ -129,3 +129,37 @@ class WriteBehindStats:
 
     def to_prometheus(self, prefix="larder_write_behind", labels=None):
         return _prometheus(self, _WRITE_BEHIND_METRICS, prefix, labels)
+
+
+@dataclasses.dataclass(frozen=True)
+class TierStats:
+    """A snapshot of a TieredCache's counters: the Redis tier's own, and
+    `l1`, the local cache's larder.Stats (its hits are the reads L1
+    answered without Redis). breaker_state is "closed" (calls go to Redis),
+    "open" (Redis failed breaker_failures times in a row: skipped) or
+    "half_open" (one trial call)."""
+
+    l2_hits: int = 0
+    l2_misses: int = 0
+    l2_errors: int = 0
+    l2_skipped: int = 0
+    loads: int = 0
+    fills: int = 0
+    fills_refused: int = 0
+    bypassed_reads: int = 0
+    invalidation_messages: int = 0
+    invalidated_keys: int = 0
+    flushes: int = 0
+    tracking_losses: int = 0
+    connection_losses: int = 0
+    reconnects: int = 0
+    tracking_up: bool = False
+    breaker_state: str = "closed"
+    breaker_opens: int = 0
+    lock_acquired: int = 0
+    lock_waits: int = 0
+    lock_wait_hits: int = 0
+    lock_fail_open: int = 0
+    writes: int = 0
+    write_failures: int = 0
+    l1: Stats = dataclasses.field(default_factory=Stats)
