@@ -2,7 +2,6 @@
 shares (L2), over larder_tier_* (capi/include/larder.h; issue 16)."""
 import ctypes
 import os
-import threading
 import weakref
 
 from . import _cache, _codec, _errors, _native as n, _stats
@@ -21,26 +20,6 @@ FORKED_MESSAGE = ("this larder.TieredCache was created by the parent process bef
 
 # Every live tier, so a child process can tell them apart after fork().
 _live = weakref.WeakSet()
-
-# Each thread touches liblarder's thread-locals once, through a plain cache
-# read, before its first tier call. liblarder is built with TLS descriptors
-# (-mtls-dialect=gnu2); in a dlopen()ed library a thread's first access to
-# them takes glibc's slow path, which in glibc before 2.40 (Debian 12 has
-# 2.36) may clobber vector registers the compiler relies on (glibc bug
-# 31372). Without this, larder_tier_get's first call in a new thread found its
-# L1 loader wiped and failed with "no loader" (INVALID_ARGUMENT); a cache read
-# first, which has always been safe there, allocates the thread's block.
-_warm = threading.local()
-_warmer = None
-
-
-def _warm_up_thread():
-    global _warmer
-    if _warmer is None:
-        _warmer = _cache.Cache(64 << 10)
-    _warmer.get(b"warm-up")
-    _warm.done = True
-
 
 def _text(value, what):
     if value is None:
@@ -174,8 +153,6 @@ class TieredCache:
         self._box = [None]  # the handle, shared with the finalizer
         self._keep = []     # what C holds pointers to while the tier lives
 
-        if not getattr(_warm, "done", False):
-            _warm_up_thread()
         config = n.TierConfig()
         _errors.check(_lib.larder_tier_config_init(ctypes.byref(config)))
         if config.struct_size != ctypes.sizeof(config):  # the declaration must match larder.h
@@ -399,8 +376,6 @@ class TieredCache:
                 f"serializer={self._serializer.name}>")
 
     def _handle(self):
-        if not getattr(_warm, "done", False):
-            _warm_up_thread()
         if self._forked:
             raise _errors.Forked(n.FORKED, FORKED_MESSAGE)
         if self._closed:
@@ -421,10 +396,8 @@ class TieredCache:
 
 
 def _after_fork_in_child():
-    global _warmer
     for tier in list(_live):
         tier._forked = True
-    _warmer = None  # the parent's cache: refused in the child
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
