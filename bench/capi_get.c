@@ -26,13 +26,13 @@ static larder_status (*p_larder_put)(larder_cache *, const void *, size_t, const
 static larder_status (*p_larder_get)(larder_cache *, const void *, size_t, void *, size_t,
                                      size_t *);
 static void (*p_larder_cache_destroy)(larder_cache *);
-#define RESOLVE(name)                                                \
-  do {                                                               \
-    *(void **)(&p_##name) = dlsym(lib, #name);                       \
-    if (p_##name == NULL) {                                          \
-      fprintf(stderr, "dlsym %s: %s\n", #name, dlerror());           \
-      return 1;                                                      \
-    }                                                                \
+#define RESOLVE(name)                                      \
+  do {                                                     \
+    *(void **)(&p_##name) = dlsym(lib, #name);             \
+    if (p_##name == NULL) {                                \
+      fprintf(stderr, "dlsym %s: %s\n", #name, dlerror()); \
+      return 1;                                            \
+    }                                                      \
   } while (0)
 #else
 #define API(name) name

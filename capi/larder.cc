@@ -757,13 +757,13 @@ bool FetchOutputsReset(int* kind, larder_lease** lease, larder_ticket** ticket) 
   *ticket = nullptr;
   return true;
 }
-}  // namespace
 
-extern "C" {
-
-larder_status larder_fetch_begin(larder_cache* c, const void* key, size_t key_size, int* kind,
-                                 larder_value* out, larder_fetch_info* info, larder_lease** lease,
-                                 larder_ticket** ticket) {
+// larder_fetch_begin and larder_refresh_begin: the same checks and hand-out
+// around the engine call `begin` makes.
+template <typename Begin>
+larder_status StartLookup(larder_cache* c, const void* key, size_t key_size, int* kind,
+                          larder_value* out, larder_fetch_info* info, larder_lease** lease,
+                          larder_ticket** ticket, Begin begin) {
   LARDER_GUARD_BEGIN
   if (!FetchOutputsReset(kind, lease, ticket)) return LARDER_INVALID_ARGUMENT;
   if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
@@ -772,23 +772,27 @@ larder_status larder_fetch_begin(larder_cache* c, const void* key, size_t key_si
   // flight that was already created.
   auto lease_handle = std::make_unique<larder_lease>();
   auto ticket_handle = std::make_unique<larder_ticket>();
-  return HandOut(c->cache->BeginFetch(View(key, key_size)), std::move(lease_handle),
+  return HandOut(begin(*c->cache, View(key, key_size)), std::move(lease_handle),
                  std::move(ticket_handle), kind, out, info, lease, ticket);
   LARDER_GUARD_END
+}
+}  // namespace
+
+extern "C" {
+
+larder_status larder_fetch_begin(larder_cache* c, const void* key, size_t key_size, int* kind,
+                                 larder_value* out, larder_fetch_info* info, larder_lease** lease,
+                                 larder_ticket** ticket) {
+  return StartLookup(c, key, key_size, kind, out, info, lease, ticket,
+                     [](larder::Cache& cache, std::string_view k) { return cache.BeginFetch(k); });
 }
 
 larder_status larder_refresh_begin(larder_cache* c, const void* key, size_t key_size, int* kind,
                                    larder_value* out, larder_fetch_info* info, larder_lease** lease,
                                    larder_ticket** ticket) {
-  LARDER_GUARD_BEGIN
-  if (!FetchOutputsReset(kind, lease, ticket)) return LARDER_INVALID_ARGUMENT;
-  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
-  if (!ValidBytes(key, key_size) || !ValueSlotUsable(out)) return LARDER_INVALID_ARGUMENT;
-  auto lease_handle = std::make_unique<larder_lease>();
-  auto ticket_handle = std::make_unique<larder_ticket>();
-  return HandOut(c->cache->BeginRefresh(View(key, key_size)), std::move(lease_handle),
-                 std::move(ticket_handle), kind, out, info, lease, ticket);
-  LARDER_GUARD_END
+  return StartLookup(
+      c, key, key_size, kind, out, info, lease, ticket,
+      [](larder::Cache& cache, std::string_view k) { return cache.BeginRefresh(k); });
 }
 
 larder_status larder_lease_complete_value(larder_lease* lease, const void* value, size_t value_size,

@@ -341,8 +341,8 @@ LARDER_API larder_status larder_count(larder_cache *cache, const void *prefix, s
  * Not one instant of the whole cache: entries written or removed during the
  * call may or may not appear, each one that does is whole. Thread-safe. */
 LARDER_API larder_status larder_copy_entries(larder_cache *cache, const void *prefix,
-                                         size_t prefix_size, int flags, void **data, size_t *size,
-                                         uint64_t *count);
+                                             size_t prefix_size, int flags, void **data,
+                                             size_t *size, uint64_t *count);
 
 typedef struct larder_stats {
   size_t struct_size; /* set by the caller to sizeof(larder_stats) */
