@@ -9,32 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "check.h"
 #include "larder.h"
-
-static int g_failed_checks = 0;
-static int g_test_failed = 0;
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++g_failed_checks;                                                       \
-      g_test_failed = 1;                                                       \
-    }                                                                          \
-  } while (0)
-
-#define CHECK_STATUS(expr, expected)                                                               \
-  do {                                                                                             \
-    larder_status s_ = (expr);                                                                     \
-    if (s_ != (expected)) {                                                                        \
-      fprintf(stderr, "%s:%d: %s returned %d (%s), expected %d (%s)\n", __FILE__, __LINE__, #expr, \
-              s_, larder_strerror(s_), (expected), larder_strerror(expected));                     \
-      ++g_failed_checks;                                                                           \
-      g_test_failed = 1;                                                                           \
-    }                                                                                              \
-  } while (0)
-
-#define KEY(s) (s), strlen(s)
 
 static larder_cache *new_cache(uint64_t bytes, uint64_t entries, uint32_t stripes) {
   larder_options *o = larder_options_new();
