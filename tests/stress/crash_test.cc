@@ -244,19 +244,25 @@ int FailingFtruncate(int, off_t) {
   return -1;
 }
 
-// One append fails part-way (RLIMIT_FSIZE) between acknowledged writes; the
-// process then dies. With `cut_fails`, the torn record cannot be cut off
-// either.
-void TornAppendThenCrash(bool cut_fails) {
-  const std::string dir = ::testing::TempDir() + "larder-torn-append-" + std::to_string(::getpid());
+// In a child process: five acknowledged writes, then `fault` makes one write
+// (of `refused_key`) fail in the journal, then five more writes and a newer
+// value of the first key; then the process dies with nothing closed. The
+// parent checks that exactly the faulty write was refused and that recovery
+// hands every acknowledged write to the writer; *stats gets the recovery's.
+void WritesAroundAFaultThenCrash(
+    const std::string& name, const std::string& refused_key,
+    const std::function<void()>& child_setup,
+    const std::function<void(WriteBehind*, FILE*, const std::string& journal)>& fault,
+    WriteBehindStats* stats) {
+  const std::string dir =
+      ::testing::TempDir() + "larder-" + name + "-" + std::to_string(::getpid());
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const std::string journal = dir + "/journal";
   int status = 0;
   const std::string printed = InChild(
       [&](FILE* out) {
-        ::signal(SIGXFSZ, SIG_IGN);  // a write past the limit fails with EFBIG instead
-        if (cut_fails) internal::journal_testing::ftruncate_fn = &FailingFtruncate;
+        child_setup();
         Options o;
         o.capacity_bytes = 1 << 20;
         std::unique_ptr<Cache> cache;
@@ -266,15 +272,8 @@ void TornAppendThenCrash(bool cut_fails) {
         for (int i = 0; i < 5; ++i) {
           PutAndReport(wb.get(), out, "before" + std::to_string(i), "v" + std::to_string(i));
         }
-        // The next record fits only a few bytes under the limit: written part-way.
-        rlimit limit;
-        if (::getrlimit(RLIMIT_FSIZE, &limit) != 0) ::_exit(4);
-        rlimit low = limit;
-        low.rlim_cur = static_cast<rlim_t>(ActiveSegmentSize(journal) + 10);
-        if (::setrlimit(RLIMIT_FSIZE, &low) != 0) ::_exit(5);
-        PutAndReport(wb.get(), out, "torn", std::string(200, 't'));
-        limit.rlim_cur = limit.rlim_max;
-        if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) ::_exit(6);
+        fault(wb.get(), out, journal);
+        // Later writes must still be durable and recovered.
         for (int i = 0; i < 5; ++i) {
           PutAndReport(wb.get(), out, "after" + std::to_string(i), "w" + std::to_string(i));
         }
@@ -285,19 +284,44 @@ void TornAppendThenCrash(bool cut_fails) {
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
   const Reported reported = ParseReport(printed);
   ASSERT_EQ(reported.lines, 12) << printed;
-  ASSERT_EQ(reported.refused.count("torn"), 1u) << "the part-way append was acknowledged";
-  EXPECT_EQ(reported.refused.at("torn"), static_cast<int>(Status::kIoError));
+  ASSERT_EQ(reported.refused.count(refused_key), 1u) << refused_key << " was acknowledged";
+  EXPECT_EQ(reported.refused.at(refused_key), static_cast<int>(Status::kIoError));
   EXPECT_EQ(reported.acknowledged.size(), 10u) << printed;  // before0-4, after0-4
+  // The refused write's outcome is unknown (it may be replayed); every
+  // acknowledged one must be.
+  ExpectEveryAcknowledgedWriteRecovered(journal, reported, stats);
+  std::filesystem::remove_all(dir);
+}
 
+// One append fails part-way (RLIMIT_FSIZE) between acknowledged writes. With
+// `cut_fails`, the torn record cannot be cut off either.
+void TornAppendThenCrash(bool cut_fails) {
   WriteBehindStats stats;
-  ExpectEveryAcknowledgedWriteRecovered(journal, reported, &stats);
+  WritesAroundAFaultThenCrash(
+      "torn-append", "torn",
+      [cut_fails] {
+        ::signal(SIGXFSZ, SIG_IGN);  // a write past the limit fails with EFBIG instead
+        if (cut_fails) internal::journal_testing::ftruncate_fn = &FailingFtruncate;
+      },
+      [](WriteBehind* wb, FILE* out, const std::string& journal) {
+        // The next record fits only a few bytes under the limit: written part-way.
+        rlimit limit;
+        if (::getrlimit(RLIMIT_FSIZE, &limit) != 0) ::_exit(4);
+        rlimit low = limit;
+        low.rlim_cur = static_cast<rlim_t>(ActiveSegmentSize(journal) + 10);
+        if (::setrlimit(RLIMIT_FSIZE, &low) != 0) ::_exit(5);
+        PutAndReport(wb, out, "torn", std::string(200, 't'));
+        limit.rlim_cur = limit.rlim_max;
+        if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) ::_exit(6);
+      },
+      &stats);
+  if (::testing::Test::HasFatalFailure()) return;
   if (cut_fails) {
     EXPECT_EQ(stats.journal_truncated_bytes, 10u);  // left behind, cut off at recovery
   } else {
     EXPECT_EQ(stats.journal_truncated_bytes, 0u) << "the torn record was not rolled back";
   }
   EXPECT_EQ(stats.replayed_writes, 10u);  // and the refused write is not among them
-  std::filesystem::remove_all(dir);
 }
 
 TEST(Crash, JournalFailedAppendLosesNoLaterAcknowledgedWrite) { TornAppendThenCrash(false); }
@@ -320,47 +344,16 @@ int FlakyFdatasync(int fd) {
 }
 
 TEST(Crash, JournalSyncFailureAcknowledgesNothingAsDurable) {
-  const std::string dir = ::testing::TempDir() + "larder-sync-fail-" + std::to_string(::getpid());
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  const std::string journal = dir + "/journal";
-  int status = 0;
-  const std::string printed = InChild(
-      [&](FILE* out) {
-        internal::journal_testing::fdatasync_fn = &FlakyFdatasync;
-        Options o;
-        o.capacity_bytes = 1 << 20;
-        std::unique_ptr<Cache> cache;
-        if (Cache::Create(o, &cache) != Status::kOk) ::_exit(2);
-        std::unique_ptr<WriteBehind> wb = OpenUndelivered(cache.get(), journal);
-        if (wb == nullptr) ::_exit(3);
-        for (int i = 0; i < 5; ++i) {
-          PutAndReport(wb.get(), out, "before" + std::to_string(i), "v" + std::to_string(i));
-        }
-        g_failing_syncs = 1;  // the sync that would make the next write durable fails
-        PutAndReport(wb.get(), out, "doomed", "x");
-        // A retry on the same file could report success after the kernel
-        // dropped the pages; later writes must still be durable.
-        for (int i = 0; i < 5; ++i) {
-          PutAndReport(wb.get(), out, "after" + std::to_string(i), "w" + std::to_string(i));
-        }
-        PutAndReport(wb.get(), out, "before0", "v0-newer");
-        ::_exit(0);  // a crash: nothing closed
-      },
-      &status);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
-  const Reported reported = ParseReport(printed);
-  ASSERT_EQ(reported.lines, 12) << printed;
-  ASSERT_EQ(reported.refused.count("doomed"), 1u)
-      << "a write whose fdatasync failed was acknowledged";
-  EXPECT_EQ(reported.refused.at("doomed"), static_cast<int>(Status::kIoError));
-  EXPECT_EQ(reported.acknowledged.size(), 10u) << printed;
-
-  // The refused write's outcome is unknown (it may be replayed); every
-  // acknowledged one must be.
+  // A retry on the same file could report success after the kernel dropped
+  // the pages; the writes after the failure must still be durable.
   WriteBehindStats stats;
-  ExpectEveryAcknowledgedWriteRecovered(journal, reported, &stats);
-  std::filesystem::remove_all(dir);
+  WritesAroundAFaultThenCrash(
+      "sync-fail", "doomed", [] { internal::journal_testing::fdatasync_fn = &FlakyFdatasync; },
+      [](WriteBehind* wb, FILE* out, const std::string&) {
+        g_failing_syncs = 1;  // the sync that would make the next write durable fails
+        PutAndReport(wb, out, "doomed", "x");
+      },
+      &stats);
 }
 
 }  // namespace
