@@ -18,7 +18,6 @@ function(larder_capi_target target kind)
            $<INSTALL_INTERFACE:include>
     PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/core/include ${CMAKE_CURRENT_SOURCE_DIR}/core/src)
   target_link_libraries(${target} PRIVATE Threads::Threads m)
-  target_compile_options(${target} PRIVATE ${LARDER_TLS_FLAGS})
   if(LARDER_REDIS)
     target_compile_definitions(${target} PRIVATE LARDER_HAVE_REDIS=1)
     target_link_libraries(${target} PRIVATE ${HIREDIS_LIBRARY})
