@@ -720,9 +720,10 @@ bool TieredCache::Impl::Handle(const redisReply* r) {
     cache_->Invalidate(ReplyText(keys));
     Bump(n_.invalidated_keys);
   } else {
-    // A null payload: FLUSHALL or FLUSHDB.
-    Bump(n_.flushes);
+    // A null payload: FLUSHALL or FLUSHDB. Counted once done, so a reader of
+    // the stats never sees a flush whose entries are still there.
     cache_->Clear();
+    Bump(n_.flushes);
   }
   return false;
 }
