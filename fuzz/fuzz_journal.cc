@@ -15,10 +15,14 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
-  std::vector<larder::internal::JournalRecord> records;
+  // Kept across inputs (cleared, capacity kept): the decoder is fuzzed, not malloc.
+  static std::vector<larder::internal::JournalRecord>& records =
+      *new std::vector<larder::internal::JournalRecord>;
+  static std::string& reencoded = *new std::string;
+  records.clear();
+  reencoded.clear();
   const size_t intact = larder::internal::DecodeJournalSegment(bytes, &records);
   if (intact > size) std::abort();
-  std::string reencoded;
   for (const auto& r : records) larder::internal::EncodeJournalRecord(r, &reencoded);
   if (reencoded != bytes.substr(0, intact)) {
     __builtin_printf("fuzz_journal: decoded records do not re-encode to the intact prefix\n");

@@ -1,8 +1,8 @@
 // Operation sequences against a reference model. The input decodes to put /
-// get / invalidate / invalidate_prefix / clear / advance-clock / get_or_load
-// steps on a small cache (two stripes, few entries, a manual clock). After
-// every step: a read returns nothing or the last value put for that key that
-// has neither expired nor been invalidated; the bounds hold; stats add up.
+// get / invalidate / invalidate_prefix / clear / advance-clock / get_or_load /
+// pin steps and bursts of gets or puts on a small cache (two stripes, few entries, a manual clock).
+// After every step: a read returns nothing or the last value put for that key that has neither
+// expired nor been invalidated; the bounds hold; stats add up.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -61,6 +61,18 @@ std::string_view Loaded(int k) {
   return loaded[k];
 }
 
+// A TTL or clock step: 0 (no TTL), well below one timer-wheel tick (2^20 ns),
+// or 1/16 to 16 times a level-0 tick, a level-1 bucket (64 ticks) or a
+// level-2 bucket (4,096 ticks), so that the wheel reaps and cascades between
+// levels as well as reads finding entries expired.
+int64_t Duration(Bytes& in, bool zero_allowed) {
+  const uint8_t kind = in.Next() % 6;
+  const int64_t n = in.Next();
+  if (kind == 0) return zero_allowed ? 0 : n * 50;
+  if (kind <= 2) return 1 + n * 100;
+  return (1 + n) << (16 + 6 * (kind - 3));
+}
+
 #define FUZZ_CHECK(cond)                                                                      \
   do {                                                                                        \
     if (!(cond)) {                                                                            \
@@ -96,34 +108,39 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   };
 
   // Entry and byte bounds: only puts and loads add entries, so the bounds
-  // are checked after those (one pass over the stripes, not two per step).
+  // are checked after those, on the cache-wide totals (one load each; that
+  // they equal what the stripes hold is checked once, at the end).
   auto check_bounds = [&] {
-    const larder::Stats st = cache->GetStats();
-    FUZZ_CHECK(st.entries <= o.capacity_entries);
-    FUZZ_CHECK(st.bytes <= o.capacity_bytes);
+    FUZZ_CHECK(cache->Size() <= o.capacity_entries);
+    FUZZ_CHECK(cache->Charge() <= o.capacity_bytes);
+  };
+  auto put = [&](int k, size_t len, int64_t ttl) {
+    const std::string_view value = Fill(len);
+    larder::PutOptions p;
+    p.ttl = std::chrono::nanoseconds(ttl);
+    larder::Status s = cache->Put(Key(k), value, p);
+    if (s == larder::Status::kOk) {
+      ++puts;
+      model[k] = ModelEntry{value, ttl == 0 ? 0 : clock->NowNanos() + ttl};
+    } else {
+      FUZZ_CHECK(s == larder::Status::kValueTooLarge);
+      model[k].reset();  // a failed put leaves no older value readable
+    }
+    check_bounds();
   };
   std::string got;  // reused: reads copy into it without a new allocation each time
   while (!in.empty()) {
-    const uint8_t op = in.Next() % 9;
+    // Two steps repeat one action up to 72 or 40 times, so that short inputs
+    // reach what takes long runs: a full access lane (64 reads), a reclaim
+    // batch (32 removals), eviction churn.
+    const uint8_t op = in.Next() % 11;
     const int k = in.Next() % kKeys;
     const std::string& key = Key(k);
     switch (op) {
       case 0:
       case 1: {  // put
         const size_t len = in.Next() * (in.Next() % 4 == 0 ? 40 : 1);
-        const std::string_view value = Fill(len);
-        const int64_t ttl = (in.Next() % 3 == 0) ? 0 : 1 + in.Next() * 100;
-        larder::PutOptions p;
-        p.ttl = std::chrono::nanoseconds(ttl);
-        larder::Status s = cache->Put(key, value, p);
-        if (s == larder::Status::kOk) {
-          ++puts;
-          model[k] = ModelEntry{value, ttl == 0 ? 0 : clock->NowNanos() + ttl};
-        } else {
-          FUZZ_CHECK(s == larder::Status::kValueTooLarge);
-          model[k].reset();  // a failed put leaves no older value readable
-        }
-        check_bounds();
+        put(k, len, Duration(in, /*zero_allowed=*/true));
         break;
       }
       case 2: {  // get
@@ -151,7 +168,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
         break;
       case 6:
-        clock->Advance(std::chrono::nanoseconds(in.Next() * 50));
+        clock->Advance(std::chrono::nanoseconds(Duration(in, /*zero_allowed=*/false)));
         break;
       case 7: {  // get_or_load: the loader answers value, not found, or error
         const uint8_t outcome = in.Next() % 3;
@@ -185,6 +202,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         check_read(k, p ? larder::Status::kOk : larder::Status::kNotFound, p.value());
         break;
       }
+      case 9: {  // a burst of reads of one key
+        for (int n = 1 + in.Next() % 72; n > 0; --n) {
+          ++lookups;
+          const larder::Status s = cache->Get(key, &got);
+          check_read(k, s, got);
+        }
+        break;
+      }
+      case 10: {  // a burst of puts, to keys k, k+1, ... in turn
+        const size_t len = in.Next();
+        const int64_t ttl = Duration(in, /*zero_allowed=*/true);
+        for (int n = 1 + in.Next() % 40, j = k; n > 0; --n, j = (j + 1) % kKeys) put(j, len, ttl);
+        break;
+      }
     }
   }
   FUZZ_CHECK(cache->Size() <= o.capacity_entries);
@@ -192,7 +223,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   larder::Stats s = cache->GetStats();
   FUZZ_CHECK(s.hits + s.misses + s.negative_hits + s.stale_hits == lookups);
   FUZZ_CHECK(s.puts >= puts);  // plus installed loads
-  FUZZ_CHECK(s.entries == cache->Size());
+  FUZZ_CHECK(s.entries == cache->Size() && s.bytes == cache->Charge());
   FUZZ_CHECK(s.entries <= o.capacity_entries && s.bytes <= o.capacity_bytes);
   return 0;
 }

@@ -62,14 +62,32 @@ bool WriteAll(int fd, const char* p, size_t n, size_t* written) {
   return true;
 }
 
+// Reads a whole segment with one read in the common case: sized by fstat, no
+// stdio buffer and no large stack buffer (recovery reads every segment).
 bool ReadFile(const std::string& path, std::string* out) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return false;
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out->append(buf, n);
-  bool ok = !std::ferror(f);
-  std::fclose(f);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    return false;
+  }
+  // One spare byte, so the read that finds the end needs no reallocation.
+  out->resize(static_cast<size_t>(st.st_size) + 1);
+  size_t done = 0;
+  bool ok = true;
+  for (;;) {
+    if (done == out->size()) out->resize(done + 4096 + done / 2);  // grew since fstat
+    const ssize_t n = ::read(fd, out->data() + done, out->size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ok = n == 0;
+      break;
+    }
+    done += static_cast<size_t>(n);
+  }
+  out->resize(done);
+  ::close(fd);
   return ok;
 }
 

@@ -5,6 +5,7 @@
 
 #include <condition_variable>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -36,7 +37,10 @@ class KeyedMutex {
     std::unordered_map<std::string, int> holders;  // key -> 1 while held
   };
 
+  // The shards (about 9 KiB) are made by the first write that needs them:
+  // most caches never write through, and a cache is cheap to create.
   Shard& ShardFor(const std::string& key) {
+    std::call_once(shards_made_, [this] { shards_ = std::make_unique<Shard[]>(kShards); });
     return shards_[std::hash<std::string>()(key) % kShards];
   }
   void Acquire(const std::string& key) {
@@ -54,7 +58,8 @@ class KeyedMutex {
     s.cv.notify_all();
   }
 
-  Shard shards_[kShards];
+  std::once_flag shards_made_;
+  std::unique_ptr<Shard[]> shards_;
 };
 
 }  // namespace larder::internal

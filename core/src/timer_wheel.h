@@ -44,11 +44,7 @@ class TimerWheel {
   // grace_nanos: how long past its expiry an entry is kept (stale serving);
   // an entry is due at expiry + grace.
   TimerWheel(int64_t now_nanos, int64_t grace_nanos)
-      : grace_(grace_nanos), current_(Tick(now_nanos) - 1) {
-    for (auto& level : buckets_) {
-      for (ListNode& b : level) b.prev = b.next = &b;
-    }
-  }
+      : grace_(grace_nanos), current_(Tick(now_nanos) - 1) {}
   TimerWheel(const TimerWheel&) = delete;
   TimerWheel& operator=(const TimerWheel&) = delete;
 
@@ -96,8 +92,9 @@ class TimerWheel {
       }
       const int64_t next = current_ + 1;
       Cascade(next);
-      ListNode& bucket = buckets_[0][next & (kBuckets - 1)];
-      while (bucket.next != &bucket) {
+      const size_t index = static_cast<size_t>(next) & (kBuckets - 1);
+      ListNode& bucket = buckets_[0][index];
+      while (occupied_[0] & (uint64_t{1} << index)) {  // Remove clears it with the last entry
         if (budget == 0) return false;  // `next` is cascaded again next time: harmless
         --budget;
         reap(FromTimer(bucket.next));  // removes it from the wheel
@@ -134,6 +131,7 @@ class TimerWheel {
     while (level < kLevels - 1 && delta >= (uint64_t{1} << (kBucketBits * (level + 1)))) ++level;
     const size_t index = static_cast<size_t>(tick >> (kBucketBits * level)) & (kBuckets - 1);
     ListNode& bucket = buckets_[level][index];
+    if ((occupied_[level] & (uint64_t{1} << index)) == 0) bucket.prev = bucket.next = &bucket;
     e->timer.next = &bucket;
     e->timer.prev = bucket.prev;
     bucket.prev->next = &e->timer;
@@ -147,8 +145,8 @@ class TimerWheel {
     for (int level = kLevels - 1; level >= 1; --level) {
       if (!Aligned(next, level)) continue;
       const size_t index = static_cast<size_t>(next >> (kBucketBits * level)) & (kBuckets - 1);
+      if ((occupied_[level] & (uint64_t{1} << index)) == 0) continue;
       ListNode& bucket = buckets_[level][index];
-      if (bucket.next == &bucket) continue;
       ListNode moving;  // detach the whole list, then place each entry again
       moving.next = bucket.next;
       moving.prev = bucket.prev;
@@ -175,6 +173,9 @@ class TimerWheel {
   const int64_t grace_;
   int64_t current_;
   size_t size_ = 0;
+  // A bucket head's links mean something only while its occupied_ bit is
+  // set: a head is linked to itself when its first entry arrives, not up
+  // front (a new cache does not write 6 KiB of heads per stripe).
   uint64_t occupied_[kLevels] = {};
   ListNode buckets_[kLevels][kBuckets];
 };
