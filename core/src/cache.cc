@@ -339,22 +339,22 @@ Status Cache::VisitWith(std::string_view key, void (*fn)(std::string_view, void*
       std::optional<std::string> pending;
       if (LookupPending(key, &pending)) {  // read-your-writes (write-behind)
         if (!pending) {                    // a pending delete: a miss that must not load
-          stripe.RecordMiss(guard.thread_id());
+          stripe.RecordMiss(guard.lane());
           return Status::kNotFound;
         }
         fn(*pending, context);
-        stripe.RecordHit(nullptr, guard.thread_id());
+        stripe.RecordHit(nullptr, guard.lane());
         return Status::kOk;
       }
-      stripe.RecordMiss(guard.thread_id());
+      stripe.RecordMiss(guard.lane());
       return Status::kNotFound;
     }
     if (!e->is_value()) {  // a cached "not found" or error
-      stripe.RecordNegativeHit(guard.thread_id());
+      stripe.RecordNegativeHit(guard.lane());
       return Status::kNotFound;
     }
     fn(e->value(), context);
-    stripe.RecordHit(e, guard.thread_id());
+    stripe.RecordHit(e, guard.lane());
     // The bit makes one hit start the refresh; the others of a hot key near
     // expiry never reach the stripe lock.
     refresh = e->expiry_nanos != 0 && options_.loader && ShouldRefreshEarly(e, now) &&
@@ -400,18 +400,18 @@ Status Cache::ReadWith(std::string_view key, const ReadOptions& options,
       std::optional<std::string> pending;
       if (LookupPending(key, &pending)) {  // read-your-writes (write-behind)
         if (!pending) {
-          if (!options.peek) stripe.RecordMiss(guard.thread_id());
+          if (!options.peek) stripe.RecordMiss(guard.lane());
           return Status::kNotFound;
         }
         if (fn != nullptr) fn(*pending, context);
-        if (!options.peek) stripe.RecordHit(nullptr, guard.thread_id());
+        if (!options.peek) stripe.RecordHit(nullptr, guard.lane());
         return Status::kOk;
       }
-      if (!options.peek) stripe.RecordMiss(guard.thread_id());
+      if (!options.peek) stripe.RecordMiss(guard.lane());
       return Status::kNotFound;
     }
     if (!e->is_value()) {
-      if (!options.peek) stripe.RecordNegativeHit(guard.thread_id());
+      if (!options.peek) stripe.RecordNegativeHit(guard.lane());
       return Status::kNotFound;
     }
     if (fn != nullptr) fn(e->value(), context);
@@ -421,9 +421,9 @@ Status Cache::ReadWith(std::string_view key, const ReadOptions& options,
     }
     if (!options.peek) {
       if (stale) {
-        stripe.RecordStaleHit(e, guard.thread_id());
+        stripe.RecordStaleHit(e, guard.lane());
       } else {
-        stripe.RecordHit(e, guard.thread_id());
+        stripe.RecordHit(e, guard.lane());
         if (e->expiry_nanos != 0 && ShouldRefreshEarly(e, now)) {
           // With a cache loader the engine refreshes, as on every read;
           // without one the caller hears that it should.
@@ -523,21 +523,21 @@ PinnedValue Cache::Pin(std::string_view key) {
     if (LookupPending(key, &pending) && pending) {  // read-your-writes (write-behind)
       Entry* copy = internal::NewEntry(key, *pending, 0, hash);
       if (copy != nullptr) {
-        stripe.RecordHit(nullptr, guard.thread_id());
+        stripe.RecordHit(nullptr, guard.lane());
         return internal::PinAccess::Adopt(copy);
       }
     }
-    stripe.RecordMiss(guard.thread_id());
+    stripe.RecordMiss(guard.lane());
     return PinnedValue();
   }
   if (!e->is_value()) {
-    stripe.RecordNegativeHit(guard.thread_id());
+    stripe.RecordNegativeHit(guard.lane());
     return PinnedValue();
   }
   // The guard keeps e's memory alive until the reference is taken, even if e
   // was unlinked meanwhile; the reference then keeps it alive past the guard.
   internal::Ref(e);
-  stripe.RecordHit(e, guard.thread_id());
+  stripe.RecordHit(e, guard.lane());
   return internal::PinAccess::Adopt(e);
 }
 

@@ -27,6 +27,7 @@ ThreadRecord* AcquireRecord() {
   }
   auto* r = new ThreadRecord;
   r->id = g_next_id.fetch_add(1, std::memory_order_relaxed);
+  r->lane = r->id;
   r->in_use.store(true, std::memory_order_relaxed);
   ThreadRecord* head = g_records.load(std::memory_order_relaxed);
   do {

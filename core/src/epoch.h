@@ -42,8 +42,11 @@ struct alignas(64) ThreadRecord {
   std::atomic<uint64_t> state{0};
   // Owner-thread only: nesting depth of ReadGuards (listeners may re-enter).
   int depth = 0;
-  // Small dense id (0, 1, 2, ...) used to spread threads over access lanes.
+  // Small dense id (0, 1, 2, ...).
   uint32_t id = 0;
+  // Owner-thread only: the access lane this thread pushes to in every stripe
+  // (Stripe::RecordHit), starting at id and moved on when shared.
+  uint32_t lane = 0;
   std::atomic<bool> in_use{false};
   ThreadRecord* next = nullptr;  // immutable once published
 };
@@ -86,7 +89,7 @@ class ReadGuard {
   }
   ReadGuard(const ReadGuard&) = delete;
   ReadGuard& operator=(const ReadGuard&) = delete;
-  uint32_t thread_id() const { return record_->id; }
+  uint32_t& lane() const { return record_->lane; }
 
  private:
   ThreadRecord* const record_;

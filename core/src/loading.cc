@@ -124,22 +124,23 @@ FetchLookup Cache::BeginFetch(std::string_view key, const FetchOptions& fetch) {
   (void)fetch;  // the per-call loader is run by the leader (GetOrLoad), never here
   const uint64_t hash = internal::HashKey(key);
   Stripe& stripe = StripeFor(hash);
-  const int64_t now = clock_->NowNanos();
+  int64_t now = 0;  // read only for an entry with a TTL, and for a miss
   bool answered = false, refresh = false;
   {
     internal::ReclaimAfterRead reclaim(stripe);
     ReadGuard guard;
     if (Entry* e = stripe.FindAny(hash, key); e != nullptr) {
+      if (e->expiry_nanos != 0) now = clock_->NowNanos();
       const bool fresh = e->expiry_nanos == 0 || now < e->expiry_nanos;
       if (fresh && e->is_value()) {
         internal::Ref(e);
         out.result = Answer(Status::kOk, FetchSource::kHit);
         out.result.value = PinAccess::Adopt(e);
-        stripe.RecordHit(e, guard.thread_id());
+        stripe.RecordHit(e, guard.lane());
         refresh = options_.loader && ShouldRefreshEarly(e, now) && e->TryStartRefresh();
         answered = true;
       } else if (fresh) {  // cached "not found" or cached error
-        stripe.RecordNegativeHit(guard.thread_id());
+        stripe.RecordNegativeHit(guard.lane());
         out.result =
             e->kind == Entry::kNegative
                 ? Answer(Status::kNotFound, FetchSource::kNegative)
@@ -154,12 +155,12 @@ FetchLookup Cache::BeginFetch(std::string_view key, const FetchOptions& fetch) {
         out.result = Answer(Status::kOk, FetchSource::kStale);
         out.result.value = PinAccess::Adopt(e);
         out.result.stale = true;
-        stripe.RecordStaleHit(e, guard.thread_id());
+        stripe.RecordStaleHit(e, guard.lane());
         refresh = e->TryStartRefresh();
         answered = true;
       }
     }
-    if (!answered) stripe.RecordMiss(guard.thread_id());
+    if (!answered) stripe.RecordMiss(guard.lane());
   }
   if (answered) {
     if (refresh) StartRefresh(stripe, hash, key, options_.loader);
@@ -183,6 +184,7 @@ FetchLookup Cache::BeginFetch(std::string_view key, const FetchOptions& fetch) {
     return out;
   }
   Removals removed;
+  now = clock_->NowNanos();
   internal::JoinOutcome j = stripe.JoinOrLead(this, hash, key, now, &removed);
   internal::NotifyRemovals(options_.removal_listener, removed);
   if (j.entry != nullptr) {  // arrived between the lock-free look and the lock (rare)

@@ -109,22 +109,34 @@ class Stripe {
   Entry* FindAny(uint64_t hash, std::string_view key) {
     return table_.load(std::memory_order_seq_cst)->Find(hash, key);
   }
+  // `lane` is the calling thread's lane choice (ReadGuard::lane()); a push
+  // that meets another thread's in the same lane moves this thread on to the
+  // next lane, so threads running at once spread over the lanes.
+  //
+  // A hit of an entry is counted by its push alone: the lane's tail counts
+  // pushes, and the hit counter is tail - stale_pushes + unpushed_hits, so the
+  // tail's compare-and-swap is the only shared write of a hit.
   // e may be null for a hit served from elsewhere (a pending write).
-  void RecordHit(Entry* e, uint32_t thread_id) {
-    Lane& lane = lanes_[thread_id & (kLanes - 1)];
-    lane.hits.fetch_add(1, std::memory_order_relaxed);
-    if (e != nullptr && !lane.TryPush(e)) RecordAccessSlow(lane, e);
+  void RecordHit(Entry* e, uint32_t& lane) {
+    Lane& l = LaneFor(lane);
+    if (e == nullptr) {
+      l.unpushed_hits.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    if (!Push(l, e, lane)) RecordAccessSlow(l, e, /*stale=*/false);
   }
-  void RecordMiss(uint32_t thread_id) {
-    lanes_[thread_id & (kLanes - 1)].misses.fetch_add(1, std::memory_order_relaxed);
+  void RecordMiss(uint32_t& lane) { LaneFor(lane).misses.fetch_add(1, std::memory_order_relaxed); }
+  void RecordStaleHit(Entry* e, uint32_t& lane) {
+    Lane& l = LaneFor(lane);
+    l.stale_hits.fetch_add(1, std::memory_order_relaxed);
+    if (Push(l, e, lane)) {
+      l.stale_pushes.fetch_add(1, std::memory_order_release);  // after the tail: Counters()
+    } else {
+      RecordAccessSlow(l, e, /*stale=*/true);
+    }
   }
-  void RecordStaleHit(Entry* e, uint32_t thread_id) {
-    Lane& lane = lanes_[thread_id & (kLanes - 1)];
-    lane.stale_hits.fetch_add(1, std::memory_order_relaxed);
-    if (!lane.TryPush(e)) RecordAccessSlow(lane, e);
-  }
-  void RecordNegativeHit(uint32_t thread_id) {
-    lanes_[thread_id & (kLanes - 1)].negative_hits.fetch_add(1, std::memory_order_relaxed);
+  void RecordNegativeHit(uint32_t& lane) {
+    LaneFor(lane).negative_hits.fetch_add(1, std::memory_order_relaxed);
   }
   void RecordTimeout() { load_timeouts_.fetch_add(1, std::memory_order_relaxed); }
 
@@ -224,7 +236,6 @@ class Stripe {
   bool CountIfNoneExpired(int64_t now, size_t* count);
 
  private:
-  static constexpr size_t kLanes = 4;
   static constexpr uint32_t kLaneCapacity = 64;
   static constexpr size_t kPrefixChunkSlots = 1024;
   static constexpr size_t kReclaimBatch = 32;    // retired entries that prompt an epoch advance
@@ -232,28 +243,46 @@ class Stripe {
   static constexpr size_t kReclaimBudget = 512;  // retired entries freed per write, at most
 
   // A bounded multi-producer, single-consumer ring of accessed entries (the
-  // consumer holds mu_). Threads map to lanes by id, so with up to kLanes
-  // threads each producer owns its lane's cache lines.
+  // consumer holds mu_). There are LaneCount() per stripe, and a thread
+  // starts at the lane of its dense id and moves on when it meets another
+  // thread in one (RecordHit), so threads that run at once each own their
+  // lane's cache lines.
   struct alignas(64) Lane {
-    std::atomic<uint32_t> tail{0};
-    std::atomic<uint32_t> head{0};
-    std::atomic<uint64_t> hits{0};
+    // Pushes ever made (64 bits: never wraps); also the count of hits.
+    std::atomic<uint64_t> tail{0};
+    std::atomic<uint64_t> head{0};
+    std::atomic<uint64_t> unpushed_hits{0};  // hits with no entry, or whose push was dropped
+    std::atomic<uint64_t> stale_pushes{0};   // pushes that were stale hits, not hits
     std::atomic<uint64_t> misses{0};
     std::atomic<uint64_t> dropped{0};
     std::atomic<uint64_t> stale_hits{0};
     std::atomic<uint64_t> negative_hits{0};
     alignas(64) std::atomic<Entry*> slots[kLaneCapacity] = {};
 
-    // False only when the lane is full.
-    bool TryPush(Entry* e) {
-      uint32_t t = tail.load(std::memory_order_relaxed);
-      do {
+    // False only when the lane is full. *contended: a push of another thread
+    // took the slot this one first tried.
+    bool TryPush(Entry* e, bool* contended) {
+      uint64_t t = tail.load(std::memory_order_relaxed);
+      for (;;) {
         if (t - head.load(std::memory_order_acquire) >= kLaneCapacity) return false;
-      } while (!tail.compare_exchange_weak(t, t + 1, std::memory_order_relaxed));
+        if (tail.compare_exchange_weak(t, t + 1, std::memory_order_relaxed)) break;
+        *contended = true;
+      }
       slots[t % kLaneCapacity].store(e, std::memory_order_release);
       return true;
     }
   };
+  // Lanes per stripe: the machine's hardware threads rounded up to a power of
+  // two, at least 4 and at most 64. Threads beyond the cores never push at
+  // the same moment, so more lanes than cores would only lengthen each drain.
+  static size_t LaneCount();
+  Lane& LaneFor(uint32_t lane) { return lanes_[lane & lane_mask_]; }
+  static bool Push(Lane& l, Entry* e, uint32_t& lane) {
+    bool contended = false;
+    const bool pushed = l.TryPush(e, &contended);
+    if (contended) ++lane;
+    return pushed;
+  }
 
   struct RetiredTable {
     uint64_t epoch;
@@ -279,7 +308,7 @@ class Stripe {
    private:
     Stripe* const stripe_;
   };
-  void RecordAccessSlow(Lane& lane, Entry* e);
+  void RecordAccessSlow(Lane& lane, Entry* e, bool stale);
   void ReclaimFromReader();
   // Keeps the bytes of retired entries within retired_bytes_bound_: when
   // over it, pushes the epoch on and frees what no reader can see any more.
@@ -330,7 +359,9 @@ class Stripe {
   const int64_t retain_grace_;
   const size_t retired_bytes_bound_;
 
-  Lane lanes_[kLanes];
+  const size_t lane_count_ = LaneCount();
+  const size_t lane_mask_ = lane_count_ - 1;
+  const std::unique_ptr<Lane[]> lanes_ = std::make_unique<Lane[]>(lane_count_);
 
   // Readers load it lock-free; written only under mu_.
   std::atomic<SlotTable*> table_;

@@ -30,10 +30,10 @@ namespace internal {
 // claiming a lane slot and filling it.
 class StripeTestPeer {
  public:
-  static uint32_t ClaimSlotWithoutFilling(Stripe& stripe) {
+  static uint64_t ClaimSlotWithoutFilling(Stripe& stripe) {
     return stripe.lanes_[0].tail.fetch_add(1, std::memory_order_relaxed);
   }
-  static void FillSlot(Stripe& stripe, uint32_t ticket, Entry* e) {
+  static void FillSlot(Stripe& stripe, uint64_t ticket, Entry* e) {
     stripe.lanes_[0].slots[ticket % Stripe::kLaneCapacity].store(e, std::memory_order_release);
   }
 };
@@ -382,7 +382,7 @@ TEST(CleanUpBesideAPausedReader, ReturnsAndReclaimsOnceThePushCompletes) {
   put("goes");
   ASSERT_TRUE(stripe.Remove(internal::HashKey("goes"), "goes", RemovalCause::kExplicit,
                             clock.NowNanos(), &removed));
-  const uint32_t ticket = internal::StripeTestPeer::ClaimSlotWithoutFilling(stripe);
+  const uint64_t ticket = internal::StripeTestPeer::ClaimSlotWithoutFilling(stripe);
   FinishesWithin(10s, [&] { stripe.CleanUp(clock.NowNanos(), &removed); });
   EXPECT_EQ(internal::LiveEntryAllocations() - before, 2);  // "goes" waits for the push
   // The paused reader completes its push (of an entry it found live).
