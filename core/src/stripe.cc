@@ -84,7 +84,7 @@ Stripe::~Stripe() {
 size_t Stripe::LaneCount() {
   static const size_t count = [] {
     const unsigned threads = std::thread::hardware_concurrency();
-    return std::clamp<size_t>(std::bit_ceil(std::max(threads, 1u)), 4, 64);
+    return std::clamp<size_t>(std::bit_ceil(std::max(threads, 1u)), 4, kMaxLanes);
   }();
   return count;
 }
@@ -172,7 +172,7 @@ void Stripe::DrainAndReclaimLocked(size_t budget) {
   // consumed every lane up to those tails, nothing retired at or before
   // epoch - 2 can be named by a lane any more.
   const uint64_t epoch = Epoch::Current();
-  absl::InlinedVector<uint64_t, 8> tails(lane_count_);
+  uint64_t tails[kMaxLanes];
   for (size_t i = 0; i < lane_count_; ++i) {
     tails[i] = lanes_[i].tail.load(std::memory_order_acquire);
   }

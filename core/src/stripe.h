@@ -237,6 +237,7 @@ class Stripe {
 
  private:
   static constexpr uint32_t kLaneCapacity = 64;
+  static constexpr size_t kMaxLanes = 64;
   static constexpr size_t kPrefixChunkSlots = 1024;
   static constexpr size_t kReclaimBatch = 32;    // retired entries that prompt an epoch advance
   static constexpr size_t kExpireBudget = 128;   // expired entries removed per write, at most
