@@ -3,6 +3,10 @@
 #ifndef LARDER_BENCH_BASELINES_H_
 #define LARDER_BENCH_BASELINES_H_
 
+#include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <list>
 #include <memory>
@@ -13,6 +17,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "hash.h"  // core/src: the hash Larder uses
 
 namespace larder::bench {
 
@@ -104,6 +109,65 @@ class FlatCeiling {
 
  private:
   absl::flat_hash_map<std::string, std::string> map_;
+};
+
+// The floor under any cache's read, which issue 12 asks Larder's distance to:
+// one hash of the key (the hash Larder uses), one probe of an open-addressed
+// table of 64-byte-aligned records that hold key and value inline (one or two
+// cache misses), and the copy of the value. No synchronisation, LRU, TTL or
+// eviction; read-only once warmed, like FlatCeiling.
+class LookupLimit {
+ public:
+  // Room for `keys` keys of at most max_key bytes with values of at most
+  // max_value bytes, at a load factor of at most 1/2.
+  LookupLimit(size_t keys, size_t max_key, size_t max_value)
+      : stride_((kRecordHeader + max_key + max_value + 63) / 64 * 64),
+        mask_(std::bit_ceil(std::max<size_t>(2 * keys, 2)) - 1),
+        records_(static_cast<char*>(std::aligned_alloc(64, (mask_ + 1) * stride_))) {
+    std::memset(records_.get(), 0, (mask_ + 1) * stride_);
+  }
+  bool Get(std::string_view key, char* buf, size_t cap, size_t* len) {
+    for (size_t i = internal::HashKey(key) & mask_;; i = (i + 1) & mask_) {
+      const char* r = records_.get() + i * stride_;
+      uint16_t key_size, value_size;
+      std::memcpy(&key_size, r, 2);
+      if (key_size == 0) return false;
+      if (key_size == key.size() && std::memcmp(r + kRecordHeader, key.data(), key.size()) == 0) {
+        std::memcpy(&value_size, r + 2, 2);
+        *len = value_size;
+        std::memcpy(buf, r + kRecordHeader + key_size, std::min<size_t>(cap, value_size));
+        return true;
+      }
+    }
+  }
+  void Put(std::string_view key, std::string_view value) {
+    if (key.empty() || kRecordHeader + key.size() + value.size() > stride_) return;
+    for (size_t i = internal::HashKey(key) & mask_;; i = (i + 1) & mask_) {
+      char* r = records_.get() + i * stride_;
+      uint16_t key_size;
+      std::memcpy(&key_size, r, 2);
+      if (key_size != 0 &&
+          (key_size != key.size() || std::memcmp(r + kRecordHeader, key.data(), key.size()) != 0)) {
+        continue;
+      }
+      const uint16_t sizes[2] = {static_cast<uint16_t>(key.size()),
+                                 static_cast<uint16_t>(value.size())};
+      std::memcpy(r, sizes, sizeof sizes);
+      std::memcpy(r + kRecordHeader, key.data(), key.size());
+      std::memcpy(r + kRecordHeader + key.size(), value.data(), value.size());
+      return;
+    }
+  }
+  void Erase(std::string_view) {}  // read-only runs only
+
+ private:
+  static constexpr size_t kRecordHeader = 4;  // key size, value size (16 bits each)
+  struct Free {
+    void operator()(char* p) const { std::free(p); }
+  };
+  const size_t stride_;
+  const size_t mask_;
+  std::unique_ptr<char, Free> records_;
 };
 
 }  // namespace larder::bench

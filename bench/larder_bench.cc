@@ -6,7 +6,7 @@
 //                    [--ops N (per thread, instead of --seconds)]
 //                    [--read-ratio R] [--delete-ratio D] [--threads T] [--seconds S]
 //                    [--rounds R] [--capacity-entries N] [--capacity-bytes B]
-//                    [--stripes S] [--ttl MS] [--baselines mutex,sharded,flat,redis,...]
+//                    [--stripes S] [--ttl MS] [--baselines mutex,sharded,flat,limit,redis,...]
 //                    [--redis HOST:PORT] [--seed N] [--plot FILE.svg]
 //   larder-bench writes [--threads T] [--seconds S] [--store-micros US] [--journal-dir DIR]
 //   larder-bench memory [--entries N] [--churn-puts N] [--churn-capacity BYTES]
@@ -44,7 +44,7 @@ int Usage(const char* why) {
       "       larder-bench run [--dist zipf|uniform] [--zipf-s S] [--keys N] "
       "[--value-size B|MIN-MAX] [--ops N] [--read-ratio R] [--delete-ratio D] [--threads T] "
       "[--seconds S] [--rounds R] [--capacity-entries N] [--capacity-bytes B] "
-      "[--stripes S] [--ttl MS] [--baselines mutex,sharded,flat] [--seed N]\n",
+      "[--stripes S] [--ttl MS] [--baselines mutex,sharded,flat,limit] [--seed N]\n",
       why);
   return 2;
 }

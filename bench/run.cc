@@ -395,6 +395,16 @@ int Run(const RunConfig& c, std::vector<TargetSummary>* summary) {
             m.impl = std::make_unique<FlatCeiling>();
             warm(m);
           }));
+    } else if (b == "limit") {
+      if (c.read_ratio < 1.0) {
+        std::fprintf(stderr, "note: 'limit' is a read-only floor; skipped (read ratio < 1)\n");
+        continue;
+      }
+      targets.push_back(MakeTarget<Baseline<LookupLimit>>(
+          "limit", std::make_shared<Baseline<LookupLimit>>(), [&](Baseline<LookupLimit>& m) {
+            m.impl = std::make_unique<LookupLimit>(keys.size(), KeyTable::kKeyBytes, largest);
+            warm(m);
+          }));
     } else if (b == "redis" || b == "redis_pipelined") {
 #if LARDER_BENCH_HIREDIS
       if (c.redis.empty()) {
@@ -424,7 +434,7 @@ int Run(const RunConfig& c, std::vector<TargetSummary>* summary) {
 #endif
     } else {
       std::fprintf(stderr,
-                   "unknown baseline '%s' (known: mutex, sharded, flat, redis, "
+                   "unknown baseline '%s' (known: mutex, sharded, flat, limit, redis, "
                    "redis_pipelined)\n",
                    b.c_str());
       return 2;
