@@ -358,7 +358,7 @@ Status Stripe::PutLocked(uint64_t hash, Entry* e, Reservation reserved, Removals
   // (at worst one more refresh may start).
   e->flags.store(e->flags.load(std::memory_order_relaxed) | Entry::kLinked,
                  std::memory_order_relaxed);
-  e->used_tick = budget_->Tick();
+  e->used_tick = NextTickLocked();
   LruPushFront(e);
   if (e->expiry_nanos != 0) {
     wheel_.Insert(e);

@@ -321,6 +321,17 @@ class Stripe {
   void DrainAndReclaimLocked(size_t budget) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaintainLocked(int64_t now, Removals* removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DrainLanesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The use tick of an inserted entry. The cache-wide logical clock lives on
+  // the budget's line, which every insert of every thread would otherwise
+  // write: a stripe moves it once per kInsertsPerTick of its own inserts.
+  // Within a stripe the LRU list keeps the exact order; only comparisons of
+  // different stripes' tails (global eviction) see the coarser ticks.
+  static constexpr uint32_t kInsertsPerTick = 8;
+  uint32_t NextTickLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (++inserts_since_tick_ < kInsertsPerTick) return budget_->Now();
+    inserts_since_tick_ = 0;
+    return budget_->Tick();
+  }
   void RetireLocked(Entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void NoteRemovalLocked(Entry* e, RemovalCause cause, Removals* removed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -384,6 +395,7 @@ class Stripe {
   Entry* retired_head_ ABSL_GUARDED_BY(mu_) = nullptr;
   Entry* retired_tail_ ABSL_GUARDED_BY(mu_) = nullptr;
   size_t retired_count_ ABSL_GUARDED_BY(mu_) = 0;
+  uint32_t inserts_since_tick_ ABSL_GUARDED_BY(mu_) = 0;
   size_t retired_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // allocation sizes of the retired list
   std::vector<RetiredTable> retired_tables_ ABSL_GUARDED_BY(mu_);
   uint64_t rebuilds_ ABSL_GUARDED_BY(mu_) = 0;
