@@ -8,24 +8,12 @@
 #include <cstring>
 #include <vector>
 
+#include "fuzz_input.h"
 #include "larder.h"
 
 namespace {
 
-struct Bytes {
-  const uint8_t* p;
-  size_t n;
-  uint8_t Next() {
-    if (n == 0) return 0;
-    --n;
-    return *p++;
-  }
-  uint64_t Next64() {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v = v << 8 | Next();
-    return v;
-  }
-};
+using larder::fuzz::Bytes;
 
 void Check(larder_status s) {
   if (s < LARDER_OK || s > LARDER_IO_ERROR || larder_strerror(s) == nullptr) {

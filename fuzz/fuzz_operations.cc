@@ -10,20 +10,12 @@
 #include <optional>
 #include <string>
 
+#include "fuzz_input.h"
 #include "larder/cache.h"
 
 namespace {
 
-struct Bytes {
-  const uint8_t* p;
-  size_t n;
-  uint8_t Next() {
-    if (n == 0) return 0;
-    --n;
-    return *p++;
-  }
-  bool empty() const { return n == 0; }
-};
+using larder::fuzz::Bytes;
 
 struct ModelEntry {
   std::string_view value;  // into Fill() or Loaded(), which outlive every input
@@ -72,14 +64,6 @@ int64_t Duration(Bytes& in, bool zero_allowed) {
   if (kind <= 2) return 1 + n * 100;
   return (1 + n) << (16 + 6 * (kind - 3));
 }
-
-#define FUZZ_CHECK(cond)                                                                      \
-  do {                                                                                        \
-    if (!(cond)) {                                                                            \
-      std::fprintf(stderr, "fuzz_operations: check failed: %s (line %d)\n", #cond, __LINE__); \
-      std::abort();                                                                           \
-    }                                                                                         \
-  } while (0)
 
 }  // namespace
 

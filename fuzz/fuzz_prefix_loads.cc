@@ -31,28 +31,12 @@
 #include <string_view>
 #include <vector>
 
+#include "fuzz_input.h"
 #include "larder/cache.h"
 
 namespace {
 
-#define FUZZ_CHECK(cond)                                                                        \
-  do {                                                                                          \
-    if (!(cond)) {                                                                              \
-      std::fprintf(stderr, "fuzz_prefix_loads: check failed: %s (line %d)\n", #cond, __LINE__); \
-      std::abort();                                                                             \
-    }                                                                                           \
-  } while (0)
-
-struct Bytes {
-  const uint8_t* p;
-  size_t n;
-  uint8_t Next() {
-    if (n == 0) return 0;
-    --n;
-    return *p++;
-  }
-  bool empty() const { return n == 0; }
-};
+using larder::fuzz::Bytes;
 
 // Keys that share prefixes in several ways.
 constexpr int kKeys = 8;

@@ -37,29 +37,13 @@
 #include <thread>
 #include <vector>
 
+#include "fuzz_input.h"
 #include "larder/cache.h"
 #include "larder/write_behind.h"
 
 namespace {
 
-#define FUZZ_CHECK(cond)                                                                        \
-  do {                                                                                          \
-    if (!(cond)) {                                                                              \
-      std::fprintf(stderr, "fuzz_write_behind: check failed: %s (line %d)\n", #cond, __LINE__); \
-      std::abort();                                                                             \
-    }                                                                                           \
-  } while (0)
-
-struct Bytes {
-  const uint8_t* p;
-  size_t n;
-  uint8_t Next() {
-    if (n == 0) return 0;
-    --n;
-    return *p++;
-  }
-  bool empty() const { return n == 0; }
-};
+using larder::fuzz::Bytes;
 
 constexpr int kKeys = 6;
 const char* const kKeyNames[kKeys] = {"a", "bb", "ccc", "dddd", "e", "ff"};
