@@ -29,6 +29,14 @@ struct Budget {
 
   // Takes (b, n) if both fit; all or nothing.
   bool TryReserve(uint64_t b, uint64_t n) {
+    // A full cache is the steady state of a busy one, where every insert
+    // asks and is refused (then evicts and takes over its victim's counts).
+    // Refuse on plain loads, so that the shared line is not written (a
+    // reservation of the bytes, undone when the entries do not fit) per insert.
+    if (n > 0 && max_entries != 0 && entries.load(std::memory_order_relaxed) + n > max_entries) {
+      return false;
+    }
+    if (b > 0 && bytes.load(std::memory_order_relaxed) + b > max_bytes) return false;
     if (b > 0) {
       uint64_t cur = bytes.load(std::memory_order_relaxed);
       do {
