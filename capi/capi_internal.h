@@ -3,10 +3,22 @@
 #ifndef LARDER_CAPI_CAPI_INTERNAL_H_
 #define LARDER_CAPI_CAPI_INTERNAL_H_
 
+#include <new>
 #include <string>
 
 #include "larder.h"
 #include "larder/cache.h"
+
+// Every entry point catches everything: no exception crosses the ABI.
+#define LARDER_GUARD_BEGIN try {
+#define LARDER_GUARD_END          \
+  }                               \
+  catch (const std::bad_alloc&) { \
+    return LARDER_NO_MEMORY;      \
+  }                               \
+  catch (...) {                   \
+    return LARDER_INTERNAL;       \
+  }
 
 namespace larder::capi {
 

@@ -126,17 +126,6 @@ struct larder_ticket {
   larder::LoadTicket ticket;
 };
 
-// Every entry point catches everything: no exception crosses the ABI.
-#define LARDER_GUARD_BEGIN try {
-#define LARDER_GUARD_END          \
-  }                               \
-  catch (const std::bad_alloc&) { \
-    return LARDER_NO_MEMORY;      \
-  }                               \
-  catch (...) {                   \
-    return LARDER_INTERNAL;       \
-  }
-
 namespace {
 
 larder_status CheckCache(const larder_cache* c) {

@@ -20,16 +20,6 @@ namespace {
 constexpr uint32_t kTierMagic = 0x54494552;  // "TIER"
 constexpr uint32_t kDeadTierMagic = 0xDEAD71E5;
 
-#define LARDER_TIER_GUARD_BEGIN try {
-#define LARDER_TIER_GUARD_END     \
-  }                               \
-  catch (const std::bad_alloc&) { \
-    return LARDER_NO_MEMORY;      \
-  }                               \
-  catch (...) {                   \
-    return LARDER_INTERNAL;       \
-  }
-
 bool ValidBytes(const void* p, size_t n) { return p != nullptr || n == 0; }
 
 [[maybe_unused]] std::string_view View(const void* p, size_t n) {
@@ -163,7 +153,7 @@ larder_status larder_tier_config_init(larder_tier_config* c) {
 
 larder_status larder_tier_create(const larder_options* l1, const larder_tier_config* config,
                                  larder_tier** out, char* error, size_t error_size) {
-  LARDER_TIER_GUARD_BEGIN
+  LARDER_GUARD_BEGIN
   if (out == nullptr || !ValidErrorBuffer(error, error_size)) return LARDER_INVALID_ARGUMENT;
   *out = nullptr;
   if (error_size != 0) error[0] = '\0';
@@ -194,7 +184,7 @@ larder_status larder_tier_create(const larder_options* l1, const larder_tier_con
                               error, error_size);
   return LARDER_UNAVAILABLE;
 #endif
-  LARDER_TIER_GUARD_END
+  LARDER_GUARD_END
 }
 
 void larder_tier_destroy(larder_tier* t) {
@@ -209,7 +199,7 @@ void larder_tier_destroy(larder_tier* t) {
 larder_status larder_tier_get(larder_tier* t, const void* key, size_t key_size, larder_loader_fn fn,
                               void* user_data, int64_t timeout_ns, larder_value* out,
                               larder_fetch_info* info) {
-  LARDER_TIER_GUARD_BEGIN
+  LARDER_GUARD_BEGIN
   if (larder_status s = CheckTier(t); s != LARDER_OK) return s;
   if (!ValidBytes(key, key_size) || timeout_ns < 0 || !larder::capi::ValueSlotOk(out)) {
     return LARDER_INVALID_ARGUMENT;
@@ -225,12 +215,12 @@ larder_status larder_tier_get(larder_tier* t, const void* key, size_t key_size, 
   (void)info;
   return LARDER_UNAVAILABLE;
 #endif
-  LARDER_TIER_GUARD_END
+  LARDER_GUARD_END
 }
 
 larder_status larder_tier_set(larder_tier* t, const void* key, size_t key_size, const void* value,
                               size_t value_size, int64_t ttl_ns, char* error, size_t error_size) {
-  LARDER_TIER_GUARD_BEGIN
+  LARDER_GUARD_BEGIN
   if (larder_status s = CheckTier(t); s != LARDER_OK) return s;
   if (!ValidBytes(key, key_size) || !ValidBytes(value, value_size) || ttl_ns < 0 ||
       !ValidErrorBuffer(error, error_size)) {
@@ -246,12 +236,12 @@ larder_status larder_tier_set(larder_tier* t, const void* key, size_t key_size, 
 #else
   return LARDER_UNAVAILABLE;
 #endif
-  LARDER_TIER_GUARD_END
+  LARDER_GUARD_END
 }
 
 larder_status larder_tier_delete(larder_tier* t, const void* key, size_t key_size, char* error,
                                  size_t error_size) {
-  LARDER_TIER_GUARD_BEGIN
+  LARDER_GUARD_BEGIN
   if (larder_status s = CheckTier(t); s != LARDER_OK) return s;
   if (!ValidBytes(key, key_size) || !ValidErrorBuffer(error, error_size)) {
     return LARDER_INVALID_ARGUMENT;
@@ -264,11 +254,11 @@ larder_status larder_tier_delete(larder_tier* t, const void* key, size_t key_siz
 #else
   return LARDER_UNAVAILABLE;
 #endif
-  LARDER_TIER_GUARD_END
+  LARDER_GUARD_END
 }
 
 larder_status larder_tier_invalidate(larder_tier* t, const void* key, size_t key_size) {
-  LARDER_TIER_GUARD_BEGIN
+  LARDER_GUARD_BEGIN
   if (larder_status s = CheckTier(t); s != LARDER_OK) return s;
   if (!ValidBytes(key, key_size)) return LARDER_INVALID_ARGUMENT;
 #if LARDER_HAVE_REDIS
@@ -276,11 +266,11 @@ larder_status larder_tier_invalidate(larder_tier* t, const void* key, size_t key
 #else
   return LARDER_UNAVAILABLE;
 #endif
-  LARDER_TIER_GUARD_END
+  LARDER_GUARD_END
 }
 
 larder_status larder_tier_flush(larder_tier* t, int64_t timeout_ns) {
-  LARDER_TIER_GUARD_BEGIN
+  LARDER_GUARD_BEGIN
   if (larder_status s = CheckTier(t); s != LARDER_OK) return s;
   if (timeout_ns < 0) return LARDER_INVALID_ARGUMENT;
 #if LARDER_HAVE_REDIS
@@ -288,11 +278,11 @@ larder_status larder_tier_flush(larder_tier* t, int64_t timeout_ns) {
 #else
   return LARDER_UNAVAILABLE;
 #endif
-  LARDER_TIER_GUARD_END
+  LARDER_GUARD_END
 }
 
 larder_status larder_tier_stats_get(larder_tier* t, larder_tier_stats* out) {
-  LARDER_TIER_GUARD_BEGIN
+  LARDER_GUARD_BEGIN
   if (larder_status s = CheckTier(t); s != LARDER_OK) return s;
   if (out == nullptr ||
       out->struct_size < offsetof(larder_tier_stats, l2_hits) + sizeof(uint64_t)) {
@@ -332,11 +322,11 @@ larder_status larder_tier_stats_get(larder_tier* t, larder_tier_stats* out) {
 #else
   return LARDER_UNAVAILABLE;
 #endif
-  LARDER_TIER_GUARD_END
+  LARDER_GUARD_END
 }
 
 larder_status larder_tier_l1_stats(larder_tier* t, larder_stats* out) {
-  LARDER_TIER_GUARD_BEGIN
+  LARDER_GUARD_BEGIN
   if (larder_status s = CheckTier(t); s != LARDER_OK) return s;
 #if LARDER_HAVE_REDIS
   return larder::capi::FillStats(t->tier->l1().GetStats(), out);
@@ -344,7 +334,7 @@ larder_status larder_tier_l1_stats(larder_tier* t, larder_stats* out) {
   (void)out;
   return LARDER_UNAVAILABLE;
 #endif
-  LARDER_TIER_GUARD_END
+  LARDER_GUARD_END
 }
 
 }  // extern "C"

@@ -110,17 +110,23 @@ bool Cache::ShouldRefreshEarly(const Entry* e, int64_t now) const {
                                   options_.refresh_beta, CoinFor(this, options_.random_seed));
 }
 
-FetchLookup Cache::BeginFetch(std::string_view key, const FetchOptions& fetch) {
-  FetchLookup out;
+// A bad key, or a loader asking for its own key: *refusal is the answer.
+bool Cache::RefuseLookup(std::string_view key, FetchResult* refusal) const {
   if (Status s = CheckKey(key); s != Status::kOk) {
-    out.result = Answer(s, FetchSource::kNone);
-    return out;
+    *refusal = Answer(s, FetchSource::kNone);
+    return true;
   }
   if (ThisThreadIsLoading(this, key)) {
-    out.result = Answer(Status::kRecursiveLoad, FetchSource::kNone,
-                        "the loader of this key asked the cache for the same key");
-    return out;
+    *refusal = Answer(Status::kRecursiveLoad, FetchSource::kNone,
+                      "the loader of this key asked the cache for the same key");
+    return true;
   }
+  return false;
+}
+
+FetchLookup Cache::BeginFetch(std::string_view key, const FetchOptions& fetch) {
+  FetchLookup out;
+  if (RefuseLookup(key, &out.result)) return out;
   (void)fetch;  // the per-call loader is run by the leader (GetOrLoad), never here
   const uint64_t hash = internal::HashKey(key);
   Stripe& stripe = StripeFor(hash);
@@ -267,15 +273,7 @@ Status Cache::Refresh(std::string_view key) {
 
 FetchLookup Cache::BeginRefresh(std::string_view key) {
   FetchLookup out;
-  if (Status s = CheckKey(key); s != Status::kOk) {
-    out.result = Answer(s, FetchSource::kNone);
-    return out;
-  }
-  if (ThisThreadIsLoading(this, key)) {
-    out.result = Answer(Status::kRecursiveLoad, FetchSource::kNone,
-                        "the loader of this key asked the cache for the same key");
-    return out;
-  }
+  if (RefuseLookup(key, &out.result)) return out;
   // As in StartRefresh: never refresh from a store a pending write-behind
   // write is ahead of; the queue answers instead.
   auto answer_from_queue = [&](std::optional<std::string>& pending) {

@@ -388,6 +388,7 @@ class Cache {
   Status MakeRoom(uint64_t bytes, uint64_t entries, internal::Removals* removed);
   bool EvictOne(internal::Removals* removed);
   Status CheckKey(std::string_view key) const;
+  bool RefuseLookup(std::string_view key, FetchResult* refusal) const;
 
   const Options options_;
   const uint64_t fork_generation_;  // internal::ForkGeneration() at creation
