@@ -360,6 +360,16 @@ std::string Text(sqlite3_stmt* st, int column) {
   const unsigned char* t = sqlite3_column_text(st, column);
   return t ? reinterpret_cast<const char*>(t) : "";
 }
+
+// The current row's columns joined by '|': the form rows are cached in.
+std::string JoinedRow(sqlite3_stmt* st) {
+  std::string row;
+  for (int c = 0, n = sqlite3_column_count(st); c < n; ++c) {
+    if (c > 0) row += '|';
+    row += Text(st, c);
+  }
+  return row;
+}
 }  // namespace
 
 std::optional<std::string> Db::User(int64_t id) {
@@ -368,7 +378,7 @@ std::optional<std::string> Db::User(int64_t id) {
   sqlite3_bind_int64(st, 1, id);
   std::optional<std::string> row;
   if (sqlite3_step(st) == SQLITE_ROW) {
-    row = Text(st, 0) + "|" + Text(st, 1) + "|" + Text(st, 2) + "|" + Text(st, 3);
+    row = JoinedRow(st);
   }
   sqlite3_reset(st);
   return row;
@@ -381,7 +391,7 @@ std::optional<std::string> Db::Product(int64_t id) {
   sqlite3_bind_int64(st, 1, id);
   std::optional<std::string> row;
   if (sqlite3_step(st) == SQLITE_ROW) {
-    row = Text(st, 0) + "|" + Text(st, 1) + "|" + Text(st, 2) + "|" + Text(st, 3);
+    row = JoinedRow(st);
   }
   sqlite3_reset(st);
   return row;
@@ -408,8 +418,7 @@ std::string Db::RecentOrders(int64_t user_id) {
   sqlite3_bind_int64(st, 1, user_id);
   std::string rows;
   while (sqlite3_step(st) == SQLITE_ROW) {
-    rows += Text(st, 0) + "|" + Text(st, 1) + "|" + Text(st, 2) + "|" + Text(st, 3) + "|" +
-            Text(st, 4) + "\n";
+    rows += JoinedRow(st) + "\n";
   }
   sqlite3_reset(st);
   return rows;
