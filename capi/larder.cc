@@ -177,7 +177,7 @@ void FillInfo(larder_fetch_info* info, const FetchResult& r) {
 }
 
 // For the results of fetches: fills the out-parameters, returns the status.
-larder_status Deliver(FetchResult r, larder_value* out, larder_fetch_info* info) {
+larder_status Deliver(FetchResult&& r, larder_value* out, larder_fetch_info* info) {
   FillInfo(info, r);
   larder_status status = Code(r.status);
   FillValue(out, std::move(r.value));
@@ -703,6 +703,41 @@ larder_status larder_get_or_load(larder_cache* c, const void* key, size_t key_si
   if (fn != nullptr) fetch.loader = WrapLoader(fn, user_data);
   fetch.timeout = std::chrono::nanoseconds(timeout_ns);
   return Deliver(c->cache->GetOrLoad(View(key, key_size), fetch), out, info);
+  LARDER_GUARD_END
+}
+
+larder_status larder_get_or_load_copy(larder_cache* c, const void* key, size_t key_size,
+                                      larder_loader_fn fn, void* user_data, int64_t timeout_ns,
+                                      void* buffer, size_t buffer_size, size_t* value_size,
+                                      larder_value* overflow, larder_fetch_info* info) {
+  LARDER_GUARD_BEGIN
+  if (larder_status s = CheckCache(c); s != LARDER_OK) return s;
+  if (!ValidBytes(key, key_size) || timeout_ns < 0 || (buffer == nullptr && buffer_size != 0) ||
+      value_size == nullptr || !ValueSlotUsable(overflow)) {
+    return LARDER_INVALID_ARGUMENT;
+  }
+  larder::FetchOptions fetch;
+  if (fn != nullptr) fetch.loader = WrapLoader(fn, user_data);
+  fetch.timeout = std::chrono::nanoseconds(timeout_ns);
+  struct Destination {
+    void* buffer;
+    size_t capacity;
+    size_t* size;
+    // A value that fits is copied, whether offered on a hit (unpinned) or
+    // delivered pinned after a load.
+    bool Take(std::string_view value) {
+      *size = value.size();
+      if (value.size() > capacity) return false;
+      if (!value.empty()) std::memcpy(buffer, value.data(), value.size());
+      return true;
+    }
+  } to{buffer, buffer_size, value_size};
+  FetchResult r = c->cache->GetOrLoadWith(
+      View(key, key_size), fetch,
+      [](std::string_view value, void* d) { return static_cast<Destination*>(d)->Take(value); },
+      &to);
+  if (r.value && to.Take(r.value.value())) r.value = larder::PinnedValue();
+  return Deliver(std::move(r), overflow, info);
   LARDER_GUARD_END
 }
 

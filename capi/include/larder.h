@@ -453,6 +453,22 @@ LARDER_API larder_status larder_get_or_load(larder_cache *cache, const void *key
                                             int64_t timeout_ns, larder_value *out,
                                             larder_fetch_info *info);
 
+/* larder_get_or_load for callers that copy the value out: a hit copies it
+ * into buffer without pinning the entry (a pin writes the entry's reference
+ * count twice). On LARDER_OK *value_size is the value's length; when it fits
+ * (*value_size <= buffer_size) the value is in buffer and *overflow stays
+ * empty, otherwise *overflow holds it pinned (release it) and buffer is
+ * untouched. Either way one lookup and at most one load, whatever the size.
+ * value_size and overflow are required (overflow as out of larder_get_pinned);
+ * buffer may be NULL when buffer_size is 0. On other statuses *overflow stays
+ * empty and *value_size is left alone. fn, user_data, timeout_ns, info and
+ * the statuses as for larder_get_or_load. */
+LARDER_API larder_status larder_get_or_load_copy(larder_cache *cache, const void *key,
+                                                 size_t key_size, larder_loader_fn fn,
+                                                 void *user_data, int64_t timeout_ns, void *buffer,
+                                                 size_t buffer_size, size_t *value_size,
+                                                 larder_value *overflow, larder_fetch_info *info);
+
 /* Starts a background refresh of key with the cache's loader; returns at
  * once. LARDER_INVALID_ARGUMENT when the cache has no loader. */
 LARDER_API larder_status larder_refresh(larder_cache *cache, const void *key, size_t key_size);

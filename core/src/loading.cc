@@ -125,9 +125,14 @@ bool Cache::RefuseLookup(std::string_view key, FetchResult* refusal) const {
 }
 
 FetchLookup Cache::BeginFetch(std::string_view key, const FetchOptions& fetch) {
+  (void)fetch;  // the per-call loader is run by the leader (GetOrLoad), never here
+  return Lookup(key, nullptr, nullptr);
+}
+
+FetchLookup Cache::Lookup(std::string_view key, bool (*take)(std::string_view, void*),
+                          void* context) {
   FetchLookup out;
   if (RefuseLookup(key, &out.result)) return out;
-  (void)fetch;  // the per-call loader is run by the leader (GetOrLoad), never here
   const uint64_t hash = internal::HashKey(key);
   Stripe& stripe = StripeFor(hash);
   int64_t now = 0;  // read only for an entry with a TTL, and for a miss
@@ -139,9 +144,11 @@ FetchLookup Cache::BeginFetch(std::string_view key, const FetchOptions& fetch) {
       if (e->expiry_nanos != 0) now = clock_->NowNanos();
       const bool fresh = e->expiry_nanos == 0 || now < e->expiry_nanos;
       if (fresh && e->is_value()) {
-        internal::Ref(e);
         out.result = Answer(Status::kOk, FetchSource::kHit);
-        out.result.value = PinAccess::Adopt(e);
+        if (take == nullptr || !take(e->value(), context)) {
+          internal::Ref(e);
+          out.result.value = PinAccess::Adopt(e);
+        }
         stripe.RecordHit(e, guard.lane());
         refresh = options_.loader && ShouldRefreshEarly(e, now) && e->TryStartRefresh();
         answered = true;
@@ -157,9 +164,11 @@ FetchLookup Cache::BeginFetch(std::string_view key, const FetchOptions& fetch) {
         // Stale-while-revalidate (L7). Only with the cache's loader: a
         // per-call loader may capture the caller's stack, so it never runs
         // after the call returns; without one, the caller loads instead.
-        internal::Ref(e);
         out.result = Answer(Status::kOk, FetchSource::kStale);
-        out.result.value = PinAccess::Adopt(e);
+        if (take == nullptr || !take(e->value(), context)) {
+          internal::Ref(e);
+          out.result.value = PinAccess::Adopt(e);
+        }
         out.result.stale = true;
         stripe.RecordStaleHit(e, guard.lane());
         refresh = e->TryStartRefresh();
@@ -178,6 +187,8 @@ FetchLookup Cache::BeginFetch(std::string_view key, const FetchOptions& fetch) {
   if (std::optional<std::string> pending; LookupPending(key, &pending)) {
     if (!pending) {
       out.result = Answer(Status::kNotFound, FetchSource::kHit);
+    } else if (take != nullptr && take(*pending, context)) {
+      out.result = Answer(Status::kOk, FetchSource::kHit);
     } else {
       Entry* copy = internal::NewEntry(key, *pending, 0, hash);
       if (copy == nullptr) {
@@ -241,9 +252,14 @@ LoadResult Cache::RunLoader(const Loader& loader, const Flight& flight) {
 }
 
 FetchResult Cache::GetOrLoad(std::string_view key, const FetchOptions& fetch) {
+  return GetOrLoadWith(key, fetch, nullptr, nullptr);
+}
+
+FetchResult Cache::GetOrLoadWith(std::string_view key, const FetchOptions& fetch,
+                                 bool (*take)(std::string_view, void*), void* context) {
   const Loader& loader = fetch.loader ? fetch.loader : options_.loader;
   if (!loader) return Answer(Status::kInvalidArgument, FetchSource::kNone, "no loader");
-  FetchLookup lookup = BeginFetch(key, fetch);
+  FetchLookup lookup = Lookup(key, take, context);
   switch (lookup.kind) {
     case FetchLookup::Kind::kDone:
       return std::move(lookup.result);

@@ -206,7 +206,7 @@ static void test_closed_cache(void) {
   larder_cache *c = new_cache(1 << 20, 0, 1);
   char buf[8];
   size_t n;
-  larder_value v = LARDER_VALUE_INIT;
+  larder_value v = LARDER_VALUE_INIT, other = LARDER_VALUE_INIT;
   larder_stats stats;
   stats.struct_size = sizeof stats;
   CHECK_STATUS(larder_put(c, KEY("k"), "v", 1, 0), LARDER_OK);
@@ -217,6 +217,9 @@ static void test_closed_cache(void) {
   CHECK_STATUS(larder_get(c, KEY("k"), buf, sizeof buf, &n), LARDER_CLOSED);
   CHECK_STATUS(larder_contains(c, KEY("k")), LARDER_CLOSED);
   CHECK_STATUS(larder_cache_stats(c, &stats), LARDER_CLOSED);
+  CHECK_STATUS(
+      larder_get_or_load_copy(c, KEY("k"), NULL, NULL, 0, buf, sizeof buf, &n, &other, NULL),
+      LARDER_CLOSED);
   CHECK(v.size == 1 && memcmp(v.data, "v", 1) == 0); /* pins outlive close */
   larder_value_release(&v);
   larder_cache_destroy(c);
@@ -595,6 +598,85 @@ static void test_get_or_load(void) {
   CHECK_STATUS(larder_load_result_set_value(NULL, "v", 1, 0), LARDER_INVALID_ARGUMENT);
   CHECK_STATUS(larder_load_result_set_not_found(NULL), LARDER_INVALID_ARGUMENT);
   CHECK_STATUS(larder_load_result_set_error(NULL, "x"), LARDER_INVALID_ARGUMENT);
+  larder_cache_destroy(c);
+}
+
+/* The copy-out form: a hit is copied without a pin; a value too large for the
+ * buffer comes pinned instead; a load is copied the same way. */
+static void test_get_or_load_copy(void) {
+  larder_cache *c = new_cache(1 << 20, 0, 1);
+  struct load_ctx ctx;
+  larder_value v = LARDER_VALUE_INIT;
+  larder_fetch_info info;
+  char buf[16], big[4096];
+  size_t n = 0;
+  memset(&ctx, 0, sizeof ctx);
+  ctx.cache = c;
+  info.struct_size = sizeof info;
+  /* Loaded, fits: in the buffer, nothing pinned. */
+  CHECK_STATUS(
+      larder_get_or_load_copy(c, KEY("alpha"), loader, &ctx, 0, buf, sizeof buf, &n, &v, &info),
+      LARDER_OK);
+  CHECK(n == 5 && memcmp(buf, "alpha", 5) == 0 && v.internal_ == NULL && v.data == NULL);
+  CHECK(info.source == LARDER_SOURCE_LOADED && ctx.calls == 1);
+  /* A hit, fits. */
+  memset(buf, 0, sizeof buf);
+  CHECK_STATUS(
+      larder_get_or_load_copy(c, KEY("alpha"), loader, &ctx, 0, buf, sizeof buf, &n, &v, &info),
+      LARDER_OK);
+  CHECK(n == 5 && memcmp(buf, "alpha", 5) == 0 && v.internal_ == NULL);
+  CHECK(info.source == LARDER_SOURCE_HIT && ctx.calls == 1);
+  /* A hit too large for the buffer: pinned, the buffer untouched, no reload. */
+  memset(big, 'x', sizeof big);
+  CHECK_STATUS(larder_put(c, KEY("large"), big, sizeof big, 0), LARDER_OK);
+  memset(buf, 0, sizeof buf);
+  CHECK_STATUS(
+      larder_get_or_load_copy(c, KEY("large"), loader, &ctx, 0, buf, sizeof buf, &n, &v, &info),
+      LARDER_OK);
+  CHECK(n == sizeof big && v.size == sizeof big && v.internal_ != NULL && buf[0] == 0);
+  CHECK(memcmp(v.data, big, sizeof big) == 0 && ctx.calls == 1);
+  /* An overflow slot still holding a pin is refused, as for larder_get_pinned. */
+  CHECK_STATUS(
+      larder_get_or_load_copy(c, KEY("alpha"), loader, &ctx, 0, buf, sizeof buf, &n, &v, NULL),
+      LARDER_INVALID_ARGUMENT);
+  larder_value_release(&v);
+  /* Loaded, too large: pinned. A zero-size buffer may be NULL. */
+  CHECK_STATUS(larder_get_or_load_copy(c, KEY("a-long-key-for-its-value"), loader, &ctx, 0, NULL, 0,
+                                       &n, &v, &info),
+               LARDER_OK);
+  CHECK(n == 24 && v.size == 24 && memcmp(v.data, "a-long-key-for-its-value", 24) == 0);
+  CHECK(info.source == LARDER_SOURCE_LOADED && ctx.calls == 2);
+  larder_value_release(&v);
+  /* Answers without a value leave both outputs alone. */
+  n = 99;
+  ctx.mode = 1;
+  CHECK_STATUS(
+      larder_get_or_load_copy(c, KEY("beta"), loader, &ctx, 0, buf, sizeof buf, &n, &v, &info),
+      LARDER_NOT_FOUND);
+  CHECK(n == 99 && v.internal_ == NULL);
+  ctx.mode = 2;
+  CHECK_STATUS(
+      larder_get_or_load_copy(c, KEY("gamma"), loader, &ctx, 0, buf, sizeof buf, &n, &v, &info),
+      LARDER_LOAD_FAILED);
+  CHECK(strcmp(info.error, "database down") == 0 && n == 99 && v.internal_ == NULL);
+  /* Bad arguments. */
+  ctx.mode = 0;
+  CHECK_STATUS(
+      larder_get_or_load_copy(c, KEY("alpha"), loader, &ctx, 0, buf, sizeof buf, NULL, &v, NULL),
+      LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(
+      larder_get_or_load_copy(c, KEY("alpha"), loader, &ctx, 0, buf, sizeof buf, &n, NULL, NULL),
+      LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_get_or_load_copy(c, KEY("alpha"), loader, &ctx, 0, NULL, 8, &n, &v, NULL),
+               LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(
+      larder_get_or_load_copy(c, KEY("alpha"), loader, &ctx, -1, buf, sizeof buf, &n, &v, NULL),
+      LARDER_INVALID_ARGUMENT);
+  CHECK_STATUS(larder_get_or_load_copy(c, "", 0, loader, &ctx, 0, buf, sizeof buf, &n, &v, NULL),
+               LARDER_EMPTY_KEY);
+  CHECK_STATUS(larder_get_or_load_copy(c, KEY("eta"), NULL, NULL, 0, buf, sizeof buf, &n, &v, NULL),
+               LARDER_INVALID_ARGUMENT); /* no loader anywhere */
+  CHECK(ctx.calls == 4);
   larder_cache_destroy(c);
 }
 
@@ -1149,6 +1231,7 @@ int main(void) {
       {"ttl_with_injected_clock", test_ttl_with_injected_clock},
       {"read_touch_snapshot_refresh", test_read_touch_snapshot_refresh},
       {"get_or_load", test_get_or_load},
+      {"get_or_load_copy", test_get_or_load_copy},
       {"count_and_snapshot", test_count_and_snapshot},
       {"cache_loader_and_refresh", test_cache_loader_and_refresh},
       {"async_lead_wait", test_async_lead_wait},

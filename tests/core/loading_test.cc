@@ -96,6 +96,52 @@ TEST(LoadingL1, AHitDoesNotCallTheLoader) {
   EXPECT_EQ(ValueOf(r), "cached");
 }
 
+// GetOrLoadWith's copy-out: a hit's value goes to the taker and nothing is
+// pinned; a declined value, and a loaded one, come pinned as from GetOrLoad.
+struct Taker {
+  std::string taken;
+  int offers = 0;
+  bool accept = true;
+  static bool Take(std::string_view value, void* self) {
+    auto* t = static_cast<Taker*>(self);
+    ++t->offers;
+    if (t->accept) t->taken.assign(value);
+    return t->accept;
+  }
+};
+
+TEST(LoadingL1, ACopiedOutHitPinsNothing) {
+  auto cache = LoadingCache();
+  cache->Put("k", "cached");
+  Taker taker;
+  FetchOptions fetch;
+  fetch.loader = [](std::string_view) -> LoadResult {
+    ADD_FAILURE() << "loader called on a hit";
+    return LoadResult::Value("x");
+  };
+  FetchResult r = cache->GetOrLoadWith("k", fetch, &Taker::Take, &taker);
+  EXPECT_EQ(r.status, Status::kOk);
+  EXPECT_EQ(r.source, FetchSource::kHit);
+  EXPECT_FALSE(r.value);  // no pin: the value was copied out
+  EXPECT_EQ(taker.taken, "cached");
+  taker.accept = false;  // the caller's buffer is too small, say
+  r = cache->GetOrLoadWith("k", fetch, &Taker::Take, &taker);
+  EXPECT_EQ(ValueOf(r), "cached");
+  EXPECT_EQ(taker.offers, 2);
+  EXPECT_EQ(cache->GetStats().hits, 2u);
+}
+
+TEST(LoadingL1, ALoadedValueComesPinnedEvenWhenCopiedOut) {
+  auto cache = LoadingCache();
+  Taker taker;
+  FetchResult r = cache->GetOrLoadWith(
+      "k", FetchOptions{[](std::string_view) { return LoadResult::Value("new"); }}, &Taker::Take,
+      &taker);
+  EXPECT_EQ(r.source, FetchSource::kLoaded);
+  EXPECT_EQ(ValueOf(r), "new");
+  EXPECT_EQ(taker.offers, 0);
+}
+
 TEST(LoadingL1, ALoadedValueIsCachedWithItsTtl) {
   auto clock = std::make_shared<ManualClock>();
   auto cache = LoadingCache(clock);
@@ -520,7 +566,12 @@ TEST(LoadingL7, StaleWhileRevalidateServesTheOldValueAndStartsOneRefresh) {
   EXPECT_TRUE(r.stale);
   EXPECT_EQ(r.source, FetchSource::kStale);
   EXPECT_EQ(ValueOf(r), "v1");
-  cache->GetOrLoad("k", loader);
+  Taker taker;  // a stale hit copied out: the same answer, nothing pinned
+  r = cache->GetOrLoadWith("k", FetchOptions{loader}, &Taker::Take, &taker);
+  EXPECT_TRUE(r.stale);
+  EXPECT_EQ(r.source, FetchSource::kStale);
+  EXPECT_FALSE(r.value);
+  EXPECT_EQ(taker.taken, "v1");
   ASSERT_EQ(queued.size(), 1u);
   EXPECT_EQ(GetOr(*cache, "k"), "<miss>");  // plain reads never see stale values
   queued[0]();

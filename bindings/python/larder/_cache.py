@@ -420,6 +420,7 @@ class Cache(collections.abc.MutableMapping):
         # one, lookups release the GIL like every other call.
         self._lookups_keep_gil = clock is None
         self.get = self._make_get()
+        self.get_or_load, self.fetch = self._make_fetch()
 
     def _removal_trampoline(self, listeners):
         decode_key, loads = self._decode_key, self._loads
@@ -718,16 +719,6 @@ class Cache(collections.abc.MutableMapping):
 
     # ---- loading ----
 
-    def _load_call(self, loader):
-        if loader is None:
-            if self._loader is None:
-                raise _errors.InvalidArgument(
-                    n.INVALID_ARGUMENT, "no loader: pass one, or give the cache a loader=")
-            return None
-        if not callable(loader):
-            raise TypeError("loader must be callable")
-        return _LoadCall(loader, self._decode_key, self._dumps)
-
     def _deliver(self, rc, value, info, default):
         """A fetch's outcome as (value, source), or the exception raised."""
         if rc == n.OK:
@@ -739,19 +730,112 @@ class Cache(collections.abc.MutableMapping):
             raise failures.exception(info.error)
         raise self._error(rc)
 
-    def fetch(self, key, loader=None, *, timeout=None, default=None):
-        """get_or_load, telling where the value came from: a Fetched(value,
-        source, stale)."""
-        call = self._load_call(loader)
-        k = _codec.key_bytes(key)
-        value, info = _new_value(), _new_info()
-        rc = _lib.larder_get_or_load(self._h, k, len(k),
-                                     _NO_LOADER if call is None else _LOAD_TRAMPOLINE, call,
-                                     _ns(timeout, "timeout"), ctypes.byref(value),
-                                     ctypes.byref(info))
-        result, source = self._deliver(rc, value, info, default)
-        return Fetched(result, _SOURCES.get(source, "none"), bool(info.stale))
+    def _make_fetch(self):
+        """The get_or_load() and fetch() of this cache: one C call,
+        larder_get_or_load_copy, into a reusable slot. A hit is copied into
+        the slot's buffer without pinning the entry, so no second call
+        releases a pin; a value larger than the buffer comes pinned and is
+        copied out and released. Slots come from a free list, as get()'s
+        buffers do. The call releases the GIL: it may wait for another
+        thread's loader, which needs the GIL to run."""
+        get_or_load_copy = _L.raw.larder_get_or_load_copy
+        handle = self._h
+        # Nothing here refers to the cache itself (it holds these closures):
+        # a cycle would leave freeing the cache to the garbage collector.
+        loads, dumps, decode_key = self._loads, self._dumps, self._decode_key
+        has_loader = self._loader is not None
+        me = weakref.ref(self)
+        key_bytes = _codec.key_bytes
+        byref, size_t, py_object = ctypes.byref, ctypes.c_size_t, ctypes.py_object
+        length = len if _WIDENS_INT_REGISTERS else (lambda k: size_t(len(k)))
+        capacity = size_t(_BUFFER)  # the 8th argument: passed on the stack, so typed
+        no_limit = ctypes.c_int64(0)
+        free = collections.deque()
+        take, give = free.pop, free.append
+        str_, bytes_ = str, bytes
+        ok, not_found, load_failed = n.OK, n.NOT_FOUND, n.LOAD_FAILED
 
+        def load_call(loader):
+            if loader is None:
+                if not has_loader:
+                    raise _errors.InvalidArgument(
+                        n.INVALID_ARGUMENT, "no loader: pass one, or give the cache a loader=")
+                return None
+            if not callable(loader):
+                raise TypeError("loader must be callable")
+            return _LoadCall(loader, decode_key, dumps)
+
+        def error(rc):
+            cache = me()
+            return _errors.error(rc) if cache is None else cache._error(rc)
+
+        def new_slot():
+            buf, size, value, info = (ctypes.create_string_buffer(_BUFFER), size_t(),
+                                      _new_value(), _new_info())
+            return buf, byref(buf), size, byref(size), value, byref(value), info, byref(info)
+
+        def run(key, loader, timeout):
+            """(status, the value's bytes or None, source, stale, error text)."""
+            if key.__class__ is str_:
+                try:
+                    k = key.encode()
+                except UnicodeEncodeError:  # lone surrogates: surrogateescape
+                    k = key_bytes(key)
+            elif key.__class__ is bytes_:
+                k = key
+            else:
+                k = key_bytes(key)
+            call = load_call(loader)
+            wait = no_limit if timeout is None else ctypes.c_int64(_ns(timeout, "timeout"))
+            try:
+                slot = take()
+            except IndexError:
+                slot = new_slot()
+            buf, buf_ref, size, size_ref, value, value_ref, info, info_ref = slot
+            if call is None:
+                rc = get_or_load_copy(handle, k, length(k), _NO_LOADER, None, wait, buf_ref,
+                                      capacity, size_ref, value_ref, info_ref)
+            else:
+                rc = get_or_load_copy(handle, k, length(k), _LOAD_TRAMPOLINE, py_object(call),
+                                      wait, buf_ref, capacity, size_ref, value_ref, info_ref)
+            data = None
+            if rc == ok:
+                data = buf[:size.value] if value.internal_ is None else _take_value(value)
+            answer = rc, data, info.source, info.stale, (info.error if rc == load_failed else b"")
+            give(slot)
+            return answer
+
+        def deliver(rc, data, error_text, default):
+            if rc == ok:
+                return data if loads is None else loads(data)
+            if rc == not_found:
+                return default
+            if rc == load_failed:
+                raise failures.exception(error_text)
+            raise error(rc)
+
+        def get_or_load(key, loader=None, *, timeout=None, default=None):
+            """The cached value, or loader(key)'s: one load per key at a time
+            however many threads miss it together. loader (default: the
+            cache's) returns the value, None for "not found" (then `default`
+            is returned), or Loaded(value, ttl). An exception it raises is
+            raised in every caller that waited for that load: the same
+            exception object. timeout: how long to wait for another caller's
+            load (LoadTimeout)."""
+            rc, data, _, _, error_text = run(key, loader, timeout)
+            return deliver(rc, data, error_text, default)
+
+        def fetch(key, loader=None, *, timeout=None, default=None):
+            """get_or_load, telling where the value came from: a
+            Fetched(value, source, stale)."""
+            rc, data, source, stale, error_text = run(key, loader, timeout)
+            return Fetched(deliver(rc, data, error_text, default),
+                           _SOURCES.get(source, "none"), bool(stale))
+
+        return get_or_load, fetch
+
+    # Replaced per instance by _make_fetch's closures; these keep the methods
+    # on the class (help(), and subclasses calling super()).
     def get_or_load(self, key, loader=None, *, timeout=None, default=None):
         """The cached value, or loader(key)'s: one load per key at a time
         however many threads miss it together. loader (default: the cache's)
@@ -759,7 +843,12 @@ class Cache(collections.abc.MutableMapping):
         or Loaded(value, ttl). An exception it raises is raised in every
         caller that waited for that load: the same exception object. timeout:
         how long to wait for another caller's load (LoadTimeout)."""
-        return self.fetch(key, loader, timeout=timeout, default=default).value
+        return self.__dict__["get_or_load"](key, loader, timeout=timeout, default=default)
+
+    def fetch(self, key, loader=None, *, timeout=None, default=None):
+        """get_or_load, telling where the value came from: a Fetched(value,
+        source, stale)."""
+        return self.__dict__["fetch"](key, loader, timeout=timeout, default=default)
 
     def refresh(self, key):
         """Starts a background reload of key with the cache's loader and

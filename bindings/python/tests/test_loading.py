@@ -222,3 +222,23 @@ def test_a_cancelled_async_leader_abandons_its_load():
 
     asyncio.run(main())
     assert c.get_or_load("k", lambda key: b"after") == b"after"
+
+
+def test_values_larger_than_the_read_buffer_load_and_hit_whole():
+    # get_or_load copies a hit into a reusable 16 KiB buffer; a larger value
+    # takes the pinned path, on the load and on every hit after it.
+    c = larder.Cache(max_bytes=16 << 20)
+    big = bytes(range(256)) * 1024  # 256 KiB
+    small = b"s" * 100
+    loads = []
+
+    def loader(key):
+        loads.append(key)
+        return big if key == "big" else small
+
+    assert c.fetch("big", loader) == larder.Fetched(big, "loaded", False)
+    assert c.fetch("big", loader) == larder.Fetched(big, "hit", False)
+    assert c.get_or_load("big", loader) == big
+    assert c.get_or_load("small", loader) == small
+    assert c.fetch("small", loader) == larder.Fetched(small, "hit", False)
+    assert loads == ["big", "small"]

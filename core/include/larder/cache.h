@@ -275,6 +275,17 @@ class Cache {
   FetchResult GetOrLoad(std::string_view key, const FetchOptions& options);
   FetchResult GetOrLoad(std::string_view key, Loader loader);
   FetchResult GetOrLoad(std::string_view key);  // with Options::loader
+  // GetOrLoad for callers that copy the value out (the C ABI's
+  // larder_get_or_load_copy, the bindings): a hit offers the value to
+  // take(value, context) while the entry is guarded, and pins nothing, so it
+  // writes no reference count on the entry's line. take returns true when it
+  // took (copied) the value: result.value then stays empty. When take
+  // declines (the value does not fit the caller's buffer, say), and for a
+  // value that was loaded or waited for, result.value holds the value pinned,
+  // as GetOrLoad's does. As for VisitWith, take must be quick and must not
+  // keep the view.
+  FetchResult GetOrLoadWith(std::string_view key, const FetchOptions& options,
+                            bool (*take)(std::string_view value, void* context), void* context);
   // The asynchronous form (L9): never blocks on a load.
   FetchLookup BeginFetch(std::string_view key, const FetchOptions& options = {});
   // Starts a background refresh of key with the cache's loader (joining any
@@ -389,6 +400,8 @@ class Cache {
   bool EvictOne(internal::Removals* removed);
   Status CheckKey(std::string_view key) const;
   bool RefuseLookup(std::string_view key, FetchResult* refusal) const;
+  // BeginFetch, offering a hit's value to take first (see GetOrLoadWith).
+  FetchLookup Lookup(std::string_view key, bool (*take)(std::string_view, void*), void* context);
 
   const Options options_;
   const uint64_t fork_generation_;  // internal::ForkGeneration() at creation
