@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -16,13 +17,18 @@
 #include "baselines.h"
 #include "entry.h"
 #include "larder/cache.h"
+#if LARDER_BENCH_TIERED
+#include <hiredis/hiredis.h>
+
+#include "redis_server.h"
+#endif
 
 namespace larder::bench {
 namespace {
 
-size_t ResidentBytes() {
+size_t ResidentBytes(const char* statm = "/proc/self/statm") {
   long pages = 0, resident = 0;
-  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+  if (FILE* f = std::fopen(statm, "r")) {
     if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
     std::fclose(f);
   }
@@ -71,6 +77,133 @@ double Field(const std::string& json, const std::string& name) {
   size_t at = json.find("\"" + name + "\":");
   return at == std::string::npos ? -1 : std::atof(json.c_str() + at + name.size() + 3);
 }
+
+#if LARDER_BENCH_TIERED
+// INFO memory's used_memory: what Redis's allocator counts as in use.
+double RedisUsedMemory(const testing::RedisServer& server) {
+  const std::string info = server.Command({"INFO", "memory"});
+  const size_t at = info.find("used_memory:");
+  return at == std::string::npos ? -1 : std::atof(info.c_str() + at + 12);
+}
+
+// The same entries in a Redis of the bench's own (redis-server on PATH, no
+// persistence), filled by pipelined SETs: the growth of the server process's
+// resident set per entry, as Larder's figure is its process's, and of
+// used_memory beside it. Empty when no Redis could be started.
+std::string RedisFill(uint64_t n) {
+  testing::RedisServer server;
+  std::string error;
+  if (!server.Start({}, &error)) {
+    std::fprintf(stderr, "memory: no Redis figure: %s\n", error.c_str());
+    return "";
+  }
+  const std::string statm = "/proc/" + std::to_string(server.pid()) + "/statm";
+  redisContext* c = redisConnect("127.0.0.1", server.port());
+  if (c == nullptr || c->err != 0) {
+    if (c != nullptr) redisFree(c);
+    return "";
+  }
+  const size_t rss_before = ResidentBytes(statm.c_str());
+  const double used_before = RedisUsedMemory(server);
+  const std::string value(100, 'v');
+  bool ok = true;
+  for (uint64_t i = 0; i < n && ok; i += 1000) {
+    const uint64_t batch = std::min<uint64_t>(1000, n - i);
+    for (uint64_t j = 0; j < batch; ++j) {
+      const std::string key = Key20(i + j);
+      redisAppendCommand(c, "SET %b %b", key.data(), key.size(), value.data(), value.size());
+    }
+    for (uint64_t j = 0; j < batch; ++j) {
+      void* reply = nullptr;
+      ok = ok && redisGetReply(c, &reply) == REDIS_OK;
+      if (reply != nullptr) freeReplyObject(reply);
+    }
+  }
+  redisFree(c);
+  const double keys = std::atof(server.Command({"DBSIZE"}).c_str());
+  const size_t rss_after = ResidentBytes(statm.c_str());
+  const double used_after = RedisUsedMemory(server);
+  const std::string version = server.Command({"INFO", "server"});
+  const size_t at = version.find("redis_version:");
+  char json[256];
+  std::snprintf(json, sizeof json,
+                "{\"rss_per_entry\":%.1f,\"used_memory_per_entry\":%.1f,\"keys\":%.0f,"
+                "\"version\":\"%s\"}",
+                ok ? static_cast<double>(rss_after - rss_before) / n : -1,
+                ok ? (used_after - used_before) / n : -1, keys,
+                at == std::string::npos
+                    ? "?"
+                    : version.substr(at + 14, version.find_first_of("\r\n", at) - at - 14).c_str());
+  return json;
+}
+
+// Larder's churn, replayed into a Redis bounded by maxmemory with
+// allkeys-lru (the same keys, sizes and order): the server's resident bytes
+// per live byte, live being the keys and values it holds at the end (asked
+// with STRLEN, pipelined).
+std::string RedisChurn(uint64_t puts, uint64_t capacity) {
+  testing::RedisServer server;
+  std::string error;
+  if (!server.Start({"--maxmemory", std::to_string(capacity), "--maxmemory-policy", "allkeys-lru"},
+                    &error)) {
+    std::fprintf(stderr, "memory: no Redis churn figure: %s\n", error.c_str());
+    return "";
+  }
+  const std::string statm = "/proc/" + std::to_string(server.pid()) + "/statm";
+  redisContext* c = redisConnect("127.0.0.1", server.port());
+  if (c == nullptr || c->err != 0) {
+    if (c != nullptr) redisFree(c);
+    return "";
+  }
+  const size_t rss_before = ResidentBytes(statm.c_str());
+  std::mt19937_64 rng(42);
+  const std::string big(4096, 'x');
+  const uint64_t key_space = 4 * capacity / 2080;
+  bool ok = true;
+  auto drain = [&](uint64_t replies, double* sum) {
+    for (uint64_t j = 0; j < replies; ++j) {
+      void* reply = nullptr;
+      ok = ok && redisGetReply(c, &reply) == REDIS_OK;
+      if (reply != nullptr && sum != nullptr) {
+        const long long len = static_cast<redisReply*>(reply)->integer;
+        if (len > 0) *sum += static_cast<double>(len) + 20;  // value + 20-byte key
+      }
+      if (reply != nullptr) freeReplyObject(reply);
+    }
+  };
+  for (uint64_t i = 0; i < puts && ok; i += 256) {
+    const uint64_t batch = std::min<uint64_t>(256, puts - i);
+    for (uint64_t j = 0; j < batch; ++j) {
+      const size_t len = 64 + rng() % (4096 - 64 + 1);
+      const std::string key = Key20(rng() % key_space);
+      redisAppendCommand(c, "SET %b %b", key.data(), key.size(), big.data(), len);
+    }
+    drain(batch, nullptr);
+  }
+  double live = 0;
+  for (uint64_t i = 0; i < key_space && ok; i += 1000) {
+    const uint64_t batch = std::min<uint64_t>(1000, key_space - i);
+    for (uint64_t j = 0; j < batch; ++j) {
+      const std::string key = Key20(i + j);
+      redisAppendCommand(c, "STRLEN %b", key.data(), key.size());
+    }
+    drain(batch, &live);
+  }
+  redisFree(c);
+  const size_t rss_after = ResidentBytes(statm.c_str());
+  char json[256];
+  std::snprintf(json, sizeof json,
+                "{\"rss_per_live_byte\":%.3f,\"rss_mib\":%.1f,\"live_mib\":%.1f,"
+                "\"used_memory_mib\":%.1f}",
+                ok && live > 0 ? static_cast<double>(rss_after - rss_before) / live : -1,
+                (rss_after - rss_before) / 1048576.0, live / 1048576.0,
+                RedisUsedMemory(server) / 1048576.0);
+  return json;
+}
+#else
+std::string RedisFill(uint64_t) { return ""; }
+std::string RedisChurn(uint64_t, uint64_t) { return ""; }
+#endif
 
 }  // namespace
 
@@ -161,6 +294,11 @@ int RunMemory(const MemoryConfig& c) {
       "jemalloc", {"churn", std::to_string(c.churn_puts), std::to_string(c.churn_capacity)});
   const std::string gc =
       RunChild("system", {"churn", std::to_string(c.churn_puts), std::to_string(c.churn_capacity)});
+  const std::string redis = RedisFill(c.entries);
+  // Every value crosses a socket: a fifth of the puts keeps this to seconds
+  // and still replaces the cache's contents several times over.
+  const uint64_t redis_churn_puts = std::max<uint64_t>(1, c.churn_puts / 5);
+  const std::string redis_churn = RedisChurn(redis_churn_puts, c.churn_capacity);
   std::printf("memory: %llu entries of 20-byte keys and 100-byte values\n",
               static_cast<unsigned long long>(c.entries));
   std::printf("  metadata per entry: %.0f-byte header + index share (charged as %.0f)\n",
@@ -169,6 +307,15 @@ int RunMemory(const MemoryConfig& c) {
       "  resident per entry: larder+jemalloc %.1f B, larder+glibc %.1f B, "
       "mutex LRU (std containers, glibc) %.1f B\n",
       Field(jl, "rss_per_entry"), Field(gl, "rss_per_entry"), Field(gm, "rss_per_entry"));
+  if (!redis.empty()) {
+    const size_t v = redis.find("\"version\":\"");
+    std::printf(
+        "  Redis %s, the same entries: %.1f B resident per entry (used_memory: %.1f B), "
+        "%.0f keys\n",
+        v == std::string::npos ? "?"
+                               : redis.substr(v + 11, redis.find('"', v + 11) - v - 11).c_str(),
+        Field(redis, "rss_per_entry"), Field(redis, "used_memory_per_entry"), Field(redis, "keys"));
+  }
   std::printf(
       "  fill (jemalloc), ns per put over the whole fill / its last tenth: no TTL %.0f / %.0f, "
       "5-minute TTL %.0f / %.0f\n",
@@ -182,15 +329,27 @@ int RunMemory(const MemoryConfig& c) {
       "(%.1f MiB for %.1f MiB live)\n",
       Field(jc, "rss_per_live_byte"), Field(jc, "rss_mib"), Field(jc, "live_mib"),
       Field(gc, "rss_per_live_byte"), Field(gc, "rss_mib"), Field(gc, "live_mib"));
+  if (!redis_churn.empty()) {
+    std::printf(
+        "  Redis (maxmemory %llu MiB, allkeys-lru, the first %llu of the same puts): %.3f "
+        "(%.1f MiB for %.1f MiB live; used_memory %.1f MiB)\n",
+        static_cast<unsigned long long>(c.churn_capacity >> 20),
+        static_cast<unsigned long long>(redis_churn_puts), Field(redis_churn, "rss_per_live_byte"),
+        Field(redis_churn, "rss_mib"), Field(redis_churn, "live_mib"),
+        Field(redis_churn, "used_memory_mib"));
+  }
   std::printf(
       "{\"entries\":%llu,\"header_bytes\":%.0f,\"overhead_charged\":%.0f,"
-      "\"rss_per_entry\":{\"larder_jemalloc\":%.1f,\"larder_glibc\":%.1f,\"mutex_glibc\":%.1f},"
-      "\"churn_rss_per_live_byte\":{\"jemalloc\":%.3f,\"glibc\":%.3f},"
+      "\"rss_per_entry\":{\"larder_jemalloc\":%.1f,\"larder_glibc\":%.1f,\"mutex_glibc\":%.1f,"
+      "\"redis\":%.1f},"
+      "\"churn_rss_per_live_byte\":{\"jemalloc\":%.3f,\"glibc\":%.3f,\"redis\":%.3f},"
       "\"fill_ns_per_put\":{\"no_ttl\":%.1f,\"ttl\":%.1f,\"no_ttl_last_tenth\":%.1f,"
       "\"ttl_last_tenth\":%.1f}}\n",
       static_cast<unsigned long long>(c.entries), Field(jl, "header_bytes"),
       Field(jl, "overhead_charged"), Field(jl, "rss_per_entry"), Field(gl, "rss_per_entry"),
-      Field(gm, "rss_per_entry"), Field(jc, "rss_per_live_byte"), Field(gc, "rss_per_live_byte"),
+      Field(gm, "rss_per_entry"), redis.empty() ? -1.0 : Field(redis, "rss_per_entry"),
+      Field(jc, "rss_per_live_byte"), Field(gc, "rss_per_live_byte"),
+      redis_churn.empty() ? -1.0 : Field(redis_churn, "rss_per_live_byte"),
       Field(jl, "fill_ns_per_put"), Field(jt, "fill_ns_per_put"),
       Field(jl, "fill_last_tenth_ns_per_put"), Field(jt, "fill_last_tenth_ns_per_put"));
   return 0;

@@ -1,0 +1,37 @@
+# Runs a small `larder-bench memory` and checks its JSON: every figure
+# present and plausible (each entry costs at least its 120 payload bytes;
+# resident memory under churn is at least the live bytes), Redis's included
+# when REDIS is set (the bench starts its own).
+execute_process(COMMAND ${BENCH} memory --entries 50000 --churn-puts 200000
+                        --churn-capacity 16777216
+                OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "larder-bench memory exited with ${rc}:\n${out}\n${err}")
+endif()
+string(STRIP "${out}" out)
+string(REGEX MATCH "[^\n]*$" last "${out}")
+set(checks "rss_per_entry larder_jemalloc" "rss_per_entry larder_glibc"
+           "rss_per_entry mutex_glibc" "churn_rss_per_live_byte jemalloc"
+           "churn_rss_per_live_byte glibc")
+if(REDIS)
+  list(APPEND checks "rss_per_entry redis" "churn_rss_per_live_byte redis")
+endif()
+foreach(check IN LISTS checks)
+  separate_arguments(path UNIX_COMMAND "${check}")
+  string(JSON value ERROR_VARIABLE json_err GET "${last}" ${path})
+  if(json_err)
+    message(FATAL_ERROR "last line lacks ${check}: ${last}\n${json_err}\n${err}")
+  endif()
+  list(GET path 0 kind)
+  if(kind STREQUAL "rss_per_entry")
+    set(low 120)
+    set(high 2000)
+  else()
+    set(low 0.9)
+    set(high 3)
+  endif()
+  if(value LESS low OR value GREATER high)
+    message(FATAL_ERROR "${check} = ${value}, outside [${low}, ${high}]:\n${out}")
+  endif()
+endforeach()
+message(STATUS "larder-bench memory: ${last}")
