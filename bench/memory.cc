@@ -79,125 +79,126 @@ double Field(const std::string& json, const std::string& name) {
 }
 
 #if LARDER_BENCH_TIERED
-// INFO memory's used_memory: what Redis's allocator counts as in use.
-double RedisUsedMemory(const testing::RedisServer& server) {
-  const std::string info = server.Command({"INFO", "memory"});
-  const size_t at = info.find("used_memory:");
-  return at == std::string::npos ? -1 : std::atof(info.c_str() + at + 12);
-}
+// A Redis of the bench's own (redis-server on PATH, no persistence, started
+// with `args`) and one connection to it.
+class OwnRedis {
+ public:
+  bool Start(const std::vector<std::string>& args, const char* figure) {
+    std::string error;
+    if (!server_.Start(args, &error)) {
+      std::fprintf(stderr, "memory: no Redis %s: %s\n", figure, error.c_str());
+      return false;
+    }
+    statm_ = "/proc/" + std::to_string(server_.pid()) + "/statm";
+    c_ = redisConnect("127.0.0.1", server_.port());
+    return c_ != nullptr && c_->err == 0;
+  }
+  ~OwnRedis() {
+    if (c_ != nullptr) redisFree(c_);
+  }
+  size_t Resident() const { return ResidentBytes(statm_.c_str()); }
+  // INFO memory's used_memory: what Redis's allocator counts as in use.
+  double UsedMemory() const {
+    const std::string info = server_.Command({"INFO", "memory"});
+    const size_t at = info.find("used_memory:");
+    return at == std::string::npos ? -1 : std::atof(info.c_str() + at + 12);
+  }
+  std::string Version() const {
+    const std::string info = server_.Command({"INFO", "server"});
+    const size_t at = info.find("redis_version:");
+    return at == std::string::npos ? "?"
+                                   : info.substr(at + 14, info.find_first_of("\r\n", at) - at - 14);
+  }
+  // Sends `count` commands, append(i) queueing the i-th, in pipelined
+  // batches; adds each integer reply to *sum when sum is given (STRLEN).
+  // False when the connection failed.
+  template <typename Append>
+  bool Pipeline(uint64_t count, Append&& append, double* sum = nullptr) {
+    constexpr uint64_t kBatch = 256;
+    for (uint64_t i = 0; i < count; i += kBatch) {
+      const uint64_t batch = std::min(kBatch, count - i);
+      for (uint64_t j = 0; j < batch; ++j) append(c_, i + j);
+      for (uint64_t j = 0; j < batch; ++j) {
+        void* reply = nullptr;
+        if (redisGetReply(c_, &reply) != REDIS_OK || reply == nullptr) return false;
+        if (sum != nullptr) *sum += static_cast<double>(static_cast<redisReply*>(reply)->integer);
+        freeReplyObject(reply);
+      }
+    }
+    return true;
+  }
 
-// The same entries in a Redis of the bench's own (redis-server on PATH, no
-// persistence), filled by pipelined SETs: the growth of the server process's
-// resident set per entry, as Larder's figure is its process's, and of
-// used_memory beside it. Empty when no Redis could be started.
+ private:
+  testing::RedisServer server_;
+  redisContext* c_ = nullptr;
+  std::string statm_;
+};
+
+// The same entries in Redis, by pipelined SETs: the growth of the server
+// process's resident set per entry, as Larder's figure is its process's, and
+// of used_memory beside it. Empty when no Redis could be started.
 std::string RedisFill(uint64_t n) {
-  testing::RedisServer server;
-  std::string error;
-  if (!server.Start({}, &error)) {
-    std::fprintf(stderr, "memory: no Redis figure: %s\n", error.c_str());
-    return "";
-  }
-  const std::string statm = "/proc/" + std::to_string(server.pid()) + "/statm";
-  redisContext* c = redisConnect("127.0.0.1", server.port());
-  if (c == nullptr || c->err != 0) {
-    if (c != nullptr) redisFree(c);
-    return "";
-  }
-  const size_t rss_before = ResidentBytes(statm.c_str());
-  const double used_before = RedisUsedMemory(server);
+  OwnRedis redis;
+  if (!redis.Start({}, "figure")) return "";
+  const size_t rss_before = redis.Resident();
+  const double used_before = redis.UsedMemory();
   const std::string value(100, 'v');
-  bool ok = true;
-  for (uint64_t i = 0; i < n && ok; i += 1000) {
-    const uint64_t batch = std::min<uint64_t>(1000, n - i);
-    for (uint64_t j = 0; j < batch; ++j) {
-      const std::string key = Key20(i + j);
-      redisAppendCommand(c, "SET %b %b", key.data(), key.size(), value.data(), value.size());
-    }
-    for (uint64_t j = 0; j < batch; ++j) {
-      void* reply = nullptr;
-      ok = ok && redisGetReply(c, &reply) == REDIS_OK;
-      if (reply != nullptr) freeReplyObject(reply);
-    }
-  }
-  redisFree(c);
-  const double keys = std::atof(server.Command({"DBSIZE"}).c_str());
-  const size_t rss_after = ResidentBytes(statm.c_str());
-  const double used_after = RedisUsedMemory(server);
-  const std::string version = server.Command({"INFO", "server"});
-  const size_t at = version.find("redis_version:");
+  const bool ok = redis.Pipeline(n, [&](redisContext* c, uint64_t i) {
+    const std::string key = Key20(i);
+    redisAppendCommand(c, "SET %b %b", key.data(), key.size(), value.data(), value.size());
+  });
+  if (!ok) return "";
   char json[256];
   std::snprintf(json, sizeof json,
-                "{\"rss_per_entry\":%.1f,\"used_memory_per_entry\":%.1f,\"keys\":%.0f,"
-                "\"version\":\"%s\"}",
-                ok ? static_cast<double>(rss_after - rss_before) / n : -1,
-                ok ? (used_after - used_before) / n : -1, keys,
-                at == std::string::npos
-                    ? "?"
-                    : version.substr(at + 14, version.find_first_of("\r\n", at) - at - 14).c_str());
+                "{\"rss_per_entry\":%.1f,\"used_memory_per_entry\":%.1f,\"version\":\"%s\"}",
+                static_cast<double>(redis.Resident() - rss_before) / n,
+                (redis.UsedMemory() - used_before) / n, redis.Version().c_str());
   return json;
 }
 
 // Larder's churn, replayed into a Redis bounded by maxmemory with
 // allkeys-lru (the same keys, sizes and order): the server's resident bytes
 // per live byte, live being the keys and values it holds at the end (asked
-// with STRLEN, pipelined).
+// with STRLEN).
 std::string RedisChurn(uint64_t puts, uint64_t capacity) {
-  testing::RedisServer server;
-  std::string error;
-  if (!server.Start({"--maxmemory", std::to_string(capacity), "--maxmemory-policy", "allkeys-lru"},
-                    &error)) {
-    std::fprintf(stderr, "memory: no Redis churn figure: %s\n", error.c_str());
+  OwnRedis redis;
+  if (!redis.Start({"--maxmemory", std::to_string(capacity), "--maxmemory-policy", "allkeys-lru"},
+                   "churn figure")) {
     return "";
   }
-  const std::string statm = "/proc/" + std::to_string(server.pid()) + "/statm";
-  redisContext* c = redisConnect("127.0.0.1", server.port());
-  if (c == nullptr || c->err != 0) {
-    if (c != nullptr) redisFree(c);
-    return "";
-  }
-  const size_t rss_before = ResidentBytes(statm.c_str());
+  const size_t rss_before = redis.Resident();
   std::mt19937_64 rng(42);
   const std::string big(4096, 'x');
   const uint64_t key_space = 4 * capacity / 2080;
-  bool ok = true;
-  auto drain = [&](uint64_t replies, double* sum) {
-    for (uint64_t j = 0; j < replies; ++j) {
-      void* reply = nullptr;
-      ok = ok && redisGetReply(c, &reply) == REDIS_OK;
-      if (reply != nullptr && sum != nullptr) {
-        const long long len = static_cast<redisReply*>(reply)->integer;
-        if (len > 0) *sum += static_cast<double>(len) + 20;  // value + 20-byte key
-      }
-      if (reply != nullptr) freeReplyObject(reply);
-    }
-  };
-  for (uint64_t i = 0; i < puts && ok; i += 256) {
-    const uint64_t batch = std::min<uint64_t>(256, puts - i);
-    for (uint64_t j = 0; j < batch; ++j) {
-      const size_t len = 64 + rng() % (4096 - 64 + 1);
-      const std::string key = Key20(rng() % key_space);
-      redisAppendCommand(c, "SET %b %b", key.data(), key.size(), big.data(), len);
-    }
-    drain(batch, nullptr);
-  }
-  double live = 0;
-  for (uint64_t i = 0; i < key_space && ok; i += 1000) {
-    const uint64_t batch = std::min<uint64_t>(1000, key_space - i);
-    for (uint64_t j = 0; j < batch; ++j) {
-      const std::string key = Key20(i + j);
-      redisAppendCommand(c, "STRLEN %b", key.data(), key.size());
-    }
-    drain(batch, &live);
-  }
-  redisFree(c);
-  const size_t rss_after = ResidentBytes(statm.c_str());
+  bool ok = redis.Pipeline(puts, [&](redisContext* c, uint64_t) {
+    const size_t len = 64 + rng() % (4096 - 64 + 1);
+    const std::string key = Key20(rng() % key_space);
+    redisAppendCommand(c, "SET %b %b", key.data(), key.size(), big.data(), len);
+  });
+  double value_bytes = 0, keys = 0;
+  ok = ok && redis.Pipeline(
+                 key_space,
+                 [&](redisContext* c, uint64_t i) {
+                   const std::string key = Key20(i);
+                   redisAppendCommand(c, "STRLEN %b", key.data(), key.size());
+                 },
+                 &value_bytes);
+  ok = ok && redis.Pipeline(
+                 key_space,
+                 [&](redisContext* c, uint64_t i) {
+                   const std::string key = Key20(i);
+                   redisAppendCommand(c, "EXISTS %b", key.data(), key.size());
+                 },
+                 &keys);
+  if (!ok) return "";
+  const double live = value_bytes + 20 * keys;  // values and their 20-byte keys
+  const size_t rss = redis.Resident() - rss_before;
   char json[256];
   std::snprintf(json, sizeof json,
                 "{\"rss_per_live_byte\":%.3f,\"rss_mib\":%.1f,\"live_mib\":%.1f,"
                 "\"used_memory_mib\":%.1f}",
-                ok && live > 0 ? static_cast<double>(rss_after - rss_before) / live : -1,
-                (rss_after - rss_before) / 1048576.0, live / 1048576.0,
-                RedisUsedMemory(server) / 1048576.0);
+                static_cast<double>(rss) / live, rss / 1048576.0, live / 1048576.0,
+                redis.UsedMemory() / 1048576.0);
   return json;
 }
 #else
@@ -309,12 +310,11 @@ int RunMemory(const MemoryConfig& c) {
       Field(jl, "rss_per_entry"), Field(gl, "rss_per_entry"), Field(gm, "rss_per_entry"));
   if (!redis.empty()) {
     const size_t v = redis.find("\"version\":\"");
-    std::printf(
-        "  Redis %s, the same entries: %.1f B resident per entry (used_memory: %.1f B), "
-        "%.0f keys\n",
-        v == std::string::npos ? "?"
-                               : redis.substr(v + 11, redis.find('"', v + 11) - v - 11).c_str(),
-        Field(redis, "rss_per_entry"), Field(redis, "used_memory_per_entry"), Field(redis, "keys"));
+    std::printf("  Redis %s, the same entries: %.1f B resident per entry (used_memory: %.1f B)\n",
+                v == std::string::npos
+                    ? "?"
+                    : redis.substr(v + 11, redis.find('"', v + 11) - v - 11).c_str(),
+                Field(redis, "rss_per_entry"), Field(redis, "used_memory_per_entry"));
   }
   std::printf(
       "  fill (jemalloc), ns per put over the whole fill / its last tenth: no TTL %.0f / %.0f, "

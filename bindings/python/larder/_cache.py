@@ -752,7 +752,6 @@ class Cache(collections.abc.MutableMapping):
         no_limit = ctypes.c_int64(0)
         free = collections.deque()
         take, give = free.pop, free.append
-        str_, bytes_ = str, bytes
         ok, not_found, load_failed = n.OK, n.NOT_FOUND, n.LOAD_FAILED
 
         def load_call(loader):
@@ -776,15 +775,7 @@ class Cache(collections.abc.MutableMapping):
 
         def run(key, loader, timeout):
             """(status, the value's bytes or None, source, stale, error text)."""
-            if key.__class__ is str_:
-                try:
-                    k = key.encode()
-                except UnicodeEncodeError:  # lone surrogates: surrogateescape
-                    k = key_bytes(key)
-            elif key.__class__ is bytes_:
-                k = key
-            else:
-                k = key_bytes(key)
+            k = key_bytes(key)
             call = load_call(loader)
             wait = no_limit if timeout is None else ctypes.c_int64(_ns(timeout, "timeout"))
             try:
