@@ -386,12 +386,30 @@ Status Stripe::ReserveSlotLocked() {
     SlotTable::Destroy(fresh);
     return Status::kNoMemory;
   }
-  for (ListNode* n = lru_.next; n != &lru_; n = n->next) {
-    Entry* e = Entry::FromNode(n);
-    uint64_t hash = IndexHash(e);
+  // The old table's slots name exactly the linked entries. Scanning them
+  // (an array) instead of the LRU list (a chain of dependent loads) lets
+  // the loads of entries' hashes overlap: each entry is fetched kAhead
+  // entries before it is needed.
+  constexpr size_t kAhead = 8;
+  Entry* window[kAhead] = {};
+  size_t queued = 0;
+  auto place = [&](Entry* e) {
+    const uint64_t hash = IndexHash(e);
     bool was_empty = false;
     fresh->slot(fresh->FindInsertSlot(hash, &was_empty))
         .store(SlotTable::Encode(e, hash), std::memory_order_relaxed);
+  };
+  for (size_t i = 0; i < table->slot_count(); ++i) {
+    const uint64_t word = table->slot(i).load(std::memory_order_relaxed);
+    if (!SlotTable::IsEntry(word)) continue;
+    Entry* e = SlotTable::Decode(word);
+    __builtin_prefetch(e);
+    Entry*& oldest = window[queued++ % kAhead];
+    if (oldest != nullptr) place(oldest);
+    oldest = e;
+  }
+  for (Entry* e : window) {
+    if (e != nullptr) place(e);
   }
   used_slots_ = entries_;
   table_.store(fresh, std::memory_order_seq_cst);
