@@ -314,6 +314,7 @@ bool Stripe::SettleLocked(int64_t need_bytes, int64_t need_entries, Reservation 
     }
     const uint64_t charge = victim->charge();
     RemoveByEntryLocked(victim, RemovalCause::kEvicted, removed, /*release_budget=*/false);
+    PrefetchNextVictimLocked();
     taken_bytes += charge;
     taken_entries += 1;
     short_bytes -= static_cast<int64_t>(charge);
@@ -771,6 +772,21 @@ void Stripe::LruPushFront(Entry* e) {
   e->lru.prev = &lru_;
   lru_.next->prev = &e->lru;
   lru_.next = &e->lru;
+}
+
+void Stripe::PrefetchNextVictimLocked() {
+  // A full stripe's next insert evicts its new tail (this eviction just
+  // loaded it). What that eviction writes besides the tail is cold: the
+  // index slot, and the list and wheel neighbours it unlinks from. Start
+  // loading them now, so they arrive while other work goes on.
+  if (lru_.prev == &lru_) return;
+  const Entry* tail = Entry::FromNode(lru_.prev);
+  __builtin_prefetch(tail->lru.prev, 1);
+  if (tail->timer.next != nullptr) {
+    __builtin_prefetch(tail->timer.prev, 1);
+    __builtin_prefetch(tail->timer.next, 1);
+  }
+  __builtin_prefetch(&table_.load(std::memory_order_relaxed)->slot(IndexHash(tail)), 1);
 }
 
 void Stripe::LruUnlink(Entry* e) {

@@ -364,6 +364,7 @@ class Stripe {
 
   void LruPushFront(Entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static void LruUnlink(Entry* e);
+  void PrefetchNextVictimLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Budget* const budget_;
   Clock* const clock_;
