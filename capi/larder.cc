@@ -722,22 +722,24 @@ larder_status larder_get_or_load_copy(larder_cache* c, const void* key, size_t k
   struct Destination {
     void* buffer;
     size_t capacity;
-    size_t* size;
+    size_t size;  // copied out to *value_size only with LARDER_OK
     // A value that fits is copied, whether offered on a hit (unpinned) or
     // delivered pinned after a load.
     bool Take(std::string_view value) {
-      *size = value.size();
+      size = value.size();
       if (value.size() > capacity) return false;
       if (!value.empty()) std::memcpy(buffer, value.data(), value.size());
       return true;
     }
-  } to{buffer, buffer_size, value_size};
+  } to{buffer, buffer_size, 0};
   FetchResult r = c->cache->GetOrLoadWith(
       View(key, key_size), fetch,
       [](std::string_view value, void* d) { return static_cast<Destination*>(d)->Take(value); },
       &to);
   if (r.value && to.Take(r.value.value())) r.value = larder::PinnedValue();
-  return Deliver(std::move(r), overflow, info);
+  const larder_status status = Deliver(std::move(r), overflow, info);
+  if (status == LARDER_OK) *value_size = to.size;
+  return status;
   LARDER_GUARD_END
 }
 

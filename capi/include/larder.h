@@ -461,8 +461,9 @@ LARDER_API larder_status larder_get_or_load(larder_cache *cache, const void *key
  * untouched. Either way one lookup and at most one load, whatever the size.
  * value_size and overflow are required (overflow as out of larder_get_pinned);
  * buffer may be NULL when buffer_size is 0. On other statuses *overflow stays
- * empty and *value_size is left alone. fn, user_data, timeout_ns, info and
- * the statuses as for larder_get_or_load. */
+ * empty, *value_size is left alone and the buffer's contents are
+ * unspecified. fn, user_data, timeout_ns, info and the statuses as for
+ * larder_get_or_load. */
 LARDER_API larder_status larder_get_or_load_copy(larder_cache *cache, const void *key,
                                                  size_t key_size, larder_loader_fn fn,
                                                  void *user_data, int64_t timeout_ns, void *buffer,

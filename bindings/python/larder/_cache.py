@@ -467,6 +467,10 @@ class Cache(collections.abc.MutableMapping):
         free = collections.deque()
         take, give = free.pop, free.append
         str_, bytes_ = str, bytes
+        # The closure must not keep the cache alive (it is the cache's own
+        # attribute: a cycle), but the cache must outlive every call, whose
+        # handle its finalizer frees: each call holds it through this.
+        me, closed = weakref.ref(self), n.CLOSED
 
         def new_slot():
             # The buffer is passed by a prepared reference (byref), which
@@ -509,6 +513,10 @@ class Cache(collections.abc.MutableMapping):
                 except IndexError:
                     slot = new_slot()
                 buf, buf_ref, size, size_ref = slot
+                alive = me()
+                if alive is None:  # a get kept after its cache was collected
+                    give(slot)
+                    raise error(closed)
                 rc = larder_get(handle, k, length(k), buf_ref, capacity, size_ref)
                 if rc == 0:
                     value = buf[:size.value]
@@ -535,6 +543,10 @@ class Cache(collections.abc.MutableMapping):
                 except IndexError:
                     slot = new_slot()
                 buf, buf_ref, size, size_ref = slot
+                alive = me()
+                if alive is None:  # a get kept after its cache was collected
+                    give(slot)
+                    raise error(closed)
                 rc = larder_get(handle, k, length(k), buf_ref, capacity, size_ref)
                 if rc == 0:
                     value = buf[:size.value]
@@ -765,8 +777,8 @@ class Cache(collections.abc.MutableMapping):
             return _LoadCall(loader, decode_key, dumps)
 
         def error(rc):
-            cache = me()
-            return _errors.error(rc) if cache is None else cache._error(rc)
+            alive = me()
+            return _errors.error(rc) if alive is None else alive._error(rc)
 
         def new_slot():
             buf, size, value, info = (ctypes.create_string_buffer(_BUFFER), size_t(),
@@ -783,6 +795,10 @@ class Cache(collections.abc.MutableMapping):
             except IndexError:
                 slot = new_slot()
             buf, buf_ref, size, size_ref, value, value_ref, info, info_ref = slot
+            alive = me()  # the cache outlives the call (its finalizer frees the handle)
+            if alive is None:  # a get_or_load kept after its cache was collected
+                give(slot)
+                return n.CLOSED, None, 0, 0, b""
             if call is None:
                 rc = get_or_load_copy(handle, k, length(k), _NO_LOADER, None, wait, buf_ref,
                                       capacity, size_ref, value_ref, info_ref)

@@ -216,3 +216,49 @@ def test_a_dropped_cache_is_freed_at_once_not_at_the_next_collection():
         assert ref() is None  # no reference cycle keeps it (and its memory) alive
     finally:
         gc.enable()
+
+
+def test_a_lookup_kept_after_its_cache_was_collected_raises_closed():
+    # get, get_or_load and fetch are per-cache closures that do not keep the
+    # cache alive (that would be a cycle); used after the cache is gone they
+    # must refuse, not pass the freed native handle to the library.
+    import weakref
+    gc.disable()
+    try:
+        c = larder.Cache(max_bytes=1 << 20, loader=lambda key: b"v")
+        c["k"] = b"v"
+        get, get_or_load, fetch = c.get, c.get_or_load, c.fetch
+        ref = weakref.ref(c)
+        del c
+        assert ref() is None
+        for lookup in (get, get_or_load, fetch):
+            with pytest.raises(larder.Closed):
+                lookup("k")
+    finally:
+        gc.enable()
+
+
+def test_a_cache_dropped_during_a_load_lives_until_the_call_returns():
+    # The calling thread holds only the bound lookup, and the main thread
+    # drops the last reference to the cache while the loader runs.
+    import weakref
+    loading, release, results = threading.Event(), threading.Event(), []
+
+    def loader(key):
+        loading.set()
+        release.wait(5)
+        return b"loaded"
+
+    c = larder.Cache(max_bytes=1 << 20)
+    get_or_load = c.get_or_load
+    ref = weakref.ref(c)
+    t = threading.Thread(target=lambda: results.append(get_or_load("k", loader)))
+    t.start()
+    assert loading.wait(5)
+    del c
+    release.set()
+    t.join(5)
+    assert results == [b"loaded"]
+    del get_or_load, t
+    gc.collect()
+    assert ref() is None
