@@ -109,11 +109,11 @@ class OwnRedis {
     return at == std::string::npos ? "?"
                                    : info.substr(at + 14, info.find_first_of("\r\n", at) - at - 14);
   }
-  // Sends `count` commands, append(i) queueing the i-th, in pipelined
-  // batches; adds each integer reply to *sum when sum is given (STRLEN).
-  // False when the connection failed.
-  template <typename Append>
-  bool Pipeline(uint64_t count, Append&& append, double* sum = nullptr) {
+  // Sends `count` commands, append(c, i) queueing the i-th, in pipelined
+  // batches, and hands each reply to on_reply. False when the connection
+  // failed.
+  template <typename Append, typename OnReply>
+  bool Pipeline(uint64_t count, Append&& append, OnReply&& on_reply) {
     constexpr uint64_t kBatch = 256;
     for (uint64_t i = 0; i < count; i += kBatch) {
       const uint64_t batch = std::min(kBatch, count - i);
@@ -121,7 +121,7 @@ class OwnRedis {
       for (uint64_t j = 0; j < batch; ++j) {
         void* reply = nullptr;
         if (redisGetReply(c_, &reply) != REDIS_OK || reply == nullptr) return false;
-        if (sum != nullptr) *sum += static_cast<double>(static_cast<redisReply*>(reply)->integer);
+        on_reply(*static_cast<const redisReply*>(reply));
         freeReplyObject(reply);
       }
     }
@@ -143,10 +143,13 @@ std::string RedisFill(uint64_t n) {
   const size_t rss_before = redis.Resident();
   const double used_before = redis.UsedMemory();
   const std::string value(100, 'v');
-  const bool ok = redis.Pipeline(n, [&](redisContext* c, uint64_t i) {
-    const std::string key = Key20(i);
-    redisAppendCommand(c, "SET %b %b", key.data(), key.size(), value.data(), value.size());
-  });
+  const bool ok = redis.Pipeline(
+      n,
+      [&](redisContext* c, uint64_t i) {
+        const std::string key = Key20(i);
+        redisAppendCommand(c, "SET %b %b", key.data(), key.size(), value.data(), value.size());
+      },
+      [](const redisReply&) {});
   if (!ok) return "";
   char json[256];
   std::snprintf(json, sizeof json,
@@ -170,28 +173,26 @@ std::string RedisChurn(uint64_t puts, uint64_t capacity) {
   std::mt19937_64 rng(42);
   const std::string big(4096, 'x');
   const uint64_t key_space = 4 * capacity / 2080;
-  bool ok = redis.Pipeline(puts, [&](redisContext* c, uint64_t) {
-    const size_t len = 64 + rng() % (4096 - 64 + 1);
-    const std::string key = Key20(rng() % key_space);
-    redisAppendCommand(c, "SET %b %b", key.data(), key.size(), big.data(), len);
-  });
-  double value_bytes = 0, keys = 0;
+  bool ok = redis.Pipeline(
+      puts,
+      [&](redisContext* c, uint64_t) {
+        const size_t len = 64 + rng() % (4096 - 64 + 1);
+        const std::string key = Key20(rng() % key_space);
+        redisAppendCommand(c, "SET %b %b", key.data(), key.size(), big.data(), len);
+      },
+      [](const redisReply&) {});
+  // What is left: every key's value length (0 for an evicted key).
+  double live = 0;  // values and their 20-byte keys
   ok = ok && redis.Pipeline(
                  key_space,
                  [&](redisContext* c, uint64_t i) {
                    const std::string key = Key20(i);
                    redisAppendCommand(c, "STRLEN %b", key.data(), key.size());
                  },
-                 &value_bytes);
-  ok = ok && redis.Pipeline(
-                 key_space,
-                 [&](redisContext* c, uint64_t i) {
-                   const std::string key = Key20(i);
-                   redisAppendCommand(c, "EXISTS %b", key.data(), key.size());
-                 },
-                 &keys);
+                 [&](const redisReply& r) {
+                   if (r.integer > 0) live += static_cast<double>(r.integer) + 20;
+                 });
   if (!ok) return "";
-  const double live = value_bytes + 20 * keys;  // values and their 20-byte keys
   const size_t rss = redis.Resident() - rss_before;
   char json[256];
   std::snprintf(json, sizeof json,

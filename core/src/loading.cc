@@ -137,6 +137,13 @@ FetchLookup Cache::Lookup(std::string_view key, bool (*take)(std::string_view, v
   Stripe& stripe = StripeFor(hash);
   int64_t now = 0;  // read only for an entry with a TTL, and for a miss
   bool answered = false, refresh = false;
+  // A hit's value: copied out by take if it will, else pinned.
+  auto hand_out = [&](Entry* e) {
+    if (take == nullptr || !take(e->value(), context)) {
+      internal::Ref(e);
+      out.result.value = PinAccess::Adopt(e);
+    }
+  };
   {
     internal::ReclaimAfterRead reclaim(stripe);
     ReadGuard guard;
@@ -145,10 +152,7 @@ FetchLookup Cache::Lookup(std::string_view key, bool (*take)(std::string_view, v
       const bool fresh = e->expiry_nanos == 0 || now < e->expiry_nanos;
       if (fresh && e->is_value()) {
         out.result = Answer(Status::kOk, FetchSource::kHit);
-        if (take == nullptr || !take(e->value(), context)) {
-          internal::Ref(e);
-          out.result.value = PinAccess::Adopt(e);
-        }
+        hand_out(e);
         stripe.RecordHit(e, guard.lane());
         refresh = options_.loader && ShouldRefreshEarly(e, now) && e->TryStartRefresh();
         answered = true;
@@ -165,10 +169,7 @@ FetchLookup Cache::Lookup(std::string_view key, bool (*take)(std::string_view, v
         // per-call loader may capture the caller's stack, so it never runs
         // after the call returns; without one, the caller loads instead.
         out.result = Answer(Status::kOk, FetchSource::kStale);
-        if (take == nullptr || !take(e->value(), context)) {
-          internal::Ref(e);
-          out.result.value = PinAccess::Adopt(e);
-        }
+        hand_out(e);
         out.result.stale = true;
         stripe.RecordStaleHit(e, guard.lane());
         refresh = e->TryStartRefresh();
