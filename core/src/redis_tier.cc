@@ -754,13 +754,14 @@ TieredCache::Impl::Conn TieredCache::Impl::Acquire(uint64_t want_session, uint64
 }
 
 void TieredCache::Impl::ConnectionLost(RedisConnection* c) {
-  Bump(n_.connection_losses);
   // Default mode: Redis forgets what this connection read, so no
   // invalidation of those keys will come. Drop everything (and supersede the
   // flights, whose reads may have used it).
   if (o_.tracking == Tracking::kDefault && c->session != 0 && c->session == session_.load()) {
     cache_->Clear();
   }
+  // Counted once handled: whoever sees the count sees L1 dropped.
+  Bump(n_.connection_losses);
 }
 
 TieredCache::Impl::L2 TieredCache::Impl::Call(const std::vector<Command>& commands,
