@@ -376,13 +376,16 @@ class Stripe {
   const size_t lane_mask_ = lane_count_ - 1;
   const std::unique_ptr<Lane[]> lanes_ = std::make_unique<Lane[]>(lane_count_);
 
-  // Readers load it lock-free; written only under mu_.
-  std::atomic<SlotTable*> table_;
+  // Readers load it lock-free; written only under mu_, when the table is
+  // replaced. On a line of its own: the lock and what every write changes
+  // (from tail_ on) would otherwise take that line away from the readers of
+  // the other cores at each write to the stripe.
+  alignas(64) std::atomic<SlotTable*> table_;
   // Beside table_ (same line): retired bytes are over the bound and a reader
   // should try to free them. Written under mu_, only when it changes.
   std::atomic<bool> reclaim_due_{false};
-  std::atomic<uint64_t> tail_{kNoTail};
 
+  alignas(64) std::atomic<uint64_t> tail_{kNoTail};
   Mutex mu_;
   size_t used_slots_ ABSL_GUARDED_BY(mu_) = 0;        // live + tombstones
   ListNode lru_ ABSL_GUARDED_BY(mu_);                 // lru_.next is the most recent
