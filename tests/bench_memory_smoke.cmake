@@ -2,14 +2,8 @@
 # present and plausible (each entry costs at least its 120 payload bytes;
 # resident memory under churn is at least the live bytes), Redis's included
 # when REDIS is set (the bench starts its own).
-execute_process(COMMAND ${BENCH} memory --entries 50000 --churn-puts 200000
-                        --churn-capacity 16777216
-                OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "larder-bench memory exited with ${rc}:\n${out}\n${err}")
-endif()
-string(STRIP "${out}" out)
-string(REGEX MATCH "[^\n]*$" last "${out}")
+include(${CMAKE_CURRENT_LIST_DIR}/bench_json.cmake)
+bench_json(last memory --entries 50000 --churn-puts 200000 --churn-capacity 16777216)
 set(checks "rss_per_entry larder_jemalloc" "rss_per_entry larder_glibc"
            "rss_per_entry mutex_glibc" "churn_rss_per_live_byte jemalloc"
            "churn_rss_per_live_byte glibc")
@@ -20,7 +14,7 @@ foreach(check IN LISTS checks)
   separate_arguments(path UNIX_COMMAND "${check}")
   string(JSON value ERROR_VARIABLE json_err GET "${last}" ${path})
   if(json_err)
-    message(FATAL_ERROR "last line lacks ${check}: ${last}\n${json_err}\n${err}")
+    message(FATAL_ERROR "last line lacks ${check}: ${last}\n${json_err}")
   endif()
   list(GET path 0 kind)
   if(kind STREQUAL "rss_per_entry")
@@ -31,7 +25,7 @@ foreach(check IN LISTS checks)
     set(high 3)
   endif()
   if(value LESS low OR value GREATER high)
-    message(FATAL_ERROR "${check} = ${value}, outside [${low}, ${high}]:\n${out}")
+    message(FATAL_ERROR "${check} = ${value}, outside [${low}, ${high}]:\n${last}")
   endif()
 endforeach()
 message(STATUS "larder-bench memory: ${last}")

@@ -1,13 +1,8 @@
 # A short load-generator run against Larder and two baselines: it must exit 0
 # and end with one JSON object carrying the promised fields.
-execute_process(COMMAND ${BENCH} run --keys 20000 --threads 2 --seconds 0.4 --rounds 1
-                        --read-ratio 0.9 --capacity-entries 2000 --baselines mutex,sharded
-                OUTPUT_VARIABLE out RESULT_VARIABLE rc)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "larder-bench run exited with ${rc}:\n${out}")
-endif()
-string(STRIP "${out}" out)
-string(REGEX MATCH "[^\n]*$" last "${out}")
+include(${CMAKE_CURRENT_LIST_DIR}/bench_json.cmake)
+bench_json(last run --keys 20000 --threads 2 --seconds 0.4 --rounds 1 --read-ratio 0.9
+           --capacity-entries 2000 --baselines mutex,sharded)
 foreach(path "larder;ops_per_s" "larder;p99_ns" "larder;hit_ratio" "baselines;mutex;ops_per_s"
              "baselines;sharded;hit_ratio" "ratios;mutex" "ratios;sharded")
   string(JSON value ERROR_VARIABLE err GET "${last}" ${path})
@@ -28,14 +23,8 @@ message(STATUS "larder-bench run: ${last}")
 # a long one (warmed least popular last, it started from the cold end: 62%
 # against 72%).
 function(hit_ratios ops out_larder out_mutex)
-  execute_process(COMMAND ${BENCH} run --keys 100000 --threads 1 --ops ${ops} --rounds 1
-                          --read-ratio 0.9 --capacity-entries 10000 --stripes 1 --baselines mutex
-                  OUTPUT_VARIABLE out RESULT_VARIABLE rc)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "larder-bench run --ops ${ops} exited with ${rc}:\n${out}")
-  endif()
-  string(STRIP "${out}" out)
-  string(REGEX MATCH "[^\n]*$" last "${out}")
+  bench_json(last run --keys 100000 --threads 1 --ops ${ops} --rounds 1 --read-ratio 0.9
+             --capacity-entries 10000 --stripes 1 --baselines mutex)
   string(JSON larder GET "${last}" larder hit_ratio)
   string(JSON mutex GET "${last}" baselines mutex hit_ratio)
   set(${out_larder} ${larder} PARENT_SCOPE)

@@ -1,13 +1,7 @@
 # Runs a short trace replay and checks that the last line is JSON with the
 # promised fields and a hit ratio that matches exact LRU (one stripe).
-execute_process(COMMAND ${BENCH} replay --trace ${TRACE} --capacity-entries 1024 --stripes 1
-                        --compare-exact
-                OUTPUT_VARIABLE out RESULT_VARIABLE rc)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "larder-bench exited with ${rc}:\n${out}")
-endif()
-string(STRIP "${out}" out)
-string(REGEX MATCH "[^\n]*$" last "${out}")
+include(${CMAKE_CURRENT_LIST_DIR}/bench_json.cmake)
+bench_json(last replay --trace ${TRACE} --capacity-entries 1024 --stripes 1 --compare-exact)
 foreach(field requests hits hit_ratio capacity stripes exact_hits)
   string(JSON value ERROR_VARIABLE err GET "${last}" ${field})
   if(err)

@@ -1,14 +1,8 @@
 # A short `larder-bench tiered` run (2 processes, a small key space): it must
 # start its own redis-server, exit 0 and end with one JSON object carrying
 # the promised fields. Performance is never asserted.
-execute_process(COMMAND ${BENCH} tiered --procs 2 --keys 2000 --seconds 0.3 --warmup 0.1
-                        --rounds 1
-                OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc TIMEOUT 120)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "larder-bench tiered exited with ${rc}:\n${out}\n${err}")
-endif()
-string(STRIP "${out}" out)
-string(REGEX MATCH "[^\n]*$" last "${out}")
+include(${CMAKE_CURRENT_LIST_DIR}/bench_json.cmake)
+bench_json(last tiered --procs 2 --keys 2000 --seconds 0.3 --warmup 0.1 --rounds 1)
 foreach(path "tiered;reads_per_s" "tiered;p99_ns" "tiered;l1_hit_ratio" "tiered;probe_p99_us"
              "redis;reads_per_s" "redis_pipelined;reads_per_s" "ratios;redis"
              "ratios;redis_pipelined")
