@@ -306,9 +306,10 @@ int RunMemory(const MemoryConfig& c) {
   std::printf("  metadata per entry: %.0f-byte header + index share (charged as %.0f)\n",
               Field(jl, "header_bytes"), Field(jl, "overhead_charged"));
   std::printf(
-      "  resident per entry: larder+jemalloc %.1f B, larder+glibc %.1f B, "
+      "  resident per entry: larder+jemalloc %.1f B (with a TTL: %.1f B), larder+glibc %.1f B, "
       "mutex LRU (std containers, glibc) %.1f B\n",
-      Field(jl, "rss_per_entry"), Field(gl, "rss_per_entry"), Field(gm, "rss_per_entry"));
+      Field(jl, "rss_per_entry"), Field(jt, "rss_per_entry"), Field(gl, "rss_per_entry"),
+      Field(gm, "rss_per_entry"));
   if (!redis.empty()) {
     const size_t v = redis.find("\"version\":\"");
     std::printf("  Redis %s, the same entries: %.1f B resident per entry (used_memory: %.1f B)\n",
@@ -341,15 +342,17 @@ int RunMemory(const MemoryConfig& c) {
   }
   std::printf(
       "{\"entries\":%llu,\"header_bytes\":%.0f,\"overhead_charged\":%.0f,"
-      "\"rss_per_entry\":{\"larder_jemalloc\":%.1f,\"larder_glibc\":%.1f,\"mutex_glibc\":%.1f,"
+      "\"rss_per_entry\":{\"larder_jemalloc\":%.1f,\"larder_jemalloc_ttl\":%.1f,"
+      "\"larder_glibc\":%.1f,\"mutex_glibc\":%.1f,"
       "\"redis\":%.1f},"
       "\"churn_rss_per_live_byte\":{\"jemalloc\":%.3f,\"glibc\":%.3f,\"redis\":%.3f},"
       "\"fill_ns_per_put\":{\"no_ttl\":%.1f,\"ttl\":%.1f,\"no_ttl_last_tenth\":%.1f,"
       "\"ttl_last_tenth\":%.1f}}\n",
       static_cast<unsigned long long>(c.entries), Field(jl, "header_bytes"),
-      Field(jl, "overhead_charged"), Field(jl, "rss_per_entry"), Field(gl, "rss_per_entry"),
-      Field(gm, "rss_per_entry"), redis.empty() ? -1.0 : Field(redis, "rss_per_entry"),
-      Field(jc, "rss_per_live_byte"), Field(gc, "rss_per_live_byte"),
+      Field(jl, "overhead_charged"), Field(jl, "rss_per_entry"), Field(jt, "rss_per_entry"),
+      Field(gl, "rss_per_entry"), Field(gm, "rss_per_entry"),
+      redis.empty() ? -1.0 : Field(redis, "rss_per_entry"), Field(jc, "rss_per_live_byte"),
+      Field(gc, "rss_per_live_byte"),
       redis_churn.empty() ? -1.0 : Field(redis_churn, "rss_per_live_byte"),
       Field(jl, "fill_ns_per_put"), Field(jt, "fill_ns_per_put"),
       Field(jl, "fill_last_tenth_ns_per_put"), Field(jt, "fill_last_tenth_ns_per_put"));

@@ -4,7 +4,8 @@
 # when REDIS is set (the bench starts its own).
 include(${CMAKE_CURRENT_LIST_DIR}/bench_json.cmake)
 bench_json(last memory --entries 50000 --churn-puts 200000 --churn-capacity 16777216)
-set(checks "rss_per_entry larder_jemalloc" "rss_per_entry larder_glibc"
+set(checks "rss_per_entry larder_jemalloc" "rss_per_entry larder_jemalloc_ttl"
+           "rss_per_entry larder_glibc"
            "rss_per_entry mutex_glibc" "churn_rss_per_live_byte jemalloc"
            "churn_rss_per_live_byte glibc")
 if(REDIS)

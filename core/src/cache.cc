@@ -332,7 +332,7 @@ Status Cache::VisitWith(std::string_view key, void (*fn)(std::string_view, void*
     Entry* e = stripe.FindAny(hash, key);
     int64_t now = 0;
     // Only entries with a TTL pay for reading the clock.
-    if (e != nullptr && e->expiry_nanos != 0 && e->ExpiredAt(now = clock_->NowNanos())) {
+    if (e != nullptr && e->expires() && e->ExpiredAt(now = clock_->NowNanos())) {
       e = nullptr;  // plain reads are strict: stale values only through GetOrLoad
     }
     if (e == nullptr) {
@@ -357,8 +357,7 @@ Status Cache::VisitWith(std::string_view key, void (*fn)(std::string_view, void*
     stripe.RecordHit(e, guard.lane());
     // The bit makes one hit start the refresh; the others of a hot key near
     // expiry never reach the stripe lock.
-    refresh = e->expiry_nanos != 0 && options_.loader && ShouldRefreshEarly(e, now) &&
-              e->TryStartRefresh();
+    refresh = e->expires() && options_.loader && ShouldRefreshEarly(e, now) && e->TryStartRefresh();
   }
   if (refresh) StartRefresh(stripe, hash, key, options_.loader);
   return Status::kOk;
@@ -366,10 +365,10 @@ Status Cache::VisitWith(std::string_view key, void (*fn)(std::string_view, void*
 
 namespace {
 void FillEntryInfo(const Entry* e, int64_t now, EntryInfo* info) {
-  info->expires = e->expiry_nanos != 0;
+  info->expires = e->expires();
   info->stale = e->ExpiredAt(now);
   int64_t left = 0;
-  if (e->expiry_nanos != 0 && __builtin_sub_overflow(e->expiry_nanos, now, &left)) {
+  if (e->expires() && __builtin_sub_overflow(e->expiry_nanos(), now, &left)) {
     left = std::numeric_limits<int64_t>::max();  // an injected clock far in the past
   }
   info->remaining = std::chrono::nanoseconds(left);
@@ -389,7 +388,7 @@ Status Cache::ReadWith(std::string_view key, const ReadOptions& options,
     Entry* e = stripe.FindAny(hash, key);
     int64_t now = 0;
     bool stale = false;
-    if (e != nullptr && e->expiry_nanos != 0 && e->ExpiredAt(now = clock_->NowNanos())) {
+    if (e != nullptr && e->expires() && e->ExpiredAt(now = clock_->NowNanos())) {
       if (options.allow_stale && e->is_value()) {
         stale = true;
       } else {
@@ -416,7 +415,7 @@ Status Cache::ReadWith(std::string_view key, const ReadOptions& options,
     }
     if (fn != nullptr) fn(e->value(), context);
     if (info != nullptr) {
-      if (e->expiry_nanos != 0 && now == 0) now = clock_->NowNanos();
+      if (e->expires() && now == 0) now = clock_->NowNanos();
       FillEntryInfo(e, now, info);
     }
     if (!options.peek) {
@@ -424,7 +423,7 @@ Status Cache::ReadWith(std::string_view key, const ReadOptions& options,
         stripe.RecordStaleHit(e, guard.lane());
       } else {
         stripe.RecordHit(e, guard.lane());
-        if (e->expiry_nanos != 0 && ShouldRefreshEarly(e, now)) {
+        if (e->expires() && ShouldRefreshEarly(e, now)) {
           // With a cache loader the engine refreshes, as on every read;
           // without one the caller hears that it should.
           if (options_.loader) {

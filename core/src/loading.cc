@@ -101,12 +101,12 @@ const char* FetchSourceName(FetchSource source) {
 // ---- Cache: loading ----
 
 bool Cache::ShouldRefreshEarly(const Entry* e, int64_t now) const {
-  if (e->expiry_nanos == 0 || options_.refresh_beta <= 0) return false;
+  if (!e->expires() || options_.refresh_beta <= 0) return false;
   const double delta = e->delta_micros != 0
                            ? 1000.0 * e->delta_micros
                            : static_cast<double>(options_.default_refresh_delta.count());
   if (delta <= 0) return false;
-  return internal::XFetchTriggers(static_cast<double>(e->expiry_nanos - now), delta,
+  return internal::XFetchTriggers(static_cast<double>(e->expiry_nanos() - now), delta,
                                   options_.refresh_beta, CoinFor(this, options_.random_seed));
 }
 
@@ -148,8 +148,8 @@ FetchLookup Cache::Lookup(std::string_view key, bool (*take)(std::string_view, v
     internal::ReclaimAfterRead reclaim(stripe);
     ReadGuard guard;
     if (Entry* e = stripe.FindAny(hash, key); e != nullptr) {
-      if (e->expiry_nanos != 0) now = clock_->NowNanos();
-      const bool fresh = e->expiry_nanos == 0 || now < e->expiry_nanos;
+      if (e->expires()) now = clock_->NowNanos();
+      const bool fresh = !e->expires() || now < e->expiry_nanos();
       if (fresh && e->is_value()) {
         out.result = Answer(Status::kOk, FetchSource::kHit);
         hand_out(e);
@@ -164,7 +164,7 @@ FetchLookup Cache::Lookup(std::string_view key, bool (*take)(std::string_view, v
                 : Answer(Status::kLoadFailed, FetchSource::kNegative, std::string(e->value()));
         answered = true;
       } else if (e->is_value() && options_.loader &&
-                 now < SaturatingAdd(e->expiry_nanos, options_.stale_while_revalidate.count())) {
+                 now < SaturatingAdd(e->expiry_nanos(), options_.stale_while_revalidate.count())) {
         // Stale-while-revalidate (L7). Only with the cache's loader: a
         // per-call loader may capture the caller's stack, so it never runs
         // after the call returns; without one, the caller loads instead.

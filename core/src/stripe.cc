@@ -361,9 +361,9 @@ Status Stripe::PutLocked(uint64_t hash, Entry* e, Reservation reserved, Removals
                  std::memory_order_relaxed);
   e->used_tick = NextTickLocked();
   LruPushFront(e);
-  if (e->expiry_nanos != 0) {
+  if (e->expires()) {
     wheel_.Insert(e);
-    min_expiry_ = std::min(min_expiry_, e->expiry_nanos);
+    min_expiry_ = std::min(min_expiry_, e->expiry_nanos());
   }
   bytes_ += e->charge();
   ++entries_;
@@ -481,7 +481,7 @@ void Stripe::UnlinkLocked(Entry* e, size_t slot, RemovalCause cause, Removals* r
 
 void Stripe::DetachLocked(Entry* e, RemovalCause cause, Removals* removed, bool release_budget) {
   LruUnlink(e);
-  if (e->timer.next != nullptr) {
+  if (e->in_wheel()) {
     wheel_.Remove(e);
     if (wheel_.size() == 0) min_expiry_ = std::numeric_limits<int64_t>::max();
   }
@@ -639,8 +639,8 @@ FinishOutcome Stripe::FinishFlight(Flight* flight, Entry* e, bool failed, int64_
   if (failed) {
     // The entry stays: a later hit may try to refresh it again.
     if (current != nullptr) current->AllowRefresh();
-    if (current != nullptr && current->is_value() && current->expiry_nanos != 0 &&
-        stale_if_error > 0 && now < SaturatingAdd(current->expiry_nanos, stale_if_error)) {
+    if (current != nullptr && current->is_value() && current->expires() && stale_if_error > 0 &&
+        now < SaturatingAdd(current->expiry_nanos(), stale_if_error)) {
       Ref(current);  // stale-if-error (L7): the old value instead of the error
       out.fallback = current;
       return out;
@@ -719,7 +719,7 @@ Status Stripe::Touch(uint64_t hash, std::string_view key, int64_t expiry, int64_
   e->lru.next->prev = &e->lru;
   e->used_tick = old->used_tick;
   old->lru.prev = old->lru.next = nullptr;
-  if (old->timer.next != nullptr) wheel_.Remove(old);
+  if (old->in_wheel()) wheel_.Remove(old);
   old->flags.store(old->flags.load(std::memory_order_relaxed) & ~Entry::kLinked,
                    std::memory_order_relaxed);
   e->flags.store(e->flags.load(std::memory_order_relaxed) | Entry::kLinked,
@@ -782,9 +782,9 @@ void Stripe::PrefetchNextVictimLocked() {
   if (lru_.prev == &lru_) return;
   const Entry* tail = Entry::FromNode(lru_.prev);
   __builtin_prefetch(tail->lru.prev, 1);
-  if (tail->timer.next != nullptr) {
-    __builtin_prefetch(tail->timer.prev, 1);
-    __builtin_prefetch(tail->timer.next, 1);
+  if (tail->in_wheel()) {
+    __builtin_prefetch(tail->ttl().timer.prev, 1);
+    __builtin_prefetch(tail->ttl().timer.next, 1);
   }
   __builtin_prefetch(&table_.load(std::memory_order_relaxed)->slot(IndexHash(tail)), 1);
 }

@@ -102,7 +102,7 @@ class Stripe {
   // The live entry for key, or nullptr (absent or expired).
   Entry* FindLive(uint64_t hash, std::string_view key) {
     Entry* e = table_.load(std::memory_order_seq_cst)->Find(hash, key);
-    if (e != nullptr && e->expiry_nanos != 0 && e->ExpiredAt(clock_->NowNanos())) return nullptr;
+    if (e != nullptr && e->expires() && e->ExpiredAt(clock_->NowNanos())) return nullptr;
     return e;
   }
   // The entry for key, expired or not (expired ones linger for stale serving).

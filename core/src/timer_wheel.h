@@ -12,7 +12,7 @@
 //
 // Invariants (the owning stripe's lock guards everything):
 //  * Every entry in the wheel is in exactly one bucket, linked through
-//    Entry::timer; Entry::timer.next is nullptr for an entry not in it.
+//    its TtlBlock::timer, whose next is nullptr for an entry not in it.
 //  * current_ is the last tick whose level-0 bucket was emptied; every entry
 //    in the wheel is due at a tick > current_ (one inserted already due goes
 //    to the bucket of current_ + 1).
@@ -58,11 +58,12 @@ class TimerWheel {
 
   // Removes e (which must be in the wheel).
   void Remove(Entry* e) {
-    ListNode* prev = e->timer.prev;
-    ListNode* next = e->timer.next;
+    ListNode& timer = e->ttl().timer;
+    ListNode* prev = timer.prev;
+    ListNode* next = timer.next;
     prev->next = next;
     next->prev = prev;
-    e->timer.prev = e->timer.next = nullptr;
+    timer.prev = timer.next = nullptr;
     --size_;
     if (prev == next) ClearBit(prev);  // only the bucket's head is left
   }
@@ -109,14 +110,13 @@ class TimerWheel {
   static bool Aligned(int64_t tick, int level) {
     return (tick & ((int64_t{1} << (kBucketBits * level)) - 1)) == 0;
   }
-  static Entry* FromTimer(ListNode* node) {
-    return reinterpret_cast<Entry*>(reinterpret_cast<char*>(node) - offsetof(Entry, timer));
-  }
+  static Entry* FromTimer(ListNode* node) { return Entry::FromTimer(node); }
 
   int64_t DueTick(const Entry* e) const {
-    const int64_t due = e->expiry_nanos > std::numeric_limits<int64_t>::max() - grace_
+    const int64_t expiry = e->ttl().expiry_nanos;
+    const int64_t due = expiry > std::numeric_limits<int64_t>::max() - grace_
                             ? std::numeric_limits<int64_t>::max()
-                            : e->expiry_nanos + grace_;
+                            : expiry + grace_;
     return Tick(due);
   }
 
@@ -132,10 +132,11 @@ class TimerWheel {
     const size_t index = static_cast<size_t>(tick >> (kBucketBits * level)) & (kBuckets - 1);
     ListNode& bucket = buckets_[level][index];
     if ((occupied_[level] & (uint64_t{1} << index)) == 0) bucket.prev = bucket.next = &bucket;
-    e->timer.next = &bucket;
-    e->timer.prev = bucket.prev;
-    bucket.prev->next = &e->timer;
-    bucket.prev = &e->timer;
+    ListNode& timer = e->ttl().timer;
+    timer.next = &bucket;
+    timer.prev = bucket.prev;
+    bucket.prev->next = &timer;
+    bucket.prev = &timer;
     occupied_[level] |= uint64_t{1} << index;
   }
 
