@@ -513,12 +513,22 @@ TEST_F(Tier, StampedeLockLetsOneOfManyProcessesLoad) {
   TieredOptions o = Opts(redis_.port());
   o.stampede_lock = true;
   o.lock_lease = 2s;
+  std::vector<std::unique_ptr<TieredCache>> tiers;
   o.l1.loader = [&](std::string_view) {
     loads.fetch_add(1);
-    std::this_thread::sleep_for(100ms);
+    // Hold the lock until the three other processes have found it taken. (A
+    // fixed 100 ms sleep lost the race on a loaded machine: a thread that
+    // started late found the value in Redis and never waited.) Not past
+    // the 2 s lease, after which another process may take the lock.
+    const auto give_up = Clock::now() + 1500ms;
+    for (;;) {
+      uint64_t waits = 0;
+      for (auto& t : tiers) waits += t->GetStats().lock_waits;
+      if (waits >= 3 || Clock::now() > give_up) break;
+      std::this_thread::sleep_for(1ms);
+    }
     return LoadResult::Value("v", 10s);
   };
-  std::vector<std::unique_ptr<TieredCache>> tiers;
   for (int i = 0; i < 4; ++i) tiers.push_back(Make(o));  // four "processes"
   std::vector<std::thread> threads;
   std::atomic<int> ok{0};
