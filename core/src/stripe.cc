@@ -17,12 +17,6 @@ int64_t SaturatingAdd(int64_t a, int64_t b) {
   return a > std::numeric_limits<int64_t>::max() - b ? std::numeric_limits<int64_t>::max() : a + b;
 }
 
-size_t RoundUpPow2(size_t n) {
-  size_t p = 1;
-  while (p < n) p <<= 1;
-  return p;
-}
-
 }  // namespace
 
 namespace {
@@ -376,7 +370,9 @@ Status Stripe::ReserveSlotLocked() {
   if ((used_slots_ + 1) * 4 <= table->slot_count() * 3) return Status::kOk;
   // Rebuild: sized so the live entries fill at most half, which also drops
   // all tombstones. The old table stays readable until its grace period ends.
-  SlotTable* fresh = SlotTable::Create(std::max(kInitialSlots, RoundUpPow2((entries_ + 1) * 2)));
+  // (Whole cache lines of slots: a multiple of 8.)
+  SlotTable* fresh =
+      SlotTable::Create(std::max(kInitialSlots, ((entries_ + 1) * 2 + 7) & ~size_t{7}));
   if (fresh == nullptr) return Status::kNoMemory;
   try {
     // Geometric growth: reserve(size() + 1) would copy the vector every time.
@@ -786,7 +782,8 @@ void Stripe::PrefetchNextVictimLocked() {
     __builtin_prefetch(tail->ttl().timer.prev, 1);
     __builtin_prefetch(tail->ttl().timer.next, 1);
   }
-  __builtin_prefetch(&table_.load(std::memory_order_relaxed)->slot(IndexHash(tail)), 1);
+  SlotTable* table = table_.load(std::memory_order_relaxed);
+  __builtin_prefetch(&table->slot(table->Home(IndexHash(tail))), 1);
 }
 
 void Stripe::LruUnlink(Entry* e) {
