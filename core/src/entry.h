@@ -36,7 +36,7 @@ struct ListNode {
 // an entry of a 20-byte key and a 100-byte value from jemalloc's 192-byte
 // class to its 160-byte one (issue 11, item 4).
 struct TtlBlock {
-  int64_t expiry_nanos;  // > 0
+  int64_t expiry_nanos;  // != 0 (an injected clock may run below zero)
   // Links in the stripe's timer wheel while the entry is linked; next is
   // nullptr otherwise. Last, so the wheel finds the Entry right after them.
   ListNode timer;
@@ -125,7 +125,7 @@ static_assert(sizeof(TtlBlock) % alignof(Entry) == 0 &&
               "Entry::FromTimer: the wheel links end where the Entry starts");
 
 // An entry's share of the index: slots are 8 bytes at a load factor between
-// 3/8 and 3/4, so about 16 bytes per entry.
+// 1/2 and 3/4 (see slot_table.h), so at most about 16 bytes per entry.
 inline constexpr size_t kIndexBytesPerEntry = 16;
 // Bytes charged per entry on top of its key and value: one number for every
 // entry (what users see as EntryOverhead()), so it counts the TtlBlock even

@@ -15,7 +15,9 @@
 //  * used (live + tombstones) stays <= 3/4 of the slots, so probes end.
 //
 // The slot count is any number (not a power of two): a rebuild sizes the
-// table at twice the live entries, so the load stays between 1/2 and 3/4.
+// table at twice the live entries, so a growing table's live load stays
+// between 1/2 and 3/4 (lower only while removals leave tombstones, and in
+// the 16-slot minimum).
 // With powers of two it fell to 3/8 after each doubling, and a cache could
 // sit anywhere in that range: 1 M entries in 16 stripes sat at 0.48, 16.8
 // bytes of index per entry. A key's home slot comes from multiply-shift

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cassert>
 #include <limits>
 #include <thread>
 
@@ -462,7 +463,15 @@ void Stripe::RemoveByEntryLocked(Entry* e, RemovalCause cause, Removals* removed
                                  bool release_budget) {
   SlotTable* table = table_.load(std::memory_order_relaxed);
   ptrdiff_t slot = table->FindEntrySlot(IndexHash(e), e);
-  // A linked entry is always in the table (stripe invariant).
+  // A linked entry is always in the table (stripe invariant). Were it ever
+  // broken, the entry is still taken out of everything else: slot() no
+  // longer wraps an index, so -1 must not reach it.
+  assert(slot >= 0);
+  if (slot < 0) {
+    DetachLocked(e, cause, removed, release_budget);
+    RetireLocked(e);
+    return;
+  }
   UnlinkLocked(e, static_cast<size_t>(slot), cause, removed, release_budget);
 }
 

