@@ -1,5 +1,5 @@
 // The cache-wide bounds (capacity_bytes, capacity_entries), shared by all
-// stripes, and the eviction clock that orders their LRU tails.
+// stripes.
 //
 // Invariants:
 //  * bytes and entries count every linked entry of every stripe plus the
@@ -10,11 +10,6 @@
 //  * An entry's charge and one entry are counted from its reservation until
 //    it is unlinked; a replacement hands the old entry's count to the new one
 //    under the stripe lock and reserves or releases only the difference.
-//  * clock counts insertions (wrapping at 2^32). An entry records it when
-//    inserted or when its use is applied to its stripe's LRU order; among
-//    stripe tails, the one with the oldest tick is the cache's LRU victim
-//    (approximately: uses still buffered in a lane are applied before a
-//    stripe gives up its tail, see Cache::MakeRoom).
 #ifndef LARDER_CORE_SRC_BUDGET_H_
 #define LARDER_CORE_SRC_BUDGET_H_
 
@@ -58,15 +53,12 @@ struct Budget {
     if (b > 0) bytes.fetch_sub(b, std::memory_order_relaxed);
     if (n > 0) entries.fetch_sub(n, std::memory_order_relaxed);
   }
-  uint32_t Tick() { return clock.fetch_add(1, std::memory_order_relaxed); }
-  uint32_t Now() const { return clock.load(std::memory_order_relaxed); }
 
   const uint64_t max_bytes;
   const uint64_t max_entries;  // 0: no entry bound
-  // One line for all three: an insertion touches each of them.
+  // One line for both: an insertion touches each of them.
   alignas(64) std::atomic<uint64_t> bytes{0};
   std::atomic<uint64_t> entries{0};
-  std::atomic<uint32_t> clock{0};
 };
 
 }  // namespace larder::internal

@@ -281,44 +281,25 @@ Status Cache::MakeRoom(uint64_t bytes, uint64_t entries, Removals* removed) {
 }
 
 bool Cache::EvictOne(Removals* removed) {
-  // The victim is the tail of the stripe whose tail was used longest ago (by
-  // the budget's clock). Tails are published hints; the chosen stripe first
-  // applies its buffered uses, and if its tail turns out to be newer than
-  // the next best, the choice is made again (a few times, then it evicts).
-  constexpr int kRechoices = 3;
-  for (int choice = 0;; ++choice) {
-    const uint32_t now = budget_->Now();
+  // Only for a put or load whose own stripe could not make room (it holds
+  // nothing to evict, or too little for a large value): the victim is the
+  // LRU tail of the stripe holding the most entries, whose tail is the
+  // likeliest to be old. Counts are published hints; a stripe emptied
+  // meanwhile makes the choice again.
+  for (size_t attempt = 0; attempt <= stripe_count_; ++attempt) {
     size_t best = stripe_count_;
-    uint32_t best_age = 0, second_age = 0;
-    uint64_t second = Stripe::kNoTail;
+    uint64_t most = 0;
     for (size_t i = 0; i < stripe_count_; ++i) {
-      const uint64_t tail = stripes_[i]->tail();
-      if (tail == Stripe::kNoTail) continue;
-      const uint32_t age = now - static_cast<uint32_t>(tail);
-      if (best == stripe_count_ || age > best_age) {
-        if (best != stripe_count_) {
-          second = stripes_[best]->tail();
-          second_age = best_age;
-        }
+      const uint64_t n = stripes_[i]->linked_count();
+      if (n > most) {
+        most = n;
         best = i;
-        best_age = age;
-      } else if (second == Stripe::kNoTail || age > second_age) {
-        second = tail;
-        second_age = age;
       }
     }
     if (best == stripe_count_) return false;
-    const uint64_t bound = choice < kRechoices ? second : Stripe::kNoTail;
-    switch (stripes_[best]->EvictTail(bound, clock_->NowNanos(), removed)) {
-      case Stripe::Evicted::kOne:
-        return true;
-      case Stripe::Evicted::kNone:  // emptied meanwhile (or only expired entries): look again
-        if (choice >= kRechoices) return false;
-        break;
-      case Stripe::Evicted::kNotTheOldest:
-        break;
-    }
+    if (stripes_[best]->EvictTail(clock_->NowNanos(), removed)) return true;
   }
+  return false;
 }
 
 Status Cache::VisitWith(std::string_view key, void (*fn)(std::string_view, void*), void* context) {

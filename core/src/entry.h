@@ -32,11 +32,15 @@ struct ListNode {
 };
 
 // Present, just before the Entry, only in entries that expire (kHasTtl): most
-// caches hold many entries without a TTL, and these 24 bytes are what takes
+// caches hold many entries without a TTL, and these 32 bytes are what took
 // an entry of a 20-byte key and a 100-byte value from jemalloc's 192-byte
 // class to its 160-byte one (issue 11, item 4).
 struct TtlBlock {
   int64_t expiry_nanos;  // != 0 (an injected clock may run below zero)
+  // How long the load that produced the entry took (XFetch, which only
+  // refreshes entries that expire); 0: unknown.
+  uint32_t delta_micros;
+  uint32_t unused;
   // Links in the stripe's timer wheel while the entry is linked; next is
   // nullptr otherwise. Last, so the wheel finds the Entry right after them.
   ListNode timer;
@@ -58,11 +62,6 @@ struct Entry {
   // a custom charge (kCustomCharge), that charge.
   uint32_t hash_or_charge;
   std::atomic<uint32_t> refs;
-  // When the entry was last used, in the cache's eviction clock (its count
-  // of insertions, wrapping): stripes compare their LRU tails by it to pick
-  // a victim for the whole cache. Under the stripe lock.
-  uint32_t used_tick;
-  uint32_t delta_micros;  // how long the load that produced it took (XFetch); 0: unknown
   uint16_t key_size;
   // kLinked while the entry is in its stripe's index and LRU list (changed
   // under the stripe lock); kCustomCharge and kHasTtl (fixed at creation);
@@ -86,7 +85,8 @@ struct Entry {
   // Only for an entry that expires().
   TtlBlock& ttl() { return reinterpret_cast<TtlBlock*>(this)[-1]; }
   const TtlBlock& ttl() const { return reinterpret_cast<const TtlBlock*>(this)[-1]; }
-  int64_t expiry_nanos() const { return expires() ? ttl().expiry_nanos : 0; }  // 0: never
+  int64_t expiry_nanos() const { return expires() ? ttl().expiry_nanos : 0; }   // 0: never
+  uint32_t delta_micros() const { return expires() ? ttl().delta_micros : 0; }  // 0: unknown
   // True while the entry is in its stripe's timer wheel.
   bool in_wheel() const { return expires() && ttl().timer.next != nullptr; }
   size_t allocation_size() const {
@@ -119,7 +119,7 @@ struct Entry {
   }
 };
 static_assert(std::is_standard_layout_v<Entry>, "offsetof and FromNode need standard layout");
-static_assert(offsetof(Entry, data) == 40, "the header jemalloc's 160-byte class was sized for");
+static_assert(offsetof(Entry, data) == 32, "what every entry needs (docs/design.md, Entries)");
 static_assert(sizeof(TtlBlock) % alignof(Entry) == 0 &&
                   offsetof(TtlBlock, timer) + sizeof(ListNode) == sizeof(TtlBlock),
               "Entry::FromTimer: the wheel links end where the Entry starts");
@@ -167,6 +167,8 @@ inline Entry* NewEntry(std::string_view key, std::string_view value, int64_t exp
   if (prefix != 0) {
     auto* ttl = new (memory) TtlBlock;
     ttl->expiry_nanos = expiry_nanos;
+    ttl->delta_micros = delta_micros;
+    ttl->unused = 0;
     ttl->timer.prev = ttl->timer.next = nullptr;
   }
   Entry* e = new (header) Entry;
@@ -174,8 +176,6 @@ inline Entry* NewEntry(std::string_view key, std::string_view value, int64_t exp
   e->value_size = static_cast<uint32_t>(value.size());
   e->hash_or_charge = custom_charge != 0 ? custom_charge : static_cast<uint32_t>(hash);
   e->refs.store(1, std::memory_order_relaxed);
-  e->used_tick = 0;
-  e->delta_micros = delta_micros;
   e->kind = kind;
   e->key_size = static_cast<uint16_t>(key.size());
   e->flags.store(static_cast<uint8_t>((custom_charge != 0 ? Entry::kCustomCharge : 0) |

@@ -102,8 +102,8 @@ const char* FetchSourceName(FetchSource source) {
 
 bool Cache::ShouldRefreshEarly(const Entry* e, int64_t now) const {
   if (!e->expires() || options_.refresh_beta <= 0) return false;
-  const double delta = e->delta_micros != 0
-                           ? 1000.0 * e->delta_micros
+  const double delta = e->delta_micros() != 0
+                           ? 1000.0 * e->delta_micros()
                            : static_cast<double>(options_.default_refresh_delta.count());
   if (delta <= 0) return false;
   return internal::XFetchTriggers(static_cast<double>(e->expiry_nanos() - now), delta,
@@ -461,7 +461,7 @@ FetchResult Cache::CompleteFlight(const std::shared_ptr<Flight>& flight, LoadRes
   // nothing it could evict is room made elsewhere first.)
   internal::Reservation reserved;
   if (e != nullptr && e->charge() <= options_.capacity_bytes &&
-      flight->stripe->tail() == Stripe::kNoTail &&
+      flight->stripe->linked_count() == 0 &&
       ReserveRoom(*flight->stripe, flight->hash, flight->key, e->charge(), 1, &reserved,
                   &removed) != Status::kOk) {
     reserved = {};

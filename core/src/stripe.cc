@@ -92,7 +92,6 @@ void Stripe::RecordAccessSlow(Lane& lane, Entry* e, bool stale) {
   // threads: each thread then pays for every drain of its lane itself.)
   if (mu_.TryLock()) {
     DrainLanesLocked();
-    PublishTailLocked();
     mu_.Unlock();
     bool contended = false;
     if (lane.TryPush(e, &contended)) {
@@ -105,7 +104,6 @@ void Stripe::RecordAccessSlow(Lane& lane, Entry* e, bool stale) {
 }
 
 void Stripe::DrainLanesLocked() {
-  const uint32_t now_tick = budget_->Now();
   for (size_t i = 0; i < lane_count_; ++i) {
     Lane& lane = lanes_[i];
     uint64_t head = lane.head.load(std::memory_order_relaxed);
@@ -122,7 +120,6 @@ void Stripe::DrainLanesLocked() {
         LruUnlink(e);
         LruPushFront(e);
       }
-      e->used_tick = now_tick;
     }
     lane.head.store(head, std::memory_order_release);
   }
@@ -145,7 +142,7 @@ void Stripe::CleanUp(int64_t now, Removals* removed) {
     const uint64_t expirations_before = expirations_;
     MaintainLocked(now, removed);
     BoundRetiredLocked();
-    PublishTailLocked();
+    PublishLinkedCountLocked();
     const bool more_expired = expire_backlog_;
     const bool more_retired =
         retired_head_ != nullptr && retired_head_->retired.epoch + 2 <= Epoch::Current();
@@ -250,25 +247,20 @@ void Stripe::ExpireLocked(int64_t now, Removals* removed) {
       });
 }
 
-Stripe::Evicted Stripe::EvictTail(uint64_t oldest_elsewhere, int64_t now, Removals* removed) {
+bool Stripe::EvictTail(int64_t now, Removals* removed) {
   WriteLock lock(this);
   MaintainLocked(now, removed);  // the buffered uses first: the tail may not be the LRU entry
-  if (lru_.prev == &lru_) return Evicted::kNone;
-  Entry* tail = Entry::FromNode(lru_.prev);
-  if (oldest_elsewhere != kNoTail) {
-    const uint32_t base = budget_->Now();
-    const uint32_t mine = base - tail->used_tick;  // ages: larger is older
-    const uint32_t theirs = base - static_cast<uint32_t>(oldest_elsewhere);
-    if (mine < theirs) return Evicted::kNotTheOldest;
-  }
-  RemoveByEntryLocked(tail, RemovalCause::kEvicted, removed);
-  return Evicted::kOne;
+  if (lru_.prev == &lru_) return false;
+  RemoveByEntryLocked(Entry::FromNode(lru_.prev), RemovalCause::kEvicted, removed);
+  return true;
 }
 
-void Stripe::PublishTailLocked() {
-  const uint64_t tail =
-      lru_.prev == &lru_ ? kNoTail : (uint64_t{1} << 32) | Entry::FromNode(lru_.prev)->used_tick;
-  if (tail_.load(std::memory_order_relaxed) != tail) tail_.store(tail, std::memory_order_relaxed);
+void Stripe::PublishLinkedCountLocked() {
+  // Only when it changed: a full stripe's put evicts one and links one, and
+  // then writes nothing here.
+  if (linked_count_.load(std::memory_order_relaxed) != entries_) {
+    linked_count_.store(entries_, std::memory_order_relaxed);
+  }
 }
 
 // ---- writes ----
@@ -354,7 +346,6 @@ Status Stripe::PutLocked(uint64_t hash, Entry* e, Reservation reserved, Removals
   // (at worst one more refresh may start).
   e->flags.store(e->flags.load(std::memory_order_relaxed) | Entry::kLinked,
                  std::memory_order_relaxed);
-  e->used_tick = NextTickLocked();
   LruPushFront(e);
   if (e->expires()) {
     wheel_.Insert(e);
@@ -573,7 +564,6 @@ JoinOutcome Stripe::JoinOrLead(const void* owner, uint64_t hash, std::string_vie
     if (!e->ExpiredAt(now)) {  // installed between the caller's lock-free look and now
       LruUnlink(e);            // a use: promote it here, under the lock
       LruPushFront(e);
-      e->used_tick = budget_->Now();
       Ref(e);
       out.entry = e;
       return out;
@@ -713,7 +703,7 @@ Status Stripe::Touch(uint64_t hash, std::string_view key, int64_t expiry, int64_
   // lock), so the new expiry goes into a copy that takes the old one's place.
   Entry* e =
       NewEntry(old->key(), old->value(), expiry, hash,
-               old->has_custom_charge() ? old->hash_or_charge : 0, old->kind, old->delta_micros);
+               old->has_custom_charge() ? old->hash_or_charge : 0, old->kind, old->delta_micros());
   if (e == nullptr) return Status::kNoMemory;
   table->slot(slot).store(SlotTable::Encode(e, hash), std::memory_order_seq_cst);
   // Same place in the LRU list, same charge: bytes_, entries_ and the
@@ -722,7 +712,6 @@ Status Stripe::Touch(uint64_t hash, std::string_view key, int64_t expiry, int64_
   e->lru.next = old->lru.next;
   e->lru.prev->next = &e->lru;
   e->lru.next->prev = &e->lru;
-  e->used_tick = old->used_tick;
   old->lru.prev = old->lru.next = nullptr;
   if (old->in_wheel()) wheel_.Remove(old);
   old->flags.store(old->flags.load(std::memory_order_relaxed) & ~Entry::kLinked,

@@ -24,8 +24,9 @@
 //    counted in *budget_, so the stripes together stay within them. A
 //    stripe links an entry only with a reservation for it (or the count of
 //    the entry it replaces), and gives the count back when it unlinks one.
-//  * tail_ publishes the LRU tail's used_tick (or kNoTail) for the cache's
-//    choice of a victim; it is rewritten whenever the lock is released.
+//  * linked_count_ publishes entries_ (the linked entries) for the cache's choice
+//    of a stripe to evict from when a put's own stripe cannot make room; it
+//    is rewritten, when it changed, whenever a write releases the lock.
 #ifndef LARDER_CORE_SRC_STRIPE_H_
 #define LARDER_CORE_SRC_STRIPE_H_
 
@@ -92,10 +93,9 @@ class Stripe {
   Stripe(const Stripe&) = delete;
   Stripe& operator=(const Stripe&) = delete;
 
-  // The LRU tail's used_tick with bit 32 set, or kNoTail when the stripe is
-  // empty. Read without the lock (a hint: MakeRoom checks under it).
-  static constexpr uint64_t kNoTail = 0;
-  uint64_t tail() const { return tail_.load(std::memory_order_relaxed); }
+  // How many entries the stripe holds, as of its last write. Read without
+  // the lock (a hint: EvictTail looks under it).
+  uint64_t linked_count() const { return linked_count_.load(std::memory_order_relaxed); }
 
   // ---- lock-free read side; the caller holds a ReadGuard ----
 
@@ -176,12 +176,9 @@ class Stripe {
   // the reservation is still the caller's). Otherwise the reservation is
   // used up (any surplus given back) and e consumed.
   Status Put(uint64_t hash, Entry* e, int64_t now, Reservation reserved, Removals* removed);
-  // Evicts the LRU tail for the cache: after applying the buffered uses and
-  // reaping what expired, if the tail is no newer than `oldest_elsewhere`
-  // (the best tick among the other stripes' tails, or kNoTail) it is
-  // evicted. Returns what happened.
-  enum class Evicted { kOne, kNone, kNotTheOldest };
-  Evicted EvictTail(uint64_t oldest_elsewhere, int64_t now, Removals* removed);
+  // Evicts the LRU tail for the cache (after applying the buffered uses and
+  // reaping what expired); false if the stripe had nothing left to evict.
+  bool EvictTail(int64_t now, Removals* removed);
   // Loading. JoinOrLead is the locked part of a miss: a fresh entry that
   // arrived meanwhile, else the key's flight (joined), else a new flight.
   JoinOutcome JoinOrLead(const void* owner, uint64_t hash, std::string_view key, int64_t now,
@@ -300,7 +297,7 @@ class Stripe {
     }
     ~WriteLock() ABSL_UNLOCK_FUNCTION() ABSL_NO_THREAD_SAFETY_ANALYSIS {
       stripe_->BoundRetiredLocked();
-      stripe_->PublishTailLocked();
+      stripe_->PublishLinkedCountLocked();
       stripe_->mu_.Unlock();
     }
     WriteLock(const WriteLock&) = delete;
@@ -321,17 +318,6 @@ class Stripe {
   void DrainAndReclaimLocked(size_t budget) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaintainLocked(int64_t now, Removals* removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DrainLanesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The use tick of an inserted entry. The cache-wide logical clock lives on
-  // the budget's line, which every insert of every thread would otherwise
-  // write: a stripe moves it once per kInsertsPerTick of its own inserts.
-  // Within a stripe the LRU list keeps the exact order; only comparisons of
-  // different stripes' tails (global eviction) see the coarser ticks.
-  static constexpr uint32_t kInsertsPerTick = 8;
-  uint32_t NextTickLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (++inserts_since_tick_ < kInsertsPerTick) return budget_->Now();
-    inserts_since_tick_ = 0;
-    return budget_->Tick();
-  }
   void RetireLocked(Entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void NoteRemovalLocked(Entry* e, RemovalCause cause, Removals* removed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -344,7 +330,7 @@ class Stripe {
   // back what `reserved` has beyond `need`. False if it cannot.
   bool SettleLocked(int64_t need_bytes, int64_t need_entries, Reservation reserved,
                     const Entry* keep, Removals* removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void PublishTailLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PublishLinkedCountLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A write to key: its flight, if any, must not install its result (L8).
   void SupersedeFlightLocked(std::string_view key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SupersedeFlightsWithPrefixLocked(std::string_view prefix) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -378,14 +364,14 @@ class Stripe {
 
   // Readers load it lock-free; written only under mu_, when the table is
   // replaced. On a line of its own: the lock and what every write changes
-  // (from tail_ on) would otherwise take that line away from the readers of
+  // (from linked_count_ on) would otherwise take that line away from the readers of
   // the other cores at each write to the stripe.
   alignas(64) std::atomic<SlotTable*> table_;
   // Beside table_ (same line): retired bytes are over the bound and a reader
   // should try to free them. Written under mu_, only when it changes.
   std::atomic<bool> reclaim_due_{false};
 
-  alignas(64) std::atomic<uint64_t> tail_{kNoTail};
+  alignas(64) std::atomic<uint64_t> linked_count_{0};
   Mutex mu_;
   size_t used_slots_ ABSL_GUARDED_BY(mu_) = 0;        // live + tombstones
   ListNode lru_ ABSL_GUARDED_BY(mu_);                 // lru_.next is the most recent
@@ -399,7 +385,6 @@ class Stripe {
   Entry* retired_head_ ABSL_GUARDED_BY(mu_) = nullptr;
   Entry* retired_tail_ ABSL_GUARDED_BY(mu_) = nullptr;
   size_t retired_count_ ABSL_GUARDED_BY(mu_) = 0;
-  uint32_t inserts_since_tick_ ABSL_GUARDED_BY(mu_) = 0;
   size_t retired_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // allocation sizes of the retired list
   std::vector<RetiredTable> retired_tables_ ABSL_GUARDED_BY(mu_);
   uint64_t rebuilds_ ABSL_GUARDED_BY(mu_) = 0;

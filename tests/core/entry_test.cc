@@ -1,6 +1,7 @@
 // Entry memory (core/src/entry.h, issue 11 item 4): an entry pays for expiry
-// bookkeeping only when it expires, and one of a 20-byte key and a 100-byte
-// value without a TTL takes no more than jemalloc's 160-byte class.
+// bookkeeping (and the load time early refresh uses) only when it expires,
+// and one of a 20-byte key and a 100-byte value without a TTL takes no more
+// than jemalloc's 160-byte class.
 #include "entry.h"
 
 #include <string>
@@ -17,18 +18,22 @@ using namespace std::chrono_literals;
 TEST(EntryMemory, AnEntryWithoutTtlCarriesNoExpiryBookkeeping) {
   const std::string key(20, 'k');
   const std::string value(100, 'v');
-  Entry* plain = NewEntry(key, value, 0, 1);
-  Entry* expiring = NewEntry(key, value, 5'000'000'000, 1);
+  Entry* plain = NewEntry(key, value, 0, 1, 0, Entry::kValue, /*delta_micros=*/1234);
+  Entry* expiring = NewEntry(key, value, 5'000'000'000, 1, 0, Entry::kValue, 1234);
   ASSERT_NE(plain, nullptr);
   ASSERT_NE(expiring, nullptr);
-  EXPECT_EQ(plain->allocation_size(), 160u);  // 40-byte header + 120 bytes
-  EXPECT_EQ(expiring->allocation_size(), 160u + sizeof(TtlBlock));
+  EXPECT_EQ(plain->allocation_size(), 152u);  // 32-byte header + 120 bytes
+  EXPECT_EQ(expiring->allocation_size(), 152u + sizeof(TtlBlock));
   EXPECT_FALSE(plain->expires());
   EXPECT_EQ(plain->expiry_nanos(), 0);
   EXPECT_FALSE(plain->ExpiredAt(INT64_MAX));
   EXPECT_TRUE(expiring->expires());
   EXPECT_EQ(expiring->expiry_nanos(), 5'000'000'000);
   EXPECT_FALSE(expiring->ExpiredAt(4'999'999'999));
+  // The load time only matters to early refresh, which only entries that
+  // expire get: it is kept in the block.
+  EXPECT_EQ(plain->delta_micros(), 0u);
+  EXPECT_EQ(expiring->delta_micros(), 1234u);
   EXPECT_TRUE(expiring->ExpiredAt(5'000'000'000));
   // The block sits right before the header, and the wheel finds the entry
   // from its links.
