@@ -9,7 +9,7 @@
 //                    [--stripes S] [--ttl MS] [--baselines mutex,sharded,flat,limit,redis,...]
 //                    [--redis HOST:PORT] [--seed N] [--plot FILE.svg]
 //   larder-bench writes [--threads T] [--seconds S] [--store-micros US] [--journal-dir DIR]
-//   larder-bench memory [--entries N] [--churn-puts N] [--churn-capacity BYTES]
+//   larder-bench memory [--entries N] [--value-size B] [--churn-puts N] [--churn-capacity BYTES]
 //   larder-bench stalls [--entries N] [--phase-seconds S]
 //   larder-bench tiered [--procs P] [--threads T] [--keys N] [--zipf-s S] [--write-ratio W]
 //                       [--value-size B] [--seconds S] [--warmup S] [--rounds R] [--pipeline N]
@@ -281,6 +281,8 @@ int main(int argc, char** argv) {
         c.churn_puts = n;
       else if (flag.first == "churn-capacity")
         c.churn_capacity = n;
+      else if (flag.first == "value-size")
+        c.value_size = n;
       else
         return Usage(("unknown flag --" + flag.first).c_str());
     }

@@ -137,12 +137,12 @@ class OwnRedis {
 // The same entries in Redis, by pipelined SETs: the growth of the server
 // process's resident set per entry, as Larder's figure is its process's, and
 // of used_memory beside it. Empty when no Redis could be started.
-std::string RedisFill(uint64_t n) {
+std::string RedisFill(uint64_t n, uint64_t value_size) {
   OwnRedis redis;
   if (!redis.Start({}, "figure")) return "";
   const size_t rss_before = redis.Resident();
   const double used_before = redis.UsedMemory();
-  const std::string value(100, 'v');
+  const std::string value(value_size, 'v');
   const bool ok = redis.Pipeline(
       n,
       [&](redisContext* c, uint64_t i) {
@@ -203,7 +203,7 @@ std::string RedisChurn(uint64_t puts, uint64_t capacity) {
   return json;
 }
 #else
-std::string RedisFill(uint64_t) { return ""; }
+std::string RedisFill(uint64_t, uint64_t) { return ""; }
 std::string RedisChurn(uint64_t, uint64_t) { return ""; }
 #endif
 
@@ -213,7 +213,10 @@ int MemoryChild(int argc, char** argv) {
   if (argc < 2) return 2;
   const std::string mode = argv[0];
   const uint64_t n = std::strtoull(argv[1], nullptr, 10);
-  const std::string value(100, 'v');
+  // The fill's value size comes from RunMemory through the environment.
+  const char* value_size = std::getenv("LARDER_BENCH_VALUE_SIZE");
+  const std::string value(value_size != nullptr ? std::strtoull(value_size, nullptr, 10) : 100,
+                          'v');
   const size_t before = ResidentBytes();
   if (mode == "fill-larder") {
     // argv[2], if given: a TTL in seconds for every put (the fill's cost
@@ -288,6 +291,7 @@ int MemoryChild(int argc, char** argv) {
 
 int RunMemory(const MemoryConfig& c) {
   const std::string n = std::to_string(c.entries);
+  setenv("LARDER_BENCH_VALUE_SIZE", std::to_string(c.value_size).c_str(), 1);  // for the fills
   const std::string jl = RunChild("jemalloc", {"fill-larder", n});
   const std::string jt = RunChild("jemalloc", {"fill-larder", n, "300"});
   const std::string gl = RunChild("system", {"fill-larder", n});
@@ -296,13 +300,14 @@ int RunMemory(const MemoryConfig& c) {
       "jemalloc", {"churn", std::to_string(c.churn_puts), std::to_string(c.churn_capacity)});
   const std::string gc =
       RunChild("system", {"churn", std::to_string(c.churn_puts), std::to_string(c.churn_capacity)});
-  const std::string redis = RedisFill(c.entries);
+  const std::string redis = RedisFill(c.entries, c.value_size);
   // Every value crosses a socket: a fifth of the puts keeps this to seconds
   // and still replaces the cache's contents several times over.
   const uint64_t redis_churn_puts = std::max<uint64_t>(1, c.churn_puts / 5);
   const std::string redis_churn = RedisChurn(redis_churn_puts, c.churn_capacity);
-  std::printf("memory: %llu entries of 20-byte keys and 100-byte values\n",
-              static_cast<unsigned long long>(c.entries));
+  std::printf("memory: %llu entries of 20-byte keys and %llu-byte values\n",
+              static_cast<unsigned long long>(c.entries),
+              static_cast<unsigned long long>(c.value_size));
   std::printf("  metadata per entry: %.0f-byte header + index share (charged as %.0f)\n",
               Field(jl, "header_bytes"), Field(jl, "overhead_charged"));
   std::printf(
