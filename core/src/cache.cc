@@ -283,14 +283,17 @@ Status Cache::MakeRoom(uint64_t bytes, uint64_t entries, Removals* removed) {
 bool Cache::EvictOne(Removals* removed) {
   // Only for a put or load whose own stripe could not make room (it holds
   // nothing to evict, or too little for a large value): the victim is the
-  // LRU tail of the stripe holding the most entries, whose tail is the
-  // likeliest to be old. Counts are published hints; a stripe emptied
-  // meanwhile makes the choice again.
+  // LRU tail of the stripe holding the most bytes. That frees the most where
+  // bytes are short, and a stripe holding one cold large entry gives it up
+  // before hot small ones elsewhere; with entries of similar sizes it is the
+  // stripe with the most entries, whose tail is the likeliest to be old.
+  // The byte counts are published hints; a stripe emptied meanwhile makes
+  // the choice again.
   for (size_t attempt = 0; attempt <= stripe_count_; ++attempt) {
     size_t best = stripe_count_;
     uint64_t most = 0;
     for (size_t i = 0; i < stripe_count_; ++i) {
-      const uint64_t n = stripes_[i]->linked_count();
+      const uint64_t n = stripes_[i]->linked_bytes();
       if (n > most) {
         most = n;
         best = i;

@@ -10,9 +10,8 @@
 //
 // Mutability: key, value, lengths, charge and expiry are written before the
 // entry is published in the index and never change afterwards, so lock-free
-// readers may read them. The LRU and timer links and the used tick belong to
-// the owning stripe and are touched only under its lock; flags is atomic (see
-// its comment).
+// readers may read them. The LRU and timer links belong to the owning stripe
+// and are touched only under its lock; flags is atomic (see its comment).
 #ifndef LARDER_CORE_SRC_ENTRY_H_
 #define LARDER_CORE_SRC_ENTRY_H_
 
@@ -32,9 +31,9 @@ struct ListNode {
 };
 
 // Present, just before the Entry, only in entries that expire (kHasTtl): most
-// caches hold many entries without a TTL, and these 32 bytes are what took
-// an entry of a 20-byte key and a 100-byte value from jemalloc's 192-byte
-// class to its 160-byte one (issue 11, item 4).
+// caches hold many entries without a TTL, and moving the expiry and the
+// wheel links here took an entry of a 20-byte key and a 100-byte value from
+// jemalloc's 192-byte class to its 160-byte one (issue 11, item 4).
 struct TtlBlock {
   int64_t expiry_nanos;  // != 0 (an injected clock may run below zero)
   // How long the load that produced the entry took (XFetch, which only

@@ -461,7 +461,7 @@ FetchResult Cache::CompleteFlight(const std::shared_ptr<Flight>& flight, LoadRes
   // nothing it could evict is room made elsewhere first.)
   internal::Reservation reserved;
   if (e != nullptr && e->charge() <= options_.capacity_bytes &&
-      flight->stripe->linked_count() == 0 &&
+      flight->stripe->linked_bytes() == 0 &&
       ReserveRoom(*flight->stripe, flight->hash, flight->key, e->charge(), 1, &reserved,
                   &removed) != Status::kOk) {
     reserved = {};

@@ -142,7 +142,7 @@ void Stripe::CleanUp(int64_t now, Removals* removed) {
     const uint64_t expirations_before = expirations_;
     MaintainLocked(now, removed);
     BoundRetiredLocked();
-    PublishLinkedCountLocked();
+    PublishLinkedBytesLocked();
     const bool more_expired = expire_backlog_;
     const bool more_retired =
         retired_head_ != nullptr && retired_head_->retired.epoch + 2 <= Epoch::Current();
@@ -255,11 +255,11 @@ bool Stripe::EvictTail(int64_t now, Removals* removed) {
   return true;
 }
 
-void Stripe::PublishLinkedCountLocked() {
-  // Only when it changed: a full stripe's put evicts one and links one, and
-  // then writes nothing here.
-  if (linked_count_.load(std::memory_order_relaxed) != entries_) {
-    linked_count_.store(entries_, std::memory_order_relaxed);
+void Stripe::PublishLinkedBytesLocked() {
+  // Only when it changed (a full stripe's put of a same-sized entry evicts
+  // one and links one). The line is the lock's, which the writer holds.
+  if (linked_bytes_.load(std::memory_order_relaxed) != bytes_) {
+    linked_bytes_.store(bytes_, std::memory_order_relaxed);
   }
 }
 
@@ -729,7 +729,7 @@ Status Stripe::Touch(uint64_t hash, std::string_view key, int64_t expiry, int64_
 }
 
 void Stripe::Snapshot(int64_t now, bool include_stale, std::vector<Entry*>* out) {
-  WriteLock lock(this);  // the drain may change the tail, which the lock's release publishes
+  WriteLock lock(this);
   DrainLanesLocked();
   out->reserve(out->size() + entries_);
   for (ListNode* n = lru_.next; n != &lru_; n = n->next) {

@@ -24,9 +24,10 @@
 //    counted in *budget_, so the stripes together stay within them. A
 //    stripe links an entry only with a reservation for it (or the count of
 //    the entry it replaces), and gives the count back when it unlinks one.
-//  * linked_count_ publishes entries_ (the linked entries) for the cache's choice
-//    of a stripe to evict from when a put's own stripe cannot make room; it
-//    is rewritten, when it changed, whenever a write releases the lock.
+//  * linked_bytes_ publishes bytes_ (the linked entries' charges) for the
+//    cache's choice of a stripe to evict from when a put's own stripe cannot
+//    make room; it is rewritten, when it changed, whenever a write releases
+//    the lock and at the end of CleanUp.
 #ifndef LARDER_CORE_SRC_STRIPE_H_
 #define LARDER_CORE_SRC_STRIPE_H_
 
@@ -93,9 +94,9 @@ class Stripe {
   Stripe(const Stripe&) = delete;
   Stripe& operator=(const Stripe&) = delete;
 
-  // How many entries the stripe holds, as of its last write. Read without
-  // the lock (a hint: EvictTail looks under it).
-  uint64_t linked_count() const { return linked_count_.load(std::memory_order_relaxed); }
+  // The charges of the entries the stripe holds (0: none), as of its last
+  // write. Read without the lock (a hint: EvictTail looks under it).
+  uint64_t linked_bytes() const { return linked_bytes_.load(std::memory_order_relaxed); }
 
   // ---- lock-free read side; the caller holds a ReadGuard ----
 
@@ -297,7 +298,7 @@ class Stripe {
     }
     ~WriteLock() ABSL_UNLOCK_FUNCTION() ABSL_NO_THREAD_SAFETY_ANALYSIS {
       stripe_->BoundRetiredLocked();
-      stripe_->PublishLinkedCountLocked();
+      stripe_->PublishLinkedBytesLocked();
       stripe_->mu_.Unlock();
     }
     WriteLock(const WriteLock&) = delete;
@@ -330,7 +331,7 @@ class Stripe {
   // back what `reserved` has beyond `need`. False if it cannot.
   bool SettleLocked(int64_t need_bytes, int64_t need_entries, Reservation reserved,
                     const Entry* keep, Removals* removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void PublishLinkedCountLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PublishLinkedBytesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A write to key: its flight, if any, must not install its result (L8).
   void SupersedeFlightLocked(std::string_view key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SupersedeFlightsWithPrefixLocked(std::string_view prefix) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -364,14 +365,14 @@ class Stripe {
 
   // Readers load it lock-free; written only under mu_, when the table is
   // replaced. On a line of its own: the lock and what every write changes
-  // (from linked_count_ on) would otherwise take that line away from the readers of
+  // (from linked_bytes_ on) would otherwise take that line away from the readers of
   // the other cores at each write to the stripe.
   alignas(64) std::atomic<SlotTable*> table_;
   // Beside table_ (same line): retired bytes are over the bound and a reader
   // should try to free them. Written under mu_, only when it changes.
   std::atomic<bool> reclaim_due_{false};
 
-  alignas(64) std::atomic<uint64_t> linked_count_{0};
+  alignas(64) std::atomic<uint64_t> linked_bytes_{0};
   Mutex mu_;
   size_t used_slots_ ABSL_GUARDED_BY(mu_) = 0;        // live + tombstones
   ListNode lru_ ABSL_GUARDED_BY(mu_);                 // lru_.next is the most recent

@@ -1,9 +1,11 @@
 // Capacity promises: LRU order, and the byte and entry bounds after every call.
+#include <bit>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "hash.h"
 #include "larder/cache.h"
 #include "test_util.h"
 
@@ -215,6 +217,40 @@ TEST(GlobalBounds, AStripeWithNothingToEvictTakesRoomFromAnother) {
     ASSERT_TRUE(cache->Contains("k" + std::to_string(i)));
   }
   EXPECT_EQ(cache->GetStats().evictions, 99u);
+}
+
+// A key of the given stripe, for a cache of `stripes` stripes (a power of
+// two): the top bits of the key's hash pick it (Cache::StripeFor).
+std::string KeyInStripe(const std::string& prefix, size_t stripe, size_t stripes) {
+  const int shift = 64 - std::countr_zero(stripes);
+  for (int i = 0;; ++i) {
+    std::string key = prefix + std::to_string(i);
+    if ((internal::HashKey(key) >> shift) == stripe) return key;
+  }
+}
+
+TEST(GlobalBounds, RoomTakenElsewhereComesFromTheStripeHoldingTheMostBytes) {
+  // A put whose own stripe holds nothing must evict elsewhere. One stripe
+  // holds a single large entry, another a hundred small ones: the large one
+  // goes, not the small ones one by one (a fallback that picked the stripe
+  // with the most entries, in f32eff9, evicted small ones and failed this).
+  Options o;
+  o.capacity_bytes = 100'000;
+  o.stripes = 4;
+  auto cache = testing::MakeCache(o);
+  const std::string large = KeyInStripe("large", 0, 4);
+  ASSERT_EQ(cache->Put(large, std::string(55'000, 'l')), Status::kOk);
+  std::vector<std::string> small;
+  for (int i = 0; small.size() < 100; ++i) {
+    small.push_back(KeyInStripe("small" + std::to_string(i) + "-", 1, 4));
+    ASSERT_EQ(cache->Put(small.back(), "0123456789"), Status::kOk);
+  }
+  const std::string incoming = KeyInStripe("incoming", 2, 4);
+  ASSERT_EQ(cache->Put(incoming, std::string(40'000, 'i')), Status::kOk);
+  EXPECT_FALSE(cache->Contains(large));
+  for (const std::string& key : small) EXPECT_TRUE(cache->Contains(key)) << key;
+  EXPECT_TRUE(cache->Contains(incoming));
+  EXPECT_EQ(cache->GetStats().evictions, 1u);
 }
 
 TEST(GlobalBounds, ReplacingAKeyInAFullCacheEvictsNothingElse) {

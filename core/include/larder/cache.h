@@ -111,7 +111,9 @@ struct Options {
   std::chrono::nanoseconds error_ttl{0};
   // Probabilistic early refresh (XFetch): on a fresh hit with remaining time
   // r, a refresh starts with probability exp(-r / (delta * beta)), delta being
-  // how long the entry took to load. Zero disables; negative is invalid.
+  // how long the entry took to load (kept with the entry's expiry: an entry
+  // loaded without a TTL that gets one from Touch uses default_refresh_delta).
+  // Zero disables; negative is invalid.
   double refresh_beta = 1.0;
   // Delta for entries that did not come from a loader (Put); zero means such
   // entries are not refreshed early.
