@@ -290,7 +290,8 @@ class Stripe {
 
   friend class StripeTestPeer;
   // The lock of every operation that can retire entries: on the way out it
-  // bounds the bytes they hold (BoundRetiredLocked), then unlocks.
+  // bounds the bytes they hold (BoundRetiredLocked), publishes the stripe's
+  // bytes for Cache::EvictOne, then unlocks.
   class ABSL_SCOPED_LOCKABLE WriteLock {
    public:
     explicit WriteLock(Stripe* stripe) ABSL_EXCLUSIVE_LOCK_FUNCTION(stripe->mu_) : stripe_(stripe) {
