@@ -248,10 +248,10 @@ int MemoryChild(int argc, char** argv) {
     const double ns = std::chrono::duration<double, std::nano>(end - start).count();
     const double tail_ns = std::chrono::duration<double, std::nano>(end - tail_start).count();
     std::printf(
-        "{\"rss_per_entry\":%.1f,\"entries\":%zu,\"header_bytes\":%zu,"
+        "{\"rss_per_entry\":%.1f,\"entries\":%zu,\"value_size\":%zu,\"header_bytes\":%zu,"
         "\"overhead_charged\":%zu,\"allocator\":\"%s\",\"fill_ns_per_put\":%.1f,"
         "\"fill_last_tenth_ns_per_put\":%.1f}\n",
-        static_cast<double>(after - keys_resident) / n, cache->Size(),
+        static_cast<double>(after - keys_resident) / n, cache->Size(), value.size(),
         offsetof(internal::Entry, data), EntryOverhead(), internal::AllocatorName(), ns / n,
         tail_ns / static_cast<double>(n - last_tenth));
   } else if (mode == "fill-mutex") {
@@ -346,14 +346,15 @@ int RunMemory(const MemoryConfig& c) {
         Field(redis_churn, "used_memory_mib"));
   }
   std::printf(
-      "{\"entries\":%llu,\"header_bytes\":%.0f,\"overhead_charged\":%.0f,"
+      "{\"entries\":%llu,\"value_size\":%llu,\"header_bytes\":%.0f,\"overhead_charged\":%.0f,"
       "\"rss_per_entry\":{\"larder_jemalloc\":%.1f,\"larder_jemalloc_ttl\":%.1f,"
       "\"larder_glibc\":%.1f,\"mutex_glibc\":%.1f,"
       "\"redis\":%.1f},"
       "\"churn_rss_per_live_byte\":{\"jemalloc\":%.3f,\"glibc\":%.3f,\"redis\":%.3f},"
       "\"fill_ns_per_put\":{\"no_ttl\":%.1f,\"ttl\":%.1f,\"no_ttl_last_tenth\":%.1f,"
       "\"ttl_last_tenth\":%.1f}}\n",
-      static_cast<unsigned long long>(c.entries), Field(jl, "header_bytes"),
+      static_cast<unsigned long long>(c.entries),
+      static_cast<unsigned long long>(Field(jl, "value_size")), Field(jl, "header_bytes"),
       Field(jl, "overhead_charged"), Field(jl, "rss_per_entry"), Field(jt, "rss_per_entry"),
       Field(gl, "rss_per_entry"), Field(gm, "rss_per_entry"),
       redis.empty() ? -1.0 : Field(redis, "rss_per_entry"), Field(jc, "rss_per_live_byte"),
