@@ -20,26 +20,11 @@
 #include "larder/cache.h"
 #include "larder/write_behind.h"
 #include "stripe.h"
+#include "stripe_test_peer.h"
 #include "test_point.h"
 #include "test_util.h"
 
 namespace larder {
-namespace internal {
-
-// Reaches into a stripe's access lanes to stand for a reader paused between
-// claiming a lane slot and filling it.
-class StripeTestPeer {
- public:
-  static uint64_t ClaimSlotWithoutFilling(Stripe& stripe) {
-    return stripe.lanes_[0].tail.fetch_add(1, std::memory_order_relaxed);
-  }
-  static void FillSlot(Stripe& stripe, uint64_t ticket, Entry* e) {
-    stripe.lanes_[0].slots[ticket % Stripe::kLaneCapacity].store(e, std::memory_order_release);
-  }
-};
-
-}  // namespace internal
-
 namespace {
 
 using namespace std::chrono_literals;

@@ -1,14 +1,19 @@
 // The index (core/src/slot_table.h) with slot counts that are not powers of
-// two: home slots stay in the table and spread evenly over any count, and a
-// probe that runs past the last slot wraps to the first and finds its key.
+// two: home slots stay in the table and spread evenly over any count, a
+// probe that runs past the last slot wraps to the first and finds its key,
+// and a growing stripe keeps its table between half and three quarters full.
 #include "slot_table.h"
 
 #include <string>
 #include <vector>
 
+#include "budget.h"
 #include "entry.h"
 #include "gtest/gtest.h"
 #include "hash.h"
+#include "larder/clock.h"
+#include "stripe.h"
+#include "stripe_test_peer.h"
 
 namespace larder::internal {
 namespace {
@@ -69,6 +74,29 @@ TEST(SlotTable, AProbePastTheLastSlotWrapsToTheFirstAndFindsItsKey) {
   EXPECT_FALSE(was_empty);
   for (Entry* e : entries) Unref(e);
   SlotTable::Destroy(table);
+}
+
+TEST(SlotTable, AGrowingStripeKeepsItsTableBetweenHalfAndThreeQuartersFull) {
+  // With powers of two the load fell to 3/8 after each doubling: 62,500
+  // entries (1 M over 16 stripes) sat in 131,072 slots, a load of 0.48.
+  Budget budget(uint64_t{1} << 40, 0);
+  ManualClock clock;
+  Stripe stripe(&budget, &clock, /*collect_removals=*/false, /*retain_grace=*/0,
+                /*retired_bytes_bound=*/size_t{1} << 30);
+  Removals removed;
+  double lowest = 1;
+  for (int i = 1; i <= 62'500; ++i) {
+    const std::string key = "key-" + std::to_string(i);
+    const uint64_t hash = HashKey(key);
+    Entry* e = NewEntry(key, "v", 0, hash);
+    ASSERT_NE(e, nullptr);
+    ASSERT_EQ(stripe.Put(hash, e, 0, {}, &removed), Status::kOk);
+    const double load = static_cast<double>(i) / StripeTestPeer::SlotCount(stripe);
+    ASSERT_LE(load, 0.75) << i << " entries";
+    if (i >= 64) lowest = std::min(lowest, load);  // past the 16-slot start
+  }
+  EXPECT_GE(lowest, 0.49);  // twice the entries, rounded up to whole lines
+  EXPECT_GE(static_cast<double>(62'500) / StripeTestPeer::SlotCount(stripe), 0.5);
 }
 
 }  // namespace
