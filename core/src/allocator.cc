@@ -1,4 +1,5 @@
-// The one place entry memory comes from.
+// Where the key and value bytes of entries too large for a slab slot come
+// from (entry_slabs.h holds every entry's header and the small entries).
 //
 // With LARDER_USE_JEMALLOC: a private jemalloc (prefix je_larder_, see
 // scripts/jemalloc.sh) in a dedicated arena, so cache entries neither share
@@ -13,6 +14,7 @@
 #include <string_view>
 
 #include "entry.h"
+#include "entry_slabs.h"
 
 #if LARDER_USE_JEMALLOC
 #include <jemalloc/jemalloc.h>
@@ -31,22 +33,6 @@
 
 namespace larder::internal {
 namespace {
-// Entries currently allocated, process-wide, for tests that check memory is
-// given back. Touched on allocation and free only (never on a hit), but that
-// is every put and every eviction: one counter would be a line all writing
-// cores share (a few % of a two-thread, 50%-put run). So one per CPU, each on
-// its own line, summed when read; a thread that moves CPU between allocation
-// and free makes two shards differ, never the sum.
-struct alignas(64) LiveCount {
-  std::atomic<int64_t> n{0};
-};
-constexpr size_t kLiveCounts = 64;
-LiveCount g_live_entries[kLiveCounts];
-std::atomic<int64_t>& LiveCountHere() {
-  const int cpu = sched_getcpu();  // glibc reads it from rseq: no system call
-  return g_live_entries[cpu < 0 ? 0 : static_cast<size_t>(cpu) % kLiveCounts].n;
-}
-
 #if LARDER_USE_JEMALLOC
 // LARDER_ALLOCATOR=system in the environment switches a jemalloc build back
 // to malloc at startup (read once), for side-by-side measurements.
@@ -119,12 +105,10 @@ void* AllocateEntryMemory(size_t size) {
 #else
   void* p = std::malloc(size);
 #endif
-  if (p != nullptr) LiveCountHere().fetch_add(1, std::memory_order_relaxed);
   return p;
 }
 
 void FreeEntryMemory(void* p, size_t size) {
-  LiveCountHere().fetch_sub(1, std::memory_order_relaxed);
 #if LARDER_USE_JEMALLOC
   if (UseSystemMalloc()) {
     std::free(p);
@@ -137,13 +121,11 @@ void FreeEntryMemory(void* p, size_t size) {
 #endif
 }
 
-int64_t LiveEntryAllocations() {
-  int64_t live = 0;
-  for (const LiveCount& c : g_live_entries) live += c.n.load(std::memory_order_relaxed);
-  return live;
-}
+int64_t LiveEntryAllocations() { return LiveSlots(); }
 
-size_t AllocatorBytesInUse() {
+size_t AllocatorBytesInUse() { return SlabBytesHeld() + OutOfLineBytesInUse(); }
+
+size_t OutOfLineBytesInUse() {
 #if LARDER_USE_JEMALLOC
   if (!UseSystemMalloc()) {
     // Statistics are refreshed by writing the epoch.

@@ -220,7 +220,7 @@ Status Cache::PutCollecting(std::string_view key, std::string_view value, const 
   const int64_t ttl = (put.ttl.count() != 0 ? put.ttl : options_.default_ttl).count();
   int64_t expiry = 0;
   if (ttl > 0 && ttl < std::numeric_limits<int64_t>::max() - now) expiry = now + ttl;
-  Entry* e = internal::NewEntry(key, value, expiry, hash, static_cast<uint32_t>(put.charge));
+  Entry* e = internal::NewEntry(key, value, expiry, static_cast<uint32_t>(put.charge));
   Status s = Status::kNoMemory;
   for (int attempt = 0; e != nullptr; ++attempt) {
     // First the stripe alone: under its lock it takes from the budget what
@@ -504,7 +504,7 @@ PinnedValue Cache::Pin(std::string_view key) {
   if (e == nullptr) {
     std::optional<std::string> pending;
     if (LookupPending(key, &pending) && pending) {  // read-your-writes (write-behind)
-      Entry* copy = internal::NewEntry(key, *pending, 0, hash);
+      Entry* copy = internal::NewEntry(key, *pending, 0);
       if (copy != nullptr) {
         stripe.RecordHit(nullptr, guard.lane());
         return internal::PinAccess::Adopt(copy);

@@ -10,9 +10,9 @@
 
 namespace larder::internal {
 
-// The top bits pick the stripe, the low bits the home slot, bits 16..31 the
-// slot tag. Entries store the low 32 bits (Entry::hash_or_charge), enough
-// for the index to re-place an entry without hashing its key again.
+// The top bits pick the stripe, the low 32 bits the home slot, bits 32..39
+// the slot tag. Entries keep no hash: the index hashes an entry's key again
+// to re-place or find it.
 inline uint64_t HashKey(std::string_view key) { return XXH3_64bits(key.data(), key.size()); }
 
 }  // namespace larder::internal

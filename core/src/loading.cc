@@ -159,7 +159,7 @@ FetchLookup Cache::Lookup(std::string_view key, bool (*take)(std::string_view, v
       } else if (fresh) {  // cached "not found" or cached error
         stripe.RecordNegativeHit(guard.lane());
         out.result =
-            e->kind == Entry::kNegative
+            e->kind() == Entry::kNegative
                 ? Answer(Status::kNotFound, FetchSource::kNegative)
                 : Answer(Status::kLoadFailed, FetchSource::kNegative, std::string(e->value()));
         answered = true;
@@ -191,7 +191,7 @@ FetchLookup Cache::Lookup(std::string_view key, bool (*take)(std::string_view, v
     } else if (take != nullptr && take(*pending, context)) {
       out.result = Answer(Status::kOk, FetchSource::kHit);
     } else {
-      Entry* copy = internal::NewEntry(key, *pending, 0, hash);
+      Entry* copy = internal::NewEntry(key, *pending, 0);
       if (copy == nullptr) {
         out.result = Answer(Status::kNoMemory, FetchSource::kNone);
       } else {
@@ -211,7 +211,7 @@ FetchLookup Cache::Lookup(std::string_view key, bool (*take)(std::string_view, v
       out.result.value = PinAccess::Adopt(j.entry);
     } else {
       out.result =
-          j.entry->kind == Entry::kNegative
+          j.entry->kind() == Entry::kNegative
               ? Answer(Status::kNotFound, FetchSource::kNegative)
               : Answer(Status::kLoadFailed, FetchSource::kNegative, std::string(j.entry->value()));
       internal::Unref(j.entry);
@@ -298,7 +298,7 @@ FetchLookup Cache::BeginRefresh(std::string_view key) {
       out.result = Answer(Status::kNotFound, FetchSource::kHit);
       return;
     }
-    Entry* copy = internal::NewEntry(key, *pending, 0, internal::HashKey(key));
+    Entry* copy = internal::NewEntry(key, *pending, 0);
     if (copy == nullptr) {
       out.result = Answer(Status::kNoMemory, FetchSource::kNone);
       return;
@@ -430,7 +430,7 @@ FetchResult Cache::CompleteFlight(const std::shared_ptr<Flight>& flight, LoadRes
         status = Status::kValueTooLarge;
         break;
       }
-      e = internal::NewEntry(flight->key, result.value, ExpiryFor(now, ttl), flight->hash,
+      e = internal::NewEntry(flight->key, result.value, ExpiryFor(now, ttl),
                              static_cast<uint32_t>(result.charge), Entry::kValue, delta_micros);
       if (e == nullptr) status = Status::kNoMemory;
       break;
@@ -438,8 +438,8 @@ FetchResult Cache::CompleteFlight(const std::shared_ptr<Flight>& flight, LoadRes
     case LoadResult::Kind::kNotFound:
       status = Status::kNotFound;
       if (options_.negative_ttl.count() > 0) {
-        e = internal::NewEntry(flight->key, {}, ExpiryFor(now, options_.negative_ttl), flight->hash,
-                               0, Entry::kNegative, delta_micros);
+        e = internal::NewEntry(flight->key, {}, ExpiryFor(now, options_.negative_ttl), 0,
+                               Entry::kNegative, delta_micros);
       }
       break;
     case LoadResult::Kind::kError:
@@ -448,8 +448,8 @@ FetchResult Cache::CompleteFlight(const std::shared_ptr<Flight>& flight, LoadRes
       // Only a loader's own errors are cached, never "abandoned" or "dropped".
       if (from_loader && options_.error_ttl.count() > 0 &&
           error.size() < std::numeric_limits<uint32_t>::max() / 2) {
-        e = internal::NewEntry(flight->key, error, ExpiryFor(now, options_.error_ttl), flight->hash,
-                               0, Entry::kError, delta_micros);
+        e = internal::NewEntry(flight->key, error, ExpiryFor(now, options_.error_ttl), 0,
+                               Entry::kError, delta_micros);
       }
       break;
   }

@@ -1030,8 +1030,7 @@ FetchResult TieredCache::Impl::Bypass(std::string_view key, const Loader* user) 
     // Read-your-writes (W2), as the L1 path would answer.
     if (!pending) {
       out.status = Status::kNotFound;
-    } else if (internal::Entry* e = internal::NewEntry(key, *pending, 0, internal::HashKey(key));
-               e == nullptr) {
+    } else if (internal::Entry* e = internal::NewEntry(key, *pending, 0); e == nullptr) {
       out.status = Status::kNoMemory;
       return out;
     } else {
@@ -1046,7 +1045,7 @@ FetchResult TieredCache::Impl::Bypass(std::string_view key, const Loader* user) 
   switch (f.result.kind) {
     case LoadResult::Kind::kValue: {
       // An unlinked entry, as for a pending write: the caller's pin owns it.
-      internal::Entry* e = internal::NewEntry(key, f.result.value, 0, internal::HashKey(key));
+      internal::Entry* e = internal::NewEntry(key, f.result.value, 0);
       if (e == nullptr) {
         out.status = Status::kNoMemory;
         out.source = FetchSource::kNone;

@@ -11,7 +11,7 @@
 namespace larder::internal {
 namespace {
 
-constexpr size_t kInitialSlots = 16;
+constexpr size_t kInitialSlots = 24;  // two lines of slots
 
 // a + b for a, b >= 0, stopping at INT64_MAX instead of overflowing.
 int64_t SaturatingAdd(int64_t a, int64_t b) {
@@ -21,10 +21,9 @@ int64_t SaturatingAdd(int64_t a, int64_t b) {
 }  // namespace
 
 namespace {
-// The hash bits the index needs, without re-hashing the key when stored.
-uint64_t IndexHash(const Entry* e) {
-  return e->has_custom_charge() ? HashKey(e->key()) : e->hash_or_charge;
-}
+// Entries keep no hash (4 bytes each): the few paths that need one for an
+// entry they hold (eviction, expiry, rebuilds) hash its key again.
+uint64_t IndexHash(const Entry* e) { return HashKey(e->key()); }
 }  // namespace
 
 void NotifyRemovals(const RemovalListener& listener, Removals& removed) {
@@ -51,8 +50,6 @@ Stripe::Stripe(Budget* budget, Clock* clock, bool collect_removals, int64_t reta
   SlotTable* table = SlotTable::Create(kInitialSlots);
   if (table == nullptr) throw std::bad_alloc();
   table_.store(table, std::memory_order_release);
-  MutexLock lock(&mu_);
-  lru_.next = lru_.prev = &lru_;
 }
 
 Stripe::~Stripe() {
@@ -60,13 +57,13 @@ Stripe::~Stripe() {
   // this stripe and everything can be released at once. Pins keep their own
   // references and free their entries later.
   MutexLock lock(&mu_);
-  for (ListNode* n = lru_.next; n != &lru_;) {
-    Entry* e = Entry::FromNode(n);
-    n = n->next;
+  for (EntryRef r = lru_head_; r != kNoEntry;) {
+    Entry* e = EntryAt(r);
+    r = e->lru.next;
     Unref(e);
   }
   for (Entry* e = retired_head_; e != nullptr;) {
-    Entry* next = e->retired.next;
+    Entry* next = e->retired.next == kNoEntry ? nullptr : EntryAt(e->retired.next);
     Unref(e);
     e = next;
   }
@@ -116,7 +113,7 @@ void Stripe::DrainLanesLocked() {
       if (!e->linked()) continue;
       // A key read again and again is at the front already: moving it would
       // write its neighbours' links and dirty lines other cores are reading.
-      if (lru_.next != &e->lru) {
+      if (lru_head_ != RefOf(e)) {
         LruUnlink(e);
         LruPushFront(e);
       }
@@ -145,7 +142,7 @@ void Stripe::CleanUp(int64_t now, Removals* removed) {
     PublishLinkedBytesLocked();
     const bool more_expired = expire_backlog_;
     const bool more_retired =
-        retired_head_ != nullptr && retired_head_->retired.epoch + 2 <= Epoch::Current();
+        retired_head_ != nullptr && retired_head_->GracePeriodEnded(Epoch::Current());
     const bool progressed = retired_count_ < retired_before || expirations_ > expirations_before;
     if ((!more_expired && !more_retired) || !progressed) return;
   }
@@ -201,13 +198,13 @@ void Stripe::ReclaimLocked(uint64_t epoch, size_t budget) {
   // Bounded, so a write after a mass expiry or a Clear frees a batch and the
   // next writes the rest, instead of one write stalling on all of it; past
   // the budget only while the retired bytes exceed their bound.
-  while (retired_head_ != nullptr && retired_head_->retired.epoch + 2 <= epoch &&
+  while (retired_head_ != nullptr && retired_head_->GracePeriodEnded(epoch) &&
          (budget > 0 || retired_bytes_ > retired_bytes_bound_)) {
     if (budget > 0) --budget;
     Entry* e = retired_head_;
-    retired_head_ = e->retired.next;
+    retired_head_ = e->retired.next == kNoEntry ? nullptr : EntryAt(e->retired.next);
     --retired_count_;
-    retired_bytes_ -= e->allocation_size();
+    retired_bytes_ -= e->footprint();
     Unref(e);
   }
   if (retired_head_ == nullptr) retired_tail_ = nullptr;
@@ -222,16 +219,16 @@ void Stripe::ReclaimLocked(uint64_t epoch, size_t budget) {
 void Stripe::RetireLocked(Entry* e) {
   // After the unlinking seq_cst store: the epoch read here is the one the
   // reclamation rule in epoch.h counts from.
-  e->retired.next = nullptr;
-  e->retired.epoch = Epoch::Current();
+  e->retired.next = kNoEntry;
+  e->retired.epoch = static_cast<uint32_t>(Epoch::Current());
   if (retired_tail_ != nullptr) {
-    retired_tail_->retired.next = e;
+    retired_tail_->retired.next = RefOf(e);
   } else {
     retired_head_ = e;
   }
   retired_tail_ = e;
   ++retired_count_;
-  retired_bytes_ += e->allocation_size();
+  retired_bytes_ += e->footprint();
 }
 
 void Stripe::ExpireLocked(int64_t now, Removals* removed) {
@@ -250,8 +247,8 @@ void Stripe::ExpireLocked(int64_t now, Removals* removed) {
 bool Stripe::EvictTail(int64_t now, Removals* removed) {
   WriteLock lock(this);
   MaintainLocked(now, removed);  // the buffered uses first: the tail may not be the LRU entry
-  if (lru_.prev == &lru_) return false;
-  RemoveByEntryLocked(Entry::FromNode(lru_.prev), RemovalCause::kEvicted, removed);
+  if (lru_tail_ == kNoEntry) return false;
+  RemoveByEntryLocked(LruTail(), RemovalCause::kEvicted, removed);
   return true;
 }
 
@@ -291,9 +288,9 @@ bool Stripe::SettleLocked(int64_t need_bytes, int64_t need_entries, Reservation 
     // new entry takes over its count directly (no release and re-reserve of
     // the budget's shared line). Other stripes' tails are the caller's
     // business: it holds no lock when it evicts elsewhere.
-    Entry* victim = lru_.prev == &lru_ ? nullptr : Entry::FromNode(lru_.prev);
+    Entry* victim = LruTail();
     if (victim != nullptr && victim == keep) {
-      victim = victim->lru.prev == &lru_ ? nullptr : Entry::FromNode(victim->lru.prev);
+      victim = victim->lru.prev == kNoEntry ? nullptr : EntryAt(victim->lru.prev);
     }
     if (victim == nullptr) {
       budget_->Release(taken_bytes, taken_entries);
@@ -316,14 +313,14 @@ Status Stripe::PutLocked(uint64_t hash, Entry* e, Reservation reserved, Removals
   SlotTable* table = table_.load(std::memory_order_relaxed);
   ptrdiff_t slot = table->FindSlot(hash, e->key());
   if (slot >= 0) {
-    Entry* old = SlotTable::Decode(table->slot(slot).load(std::memory_order_relaxed));
+    Entry* old = table->Get(static_cast<size_t>(slot), std::memory_order_relaxed);
     // The new entry takes over the old one's count: settle the difference.
     if (!SettleLocked(static_cast<int64_t>(e->charge()) - static_cast<int64_t>(old->charge()), 0,
                       reserved, old, removed)) {
       return Status::kBusy;
     }
     // Readers see either the old or the new entry, never neither.
-    table->slot(slot).store(SlotTable::Encode(e, hash), std::memory_order_seq_cst);
+    table->Replace(static_cast<size_t>(slot), e);
     DetachLocked(old, RemovalCause::kReplaced, removed, /*release_budget=*/false);
     RetireLocked(old);
   } else {
@@ -339,7 +336,7 @@ Status Stripe::PutLocked(uint64_t hash, Entry* e, Reservation reserved, Removals
     bool was_empty = false;
     size_t free_slot = table->FindInsertSlot(hash, &was_empty);
     if (was_empty) ++used_slots_;
-    table->slot(free_slot).store(SlotTable::Encode(e, hash), std::memory_order_seq_cst);
+    table->Publish(free_slot, e, hash);
   }
   // Under the lock, a load and a store (no locked instruction): the only
   // other writer is a hit setting kRefreshStarted, whose loss is harmless
@@ -362,9 +359,9 @@ Status Stripe::ReserveSlotLocked() {
   if ((used_slots_ + 1) * 4 <= table->slot_count() * 3) return Status::kOk;
   // Rebuild: sized so the live entries fill at most half, which also drops
   // all tombstones. The old table stays readable until its grace period ends.
-  // (Whole cache lines of slots: a multiple of 8.)
-  SlotTable* fresh =
-      SlotTable::Create(std::max(kInitialSlots, ((entries_ + 1) * 2 + 7) & ~size_t{7}));
+  // (The last line of slots may be partly used: rounding to whole lines of
+  // 12 would lower the load of small tables below 1/2.)
+  SlotTable* fresh = SlotTable::Create(std::max(kInitialSlots, (entries_ + 1) * 2));
   if (fresh == nullptr) return Status::kNoMemory;
   try {
     // Geometric growth: reserve(size() + 1) would copy the vector every time.
@@ -385,13 +382,11 @@ Status Stripe::ReserveSlotLocked() {
   auto place = [&](Entry* e) {
     const uint64_t hash = IndexHash(e);
     bool was_empty = false;
-    fresh->slot(fresh->FindInsertSlot(hash, &was_empty))
-        .store(SlotTable::Encode(e, hash), std::memory_order_relaxed);
+    fresh->PublishUnread(fresh->FindInsertSlot(hash, &was_empty), e, hash);
   };
   for (size_t i = 0; i < table->slot_count(); ++i) {
-    const uint64_t word = table->slot(i).load(std::memory_order_relaxed);
-    if (!SlotTable::IsEntry(word)) continue;
-    Entry* e = SlotTable::Decode(word);
+    Entry* e = table->Get(i, std::memory_order_relaxed);
+    if (e == nullptr) continue;
     __builtin_prefetch(e);
     Entry*& oldest = window[queued++ % kAhead];
     if (oldest != nullptr) place(oldest);
@@ -415,7 +410,7 @@ bool Stripe::Remove(uint64_t hash, std::string_view key, RemovalCause cause, int
   SlotTable* table = table_.load(std::memory_order_relaxed);
   ptrdiff_t slot = table->FindSlot(hash, key);
   if (slot < 0) return false;
-  Entry* e = SlotTable::Decode(table->slot(slot).load(std::memory_order_relaxed));
+  Entry* e = table->Get(static_cast<size_t>(slot), std::memory_order_relaxed);
   UnlinkLocked(e, static_cast<size_t>(slot), cause, removed);
   return true;
 }
@@ -438,9 +433,8 @@ bool Stripe::RemovePrefixChunk(std::string_view prefix, PrefixWalk* walk, int64_
   const size_t chunk = walk->restarts >= kMaxRestarts ? table->slot_count() : kPrefixChunkSlots;
   const size_t end = std::min(walk->cursor + chunk, table->slot_count());
   for (size_t i = walk->cursor; i < end; ++i) {
-    uint64_t word = table->slot(i).load(std::memory_order_relaxed);
-    if (!SlotTable::IsEntry(word)) continue;
-    Entry* e = SlotTable::Decode(word);
+    Entry* e = table->Get(i, std::memory_order_relaxed);
+    if (e == nullptr) continue;
     if (e->key().substr(0, prefix.size()) == prefix) {
       UnlinkLocked(e, i, RemovalCause::kExplicit, removed);
       ++walk->removed;
@@ -455,8 +449,8 @@ void Stripe::RemoveByEntryLocked(Entry* e, RemovalCause cause, Removals* removed
   SlotTable* table = table_.load(std::memory_order_relaxed);
   ptrdiff_t slot = table->FindEntrySlot(IndexHash(e), e);
   // A linked entry is always in the table (stripe invariant). Were it ever
-  // broken, the entry is still taken out of everything else: slot() no
-  // longer wraps an index, so -1 must not reach it.
+  // broken, the entry is still taken out of everything else (-1 is no
+  // slot to erase).
   assert(slot >= 0);
   if (slot < 0) {
     DetachLocked(e, cause, removed, release_budget);
@@ -468,9 +462,7 @@ void Stripe::RemoveByEntryLocked(Entry* e, RemovalCause cause, Removals* removed
 
 void Stripe::UnlinkLocked(Entry* e, size_t slot, RemovalCause cause, Removals* removed,
                           bool release_budget) {
-  table_.load(std::memory_order_relaxed)
-      ->slot(slot)
-      .store(SlotTable::kTombstone, std::memory_order_seq_cst);
+  table_.load(std::memory_order_relaxed)->Erase(slot);
   DetachLocked(e, cause, removed, release_budget);
   RetireLocked(e);
 }
@@ -560,7 +552,7 @@ JoinOutcome Stripe::JoinOrLead(const void* owner, uint64_t hash, std::string_vie
   JoinOutcome out;
   SlotTable* table = table_.load(std::memory_order_relaxed);
   if (ptrdiff_t slot = table->FindSlot(hash, key); slot >= 0) {
-    Entry* e = SlotTable::Decode(table->slot(slot).load(std::memory_order_relaxed));
+    Entry* e = table->Get(static_cast<size_t>(slot), std::memory_order_relaxed);
     if (!e->ExpiredAt(now)) {  // installed between the caller's lock-free look and now
       LruUnlink(e);            // a use: promote it here, under the lock
       LruPushFront(e);
@@ -630,7 +622,7 @@ FinishOutcome Stripe::FinishFlight(Flight* flight, Entry* e, bool failed, int64_
   SlotTable* table = table_.load(std::memory_order_relaxed);
   ptrdiff_t slot = table->FindSlot(flight->hash, flight->key);
   Entry* current =
-      slot >= 0 ? SlotTable::Decode(table->slot(slot).load(std::memory_order_relaxed)) : nullptr;
+      slot >= 0 ? table->Get(static_cast<size_t>(slot), std::memory_order_relaxed) : nullptr;
   if (failed) {
     // The entry stays: a later hit may try to refresh it again.
     if (current != nullptr) current->AllowRefresh();
@@ -697,22 +689,29 @@ Status Stripe::Touch(uint64_t hash, std::string_view key, int64_t expiry, int64_
   SlotTable* table = table_.load(std::memory_order_relaxed);
   ptrdiff_t slot = table->FindSlot(hash, key);
   if (slot < 0) return Status::kNotFound;
-  Entry* old = SlotTable::Decode(table->slot(slot).load(std::memory_order_relaxed));
+  Entry* old = table->Get(static_cast<size_t>(slot), std::memory_order_relaxed);
   if (!old->is_value() || old->ExpiredAt(now)) return Status::kNotFound;
   // Entries are immutable once published (readers copy them without a
   // lock), so the new expiry goes into a copy that takes the old one's place.
-  Entry* e =
-      NewEntry(old->key(), old->value(), expiry, hash,
-               old->has_custom_charge() ? old->hash_or_charge : 0, old->kind, old->delta_micros());
+  Entry* e = NewEntry(old->key(), old->value(), expiry, old->custom_charge(), old->kind(),
+                      old->delta_micros());
   if (e == nullptr) return Status::kNoMemory;
-  table->slot(slot).store(SlotTable::Encode(e, hash), std::memory_order_seq_cst);
+  table->Replace(static_cast<size_t>(slot), e);
   // Same place in the LRU list, same charge: bytes_, entries_ and the
   // budget's counts stay (the copy takes over the old entry's).
-  e->lru.prev = old->lru.prev;
-  e->lru.next = old->lru.next;
-  e->lru.prev->next = &e->lru;
-  e->lru.next->prev = &e->lru;
-  old->lru.prev = old->lru.next = nullptr;
+  const EntryRef ref = RefOf(e);
+  e->lru = old->lru;
+  if (e->lru.prev != kNoEntry) {
+    EntryAt(e->lru.prev)->lru.next = ref;
+  } else {
+    lru_head_ = ref;
+  }
+  if (e->lru.next != kNoEntry) {
+    EntryAt(e->lru.next)->lru.prev = ref;
+  } else {
+    lru_tail_ = ref;
+  }
+  old->lru.prev = old->lru.next = kNoEntry;
   if (old->in_wheel()) wheel_.Remove(old);
   old->flags.store(old->flags.load(std::memory_order_relaxed) & ~Entry::kLinked,
                    std::memory_order_relaxed);
@@ -732,8 +731,8 @@ void Stripe::Snapshot(int64_t now, bool include_stale, std::vector<Entry*>* out)
   WriteLock lock(this);
   DrainLanesLocked();
   out->reserve(out->size() + entries_);
-  for (ListNode* n = lru_.next; n != &lru_; n = n->next) {
-    Entry* e = Entry::FromNode(n);
+  for (EntryRef r = lru_head_; r != kNoEntry; r = EntryAt(r)->lru.next) {
+    Entry* e = EntryAt(r);
     if (!e->is_value() || (!include_stale && e->ExpiredAt(now))) continue;
     Ref(e);
     out->push_back(e);
@@ -762,10 +761,15 @@ std::shared_ptr<Flight> Stripe::LeadRefresh(const void* owner, uint64_t hash, st
 // ---- LRU list ----
 
 void Stripe::LruPushFront(Entry* e) {
-  e->lru.next = lru_.next;
-  e->lru.prev = &lru_;
-  lru_.next->prev = &e->lru;
-  lru_.next = &e->lru;
+  const EntryRef ref = RefOf(e);
+  e->lru.prev = kNoEntry;
+  e->lru.next = lru_head_;
+  if (lru_head_ != kNoEntry) {
+    EntryAt(lru_head_)->lru.prev = ref;
+  } else {
+    lru_tail_ = ref;
+  }
+  lru_head_ = ref;
 }
 
 void Stripe::PrefetchNextVictimLocked() {
@@ -773,21 +777,31 @@ void Stripe::PrefetchNextVictimLocked() {
   // loaded it). What that eviction writes besides the tail is cold: the
   // index slot, and the list and wheel neighbours it unlinks from. Start
   // loading them now, so they arrive while other work goes on.
-  if (lru_.prev == &lru_) return;
-  const Entry* tail = Entry::FromNode(lru_.prev);
-  __builtin_prefetch(tail->lru.prev, 1);
+  const Entry* tail = LruTail();
+  if (tail == nullptr) return;
+  if (tail->lru.prev != kNoEntry) __builtin_prefetch(EntryAt(tail->lru.prev), 1);
   if (tail->in_wheel()) {
     __builtin_prefetch(tail->ttl().timer.prev, 1);
     __builtin_prefetch(tail->ttl().timer.next, 1);
   }
   SlotTable* table = table_.load(std::memory_order_relaxed);
-  __builtin_prefetch(&table->slot(table->Home(IndexHash(tail))), 1);
+  __builtin_prefetch(table->LineOf(table->Home(IndexHash(tail))), 1);
 }
 
 void Stripe::LruUnlink(Entry* e) {
-  e->lru.prev->next = e->lru.next;
-  e->lru.next->prev = e->lru.prev;
-  e->lru.prev = e->lru.next = nullptr;
+  const EntryRef prev = e->lru.prev;
+  const EntryRef next = e->lru.next;
+  if (prev != kNoEntry) {
+    EntryAt(prev)->lru.next = next;
+  } else {
+    lru_head_ = next;
+  }
+  if (next != kNoEntry) {
+    EntryAt(next)->lru.prev = prev;
+  } else {
+    lru_tail_ = prev;
+  }
+  e->lru.prev = e->lru.next = kNoEntry;
 }
 
 }  // namespace larder::internal

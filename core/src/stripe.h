@@ -158,11 +158,9 @@ class Stripe {
     SlotTable* table = table_.load(std::memory_order_seq_cst);
     const size_t slots = table->slot_count();
     for (size_t i = 0; i < slots; ++i) {
-      const uint64_t word = table->slot(i).load(std::memory_order_seq_cst);
-      if (!SlotTable::IsEntry(word)) continue;
-      Entry* e = SlotTable::Decode(word);
-      if (!e->is_value() || e->ExpiredAt(now)) continue;
-      if (e->key_size < prefix.size() || e->key().substr(0, prefix.size()) != prefix) continue;
+      Entry* e = table->Get(i);
+      if (e == nullptr || !e->is_value() || e->ExpiredAt(now)) continue;
+      if (e->key_length() < prefix.size() || e->key().substr(0, prefix.size()) != prefix) continue;
       fn(e);
     }
   }
@@ -351,7 +349,10 @@ class Stripe {
   Status ReserveSlotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   void LruPushFront(Entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  static void LruUnlink(Entry* e);
+  void LruUnlink(Entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Entry* LruTail() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return lru_tail_ == kNoEntry ? nullptr : EntryAt(lru_tail_);
+  }
   void PrefetchNextVictimLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Budget* const budget_;
@@ -375,10 +376,11 @@ class Stripe {
 
   alignas(64) std::atomic<uint64_t> linked_bytes_{0};
   Mutex mu_;
-  size_t used_slots_ ABSL_GUARDED_BY(mu_) = 0;        // live + tombstones
-  ListNode lru_ ABSL_GUARDED_BY(mu_);                 // lru_.next is the most recent
-  TimerWheel wheel_ ABSL_GUARDED_BY(mu_);             // the linked entries that have a TTL
-  bool expire_backlog_ ABSL_GUARDED_BY(mu_) = false;  // due entries left over by the budget
+  size_t used_slots_ ABSL_GUARDED_BY(mu_) = 0;         // live + tombstones
+  EntryRef lru_head_ ABSL_GUARDED_BY(mu_) = kNoEntry;  // the most recently used
+  EntryRef lru_tail_ ABSL_GUARDED_BY(mu_) = kNoEntry;  // the least recently used
+  TimerWheel wheel_ ABSL_GUARDED_BY(mu_);              // the linked entries that have a TTL
+  bool expire_backlog_ ABSL_GUARDED_BY(mu_) = false;   // due entries left over by the budget
   // No entry in the wheel expires before this (a lower bound: the smallest
   // expiry inserted since the wheel was last empty). CountIfNoneExpired.
   int64_t min_expiry_ ABSL_GUARDED_BY(mu_) = std::numeric_limits<int64_t>::max();

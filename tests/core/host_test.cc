@@ -359,7 +359,7 @@ TEST(CleanUpBesideAPausedReader, ReturnsAndReclaimsOnceThePushCompletes) {
   internal::Removals removed;
   auto put = [&](std::string_view key) {
     const uint64_t hash = internal::HashKey(key);
-    internal::Entry* e = internal::NewEntry(key, "v", 0, hash);
+    internal::Entry* e = internal::NewEntry(key, "v", 0);
     ASSERT_TRUE(budget.TryReserve(e->charge(), 1));
     ASSERT_EQ(stripe.Put(hash, e, clock.NowNanos(), {e->charge(), 1}, &removed), Status::kOk);
   };
