@@ -130,7 +130,8 @@ struct Entry {
   }
   // All the memory the entry holds: its slot and any out-of-line bytes.
   size_t footprint() const {
-    return allocation_size() + (out_of_line() ? outside().key_size + outside().value_size : 0);
+    return allocation_size() +
+           (out_of_line() ? size_t{outside().key_size} + outside().value_size : 0);
   }
   // The start of the slot (the first block, if any).
   void* allocation() { return reinterpret_cast<char*>(this) - prefix_size(); }
@@ -272,7 +273,7 @@ inline void Unref(Entry* e) {
   if (e->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     if (e->out_of_line()) {
       const OutOfLine& outside = e->outside();
-      FreeEntryMemory(outside.bytes, outside.key_size + outside.value_size);
+      FreeEntryMemory(outside.bytes, size_t{outside.key_size} + outside.value_size);
     }
     void* memory = e->allocation();
     e->~Entry();

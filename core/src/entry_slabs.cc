@@ -116,11 +116,15 @@ struct alignas(64) Shard {
 
 // Region-wide state, under g_region_lock.
 SpinLock g_region_lock;
+void* g_mapping = nullptr;  // the reservation as mmap returned it (g_entry_region is aligned)
+size_t g_mapping_bytes = 0;
 size_t g_region_bytes = 0;
 size_t g_region_slabs = 0;
 size_t g_next_slab = 0;        // slabs [0, g_next_slab) were handed out at least once
 size_t g_committed_slabs = 0;  // slabs made writable
-std::vector<uint32_t>* g_free_slabs = nullptr;  // given back, pages returned
+// Given back, pages returned. Never destroyed: a host's static cache may
+// free its entries after this file's static objects are gone.
+std::vector<uint32_t>* g_free_slabs = nullptr;
 std::atomic<size_t> g_slabs_held{0};
 Shard g_shards[kShards];
 std::once_flag g_region_once;
@@ -153,13 +157,14 @@ void ReserveRegion() {
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) continue;  // a host limit on address space: try less
     const uintptr_t start = (reinterpret_cast<uintptr_t>(p) + kSlabBytes - 1) & ~(kSlabBytes - 1);
+    g_mapping = p;
+    g_mapping_bytes = bytes + kSlabBytes;
     g_entry_region = reinterpret_cast<char*>(start);
     g_region_bytes = bytes;
     g_region_slabs = bytes / kSlabBytes;
     break;
   }
-  static std::vector<uint32_t> free_slabs;
-  g_free_slabs = &free_slabs;
+  g_free_slabs = new std::vector<uint32_t>;
   // Registered once per load of the library; glibc drops a library's fork
   // handlers when it is unloaded.
   pthread_atfork(&LockAll, &UnlockAll, &UnlockAll);
@@ -206,8 +211,8 @@ uint32_t NewSlab(uint32_t shard, uint32_t slot_size) {
 
 void GiveBackSlab(uint32_t n) {
   void* start = Slab(n);
-  Unpoison(start, kSlabBytes);
   madvise(start, kSlabBytes, MADV_DONTNEED);  // reads as zeros until reused
+  Poison(start, kSlabBytes);                  // a stale entry pointer into it is reported
   g_slabs_held.fetch_sub(1, std::memory_order_relaxed);
   g_region_lock.Lock();
   try {
@@ -251,8 +256,12 @@ struct RegionReleaser {
     int64_t live = 0;
     for (Shard& s : g_shards) live += s.live.load(std::memory_order_relaxed);
     if (live == 0) {
-      munmap(g_entry_region, g_region_bytes);
+      // Only slabs ever made writable were poisoned; leave no poison behind
+      // for whatever is mapped here next.
+      Unpoison(g_entry_region, g_committed_slabs * kSlabBytes);
+      munmap(g_mapping, g_mapping_bytes);
       g_entry_region = nullptr;  // later allocations fail instead of using it
+      g_slabs_held.store(0, std::memory_order_relaxed);
       for (Shard& s : g_shards) {
         for (uint32_t& head : s.with_room) head = kNoSlab;
       }
@@ -295,7 +304,10 @@ void* AllocateSlot(size_t size) {
   if (h->free_head == 0 && h->bump + slot_size > kSlabBytes) Unlink(s, cls, h);  // full
   s.live.store(s.live.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   s.lock.Unlock();
-  Unpoison(p, slot_size);
+  // Exactly the bytes asked for: an overrun into the slot's padding is
+  // reported too.
+  Poison(p, slot_size);
+  Unpoison(p, size);
   return p;
 }
 
@@ -307,6 +319,7 @@ void FreeSlot(void* p) {
   const size_t cls = slot_size / kEntryGranule - 1;
   bool give_back = false;
   s.lock.Lock();
+  Unpoison(p, sizeof(uint32_t));  // the slot may have been smaller than the link
   *static_cast<uint32_t*>(p) = h->free_head;
   h->free_head = static_cast<uint32_t>(static_cast<char*>(p) - reinterpret_cast<char*>(h));
   --h->live;

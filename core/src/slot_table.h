@@ -16,10 +16,12 @@
 //  * Slots never go from non-empty back to empty; removal writes a tombstone
 //    tag (the reference stays, naming an entry that is retired, not freed).
 //  * A slot's reference is written before its tag turns from empty or
-//    tombstone to an entry's (release), so a reader that sees the tag sees
-//    a reference at least that new. Any reference a reader loads names an
-//    entry that is linked or retired within the reader's grace period; the
-//    key comparison decides, never the tag alone.
+//    tombstone to an entry's, both with release, so a reader that sees the
+//    tag sees a reference at least that new, and a reader that saw an older
+//    tag and then loads a newer reference (a tombstone reused for another
+//    key) still sees that entry's bytes written. Any reference a reader
+//    loads names an entry that is linked or retired within the reader's
+//    grace period; the key comparison decides, never the tag alone.
 //  * used (live + tombstones) stays <= 3/4 of the slots, so probes end.
 //
 // The slot count is any number (not a power of two): a rebuild sizes the
@@ -89,10 +91,12 @@ class SlotTable {
   bool Holds(size_t i) { return tag(i).load(std::memory_order_relaxed) > kTombstone; }
 
   // ---- under the stripe lock ----
-  // Puts e in an empty or tombstone slot (FindInsertSlot).
+  // Puts e in an empty or tombstone slot (FindInsertSlot). Both stores
+  // release: a reader that saw the slot's previous (live) tag may load this
+  // reference, and must then see e's bytes written.
   void Publish(size_t i, Entry* e, uint64_t hash) {
-    ref(i).store(RefOf(e), std::memory_order_relaxed);
-    tag(i).store(Tag(hash), std::memory_order_seq_cst);  // after the reference (release)
+    ref(i).store(RefOf(e), std::memory_order_seq_cst);
+    tag(i).store(Tag(hash), std::memory_order_seq_cst);  // after the reference
   }
   // Puts e, of the same key, in place of the entry in slot i.
   void Replace(size_t i, Entry* e) { ref(i).store(RefOf(e), std::memory_order_seq_cst); }

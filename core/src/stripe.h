@@ -389,7 +389,8 @@ class Stripe {
   Entry* retired_head_ ABSL_GUARDED_BY(mu_) = nullptr;
   Entry* retired_tail_ ABSL_GUARDED_BY(mu_) = nullptr;
   size_t retired_count_ ABSL_GUARDED_BY(mu_) = 0;
-  size_t retired_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // allocation sizes of the retired list
+  size_t retired_bytes_ ABSL_GUARDED_BY(mu_) =
+      0;  // footprints (slot + out-of-line bytes) of the retired list
   std::vector<RetiredTable> retired_tables_ ABSL_GUARDED_BY(mu_);
   uint64_t rebuilds_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t lost_notifications_ ABSL_GUARDED_BY(mu_) = 0;  // only when memory ran out

@@ -1,6 +1,8 @@
 #ifndef LARDER_TESTS_CORE_TEST_UTIL_H_
 #define LARDER_TESTS_CORE_TEST_UTIL_H_
 
+#include <sched.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -63,6 +65,32 @@ bool Eventually(Pred pred) {
   }
   return pred();
 }
+
+// Keeps the calling thread on the CPU it runs on while it lives: the entry
+// slabs pick a shard per CPU, so a test of what one shard holds stays on one.
+class StayOnThisCpu {
+ public:
+  StayOnThisCpu() {
+    saved_ok_ = sched_getaffinity(0, sizeof saved_, &saved_) == 0;
+    const int cpu = sched_getcpu();
+    if (!saved_ok_ || cpu < 0) return;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    pinned_ = sched_setaffinity(0, sizeof one, &one) == 0;
+  }
+  ~StayOnThisCpu() {
+    if (pinned_) sched_setaffinity(0, sizeof saved_, &saved_);
+  }
+  StayOnThisCpu(const StayOnThisCpu&) = delete;
+  StayOnThisCpu& operator=(const StayOnThisCpu&) = delete;
+  bool pinned() const { return pinned_; }
+
+ private:
+  cpu_set_t saved_;
+  bool saved_ok_ = false;
+  bool pinned_ = false;
+};
 
 }  // namespace larder::testing
 
