@@ -43,6 +43,10 @@ TEST(EntrySlabs, SlotsAreAlignedSizedAndNamedByTheirReference) {
     EXPECT_EQ(SlotAt(RefOfSlot(p)), p);
     slots.push_back(p);
   }
+  // The range the references name: 32 GiB where the host allows it, never
+  // less than 256 MiB.
+  EXPECT_GE(EntryRegionBytes(), size_t{256} << 20);
+  EXPECT_LE(EntryRegionBytes(), size_t{32} << 30);
   for (void* p : slots) FreeSlot(p);
 }
 
