@@ -123,8 +123,8 @@ void FreeEntryMemory(void* p, size_t size) {
 
 int64_t LiveEntryAllocations() { return LiveSlots(); }
 
-size_t AllocatorBytesInUse() { return SlabBytesHeld() + OutOfLineBytesInUse(); }
-
+namespace {
+// What the out-of-line allocator counts (see AllocatorBytesInUse).
 size_t OutOfLineBytesInUse() {
 #if LARDER_USE_JEMALLOC
   if (!UseSystemMalloc()) {
@@ -145,6 +145,9 @@ size_t OutOfLineBytesInUse() {
   return info.uordblks + info.hblkhd;
 #endif
 }
+}  // namespace
+
+size_t AllocatorBytesInUse() { return SlabBytesHeld() + OutOfLineBytesInUse(); }
 
 const char* AllocatorName() {
 #if LARDER_USE_JEMALLOC

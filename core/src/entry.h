@@ -202,8 +202,7 @@ int64_t LiveEntryAllocations();  // entries allocated and not yet freed
 // the private jemalloc's stats.allocated, or else the sanitizer allocator's
 // count or glibc's mallinfo2 (the whole process).
 size_t AllocatorBytesInUse();
-size_t OutOfLineBytesInUse();  // the same without the slabs
-const char* AllocatorName();   // of the out-of-line bytes: "jemalloc" or "system"
+const char* AllocatorName();  // of the out-of-line bytes: "jemalloc" or "system"
 
 // custom_charge 0 means "key + value + overhead". Returns nullptr when memory
 // is exhausted. refs starts at 1 (the cache's).

@@ -88,7 +88,6 @@ class SlotTable {
     if (tag(i).load(order) <= kTombstone) return nullptr;
     return EntryAt(ref(i).load(order));
   }
-  bool Holds(size_t i) { return tag(i).load(std::memory_order_relaxed) > kTombstone; }
 
   // ---- under the stripe lock ----
   // Puts e in an empty or tombstone slot (FindInsertSlot). Both stores
