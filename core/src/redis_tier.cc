@@ -542,7 +542,12 @@ void TieredCache::Impl::Stop() {
   if (wake_fd_ >= 0) close(wake_fd_);
   wb_.reset();
   pool_.CloseIdle();
-  cache_.reset();
+  // Not cache_.reset(), which clears the pointer before the destructor
+  // runs: that destructor joins refreshes whose loader (L1Loader) may still
+  // be running and reaches the cache through cache_. Released only once
+  // the cache is gone.
+  delete cache_.get();
+  (void)cache_.release();
 }
 
 std::unique_ptr<RedisConnection> TieredCache::Impl::NewDataConnection(Status* status,

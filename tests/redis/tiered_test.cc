@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -504,6 +505,34 @@ TEST_F(Tier, BroadcastModeKeepsOnlyKeysUnderItsPrefixes) {
   EXPECT_EQ(t->GetStats().bypassed_reads, 1u);
   ASSERT_EQ(redis_.Command({"SET", "user:1", "grace"}), "OK");
   EXPECT_TRUE(WaitFor([&] { return ValueOf(t->Get("user:1")) == "grace"; }, 400ms));
+}
+
+TEST_F(Tier, ARefreshStillLoadingWhenTheTierIsDestroyedFinishesSafely) {
+  // The L1's destructor joins a refresh whose loader is running. The tier's
+  // loader uses the L1 cache after the load (here: to keep an answer for a
+  // key outside the broadcast prefixes out of it); it found the tier's
+  // pointer to it already cleared, and called through null (seen as a
+  // crash under UBSan in MultiProcess.StampedeLockMakesOneLoadPerExpiry...).
+  std::promise<void> in_load_promise, release_promise;
+  std::shared_future<void> release = release_promise.get_future().share();
+  TieredOptions o = Opts(redis_.port());
+  o.tracking = Tracking::kBroadcast;
+  o.broadcast_prefixes = {"user:"};
+  o.l1.loader = [&](std::string_view) {
+    in_load_promise.set_value();
+    release.wait();
+    return LoadResult::Value("loaded");
+  };
+  auto t = Make(o);
+  ASSERT_NE(t, nullptr);
+  ASSERT_EQ(t->l1().Put("order:1", "old"), Status::kOk);
+  ASSERT_EQ(t->l1().Refresh("order:1"), Status::kOk);
+  in_load_promise.get_future().wait();
+  std::thread destroyer([&] { t.reset(); });
+  std::this_thread::sleep_for(300ms);  // the destruction waits for the load
+  release_promise.set_value();
+  destroyer.join();
+  EXPECT_EQ(t, nullptr);
 }
 
 // ---- stampedes across processes ----
