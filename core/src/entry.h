@@ -175,6 +175,8 @@ static_assert(sizeof(TtlBlock) % alignof(Entry) == 0 &&
 
 inline Entry* EntryAt(EntryRef ref) { return static_cast<Entry*>(SlotAt(ref)); }
 inline EntryRef RefOf(const Entry* e) { return RefOfSlot(e); }
+// The entry a link names, or nullptr for kNoEntry (a list's end).
+inline Entry* EntryOrNull(EntryRef ref) { return ref == kNoEntry ? nullptr : EntryAt(ref); }
 
 // An entry's share of the index: 12 slots of 5 bytes (a tag byte and a
 // reference) per 64-byte line, at a load factor between 1/2 and 3/4 (see

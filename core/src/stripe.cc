@@ -63,7 +63,7 @@ Stripe::~Stripe() {
     Unref(e);
   }
   for (Entry* e = retired_head_; e != nullptr;) {
-    Entry* next = e->retired.next == kNoEntry ? nullptr : EntryAt(e->retired.next);
+    Entry* next = EntryOrNull(e->retired.next);
     Unref(e);
     e = next;
   }
@@ -202,7 +202,7 @@ void Stripe::ReclaimLocked(uint64_t epoch, size_t budget) {
          (budget > 0 || retired_bytes_ > retired_bytes_bound_)) {
     if (budget > 0) --budget;
     Entry* e = retired_head_;
-    retired_head_ = e->retired.next == kNoEntry ? nullptr : EntryAt(e->retired.next);
+    retired_head_ = EntryOrNull(e->retired.next);
     --retired_count_;
     retired_bytes_ -= e->footprint();
     Unref(e);
@@ -290,7 +290,7 @@ bool Stripe::SettleLocked(int64_t need_bytes, int64_t need_entries, Reservation 
     // business: it holds no lock when it evicts elsewhere.
     Entry* victim = LruTail();
     if (victim != nullptr && victim == keep) {
-      victim = victim->lru.prev == kNoEntry ? nullptr : EntryAt(victim->lru.prev);
+      victim = EntryOrNull(victim->lru.prev);
     }
     if (victim == nullptr) {
       budget_->Release(taken_bytes, taken_entries);
@@ -374,8 +374,8 @@ Status Stripe::ReserveSlotLocked() {
   }
   // The old table's slots name exactly the linked entries. Scanning them
   // (an array) instead of the LRU list (a chain of dependent loads) lets
-  // the loads of entries' hashes overlap: each entry is fetched kAhead
-  // entries before it is needed.
+  // the loads of entries' keys (hashed again to place them) overlap: each
+  // entry is fetched kAhead entries before it is needed.
   constexpr size_t kAhead = 8;
   Entry* window[kAhead] = {};
   size_t queued = 0;

@@ -350,9 +350,7 @@ class Stripe {
 
   void LruPushFront(Entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void LruUnlink(Entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  Entry* LruTail() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return lru_tail_ == kNoEntry ? nullptr : EntryAt(lru_tail_);
-  }
+  Entry* LruTail() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return EntryOrNull(lru_tail_); }
   void PrefetchNextVictimLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Budget* const budget_;
