@@ -224,10 +224,13 @@ Status Journal::Open(const std::string& dir, FsyncPolicy policy, int64_t interva
       if (w.record.sequence > p.record.sequence) p.record = std::move(w.record);
     }
   }
-  std::sort(recovery->pending.begin(), recovery->pending.end(),
-            [](const PendingRecord& a, const PendingRecord& b) {
-              return a.record.sequence < b.record.sequence;
-            });
+  // Stable: our writer never gives two records one sequence, but a journal
+  // that was edited or forged can (its CRCs are not a signature). Ties then
+  // replay in the order the records stand in the journal.
+  std::stable_sort(recovery->pending.begin(), recovery->pending.end(),
+                   [](const PendingRecord& a, const PendingRecord& b) {
+                     return a.record.sequence < b.record.sequence;
+                   });
   recovery->next_sequence = max_sequence + 1;
   j->max_sequence_ = max_sequence;
 

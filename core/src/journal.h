@@ -94,7 +94,7 @@ class Journal {
     std::vector<uint32_t> segments;  // one per outstanding record it covers
   };
   struct Recovery {
-    std::vector<PendingRecord> pending;  // in sequence order
+    std::vector<PendingRecord> pending;  // in sequence order; ties in journal order
     uint64_t next_sequence = 1;
     uint64_t truncated_bytes = 0;  // torn or corrupt tails cut off
     uint64_t records_read = 0;
