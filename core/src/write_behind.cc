@@ -66,12 +66,29 @@ class WriteBehind::Impl : public internal::PendingWrites {
         item.segments = std::move(p.segments);
         item.enqueued_at = SteadyClock::now();
         item.ready_at = item.enqueued_at;
+        replayed_keys_.push_back(item.write.key);
         EnqueueLocked(std::move(item));
         ++stats_.replayed_writes;
       }
     }
     flusher_ = std::thread([this] { FlushLoop(); });
     return Status::kOk;
+  }
+
+  // Once the queue is attached to the cache: the cache may outlive a queue,
+  // and while none was open its reads loaded the store, which is older than
+  // the writes the journal kept. Dropping those values makes reads answer
+  // the replayed writes, as they answer every pending write.
+  void DropCachedValuesOfReplayedKeys() {
+    for (const std::string& key : replayed_keys_) {
+      internal::Removals removed;
+      {
+        internal::KeyedMutex::Lock key_lock(&cache_->write_locks(), key);
+        cache_->InvalidateCollecting(key, &removed);
+      }
+      cache_->NotifyRemovals(removed);  // no lock held: the listener may write this key
+    }
+    replayed_keys_ = {};
   }
 
   // ---- PendingWrites ----
@@ -436,6 +453,7 @@ class WriteBehind::Impl : public internal::PendingWrites {
   std::list<std::string> order_;  // keys with a queued write, oldest first
   std::set<uint64_t> live_;
   uint64_t next_sequence_ = 1;
+  std::vector<std::string> replayed_keys_;  // from Start until DropCachedValuesOfReplayedKeys
   size_t bytes_ = 0;
   size_t reserved_ = 0;  // part of bytes_ held for writes being journaled
   int flush_requests_ = 0;
@@ -465,6 +483,7 @@ Status WriteBehind::Open(Cache* cache, WriteBehindOptions options,
   auto impl = std::make_shared<Impl>(cache, std::move(options));
   if (Status s = impl->Start(); s != Status::kOk) return s;
   cache->AttachPendingWrites(impl);
+  impl->DropCachedValuesOfReplayedKeys();
   out->reset(new WriteBehind(std::move(impl)));
   return Status::kOk;
 }

@@ -529,6 +529,48 @@ TEST(Journal, UnacknowledgedWritesAreReplayedToTheWriterOnOpen) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(Journal, ReadsAnswerAReplayedWriteNotAnOlderValueTheCacheHeld) {
+  // The cache outlives the queue: closed in a hurry, the queue kept two
+  // writes in its journal; meanwhile reads loaded the store's older values.
+  // Once a new queue replays the writes, reads answer them, as they answer
+  // any pending write (read-your-writes), before the store has them.
+  const std::string dir = TempDir("replay-reads");
+  std::map<std::string, std::string> store = {{"a", "old a"}, {"b", "old b"}};
+  Options co;
+  co.capacity_bytes = 16 << 20;
+  co.stripes = 1;
+  co.loader = [&](std::string_view key) {
+    auto it = store.find(std::string(key));
+    return it == store.end() ? LoadResult::NotFound() : LoadResult::Value(it->second);
+  };
+  auto cache = MakeCache(co);
+  WriteBehindOptions o;
+  o.journal_dir = dir;
+  o.max_delay = 1h;
+  o.writer = [](const std::vector<QueuedWrite>&) { return WriteOutcome::Failed("down"); };
+  {
+    std::unique_ptr<WriteBehind> wb;
+    ASSERT_EQ(WriteBehind::Open(cache.get(), o, &wb), Status::kOk);
+    ASSERT_EQ(wb->Put("a", "new a"), Status::kOk);
+    ASSERT_EQ(wb->Delete("b"), Status::kOk);
+    EXPECT_EQ(wb->Close(1ms), Status::kTimeout);  // kept in the journal
+  }
+  EXPECT_EQ(GetOr(*cache, "a"), "new a");  // the Put left it in the cache
+  cache->Invalidate("a");
+  EXPECT_EQ(cache->GetOrLoad("a").value.value(), "old a");  // no queue now: the store
+  EXPECT_EQ(cache->GetOrLoad("b").value.value(), "old b");
+  std::unique_ptr<WriteBehind> wb;
+  ASSERT_EQ(WriteBehind::Open(cache.get(), o, &wb), Status::kOk);  // the writer still fails
+  EXPECT_EQ(wb->GetStats().replayed_writes, 2u);
+  EXPECT_EQ(GetOr(*cache, "a"), "new a");
+  EXPECT_EQ(cache->GetOrLoad("a").value.value(), "new a");
+  EXPECT_FALSE(cache->Contains("b"));
+  EXPECT_EQ(cache->GetOrLoad("b").status, Status::kNotFound);
+  wb->Close(1ms);
+  wb.reset();
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Journal, FullyFlushedSegmentsAreDeleted) {
   const std::string dir = TempDir("segments");
   auto cache = NewCache();
