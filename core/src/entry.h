@@ -28,11 +28,6 @@
 
 namespace larder::internal {
 
-struct ListNode {
-  ListNode* prev;
-  ListNode* next;
-};
-
 // Present, just before the Entry, only in entries that expire (kHasTtl): most
 // caches hold many entries without a TTL, and moving the expiry and the
 // wheel links here took an entry of a 20-byte key and a 100-byte value from
@@ -42,10 +37,13 @@ struct TtlBlock {
   // How long the load that produced the entry took (XFetch, which only
   // refreshes entries that expire); 0: unknown.
   uint32_t delta_micros;
-  uint32_t unused;
-  // Links in the stripe's timer wheel while the entry is linked; next is
-  // nullptr otherwise. Last, so the wheel finds the Entry right after them.
-  ListNode timer;
+  // The entry's neighbours in its timer-wheel bucket, a circular list of
+  // entries (timer_wheel.h); timer_next is kNoEntry while the entry is not in
+  // the wheel.
+  EntryRef timer_prev;
+  EntryRef timer_next;
+  uint16_t timer_bucket;  // level * 64 + index of that bucket, while in the wheel
+  uint16_t unused;
 };
 
 // First in the slot, only in entries with a custom charge (kCustomCharge).
@@ -119,7 +117,7 @@ struct Entry {
   int64_t expiry_nanos() const { return expires() ? ttl().expiry_nanos : 0; }   // 0: never
   uint32_t delta_micros() const { return expires() ? ttl().delta_micros : 0; }  // 0: unknown
   // True while the entry is in its stripe's timer wheel.
-  bool in_wheel() const { return expires() && ttl().timer.next != nullptr; }
+  bool in_wheel() const { return expires() && ttl().timer_next != kNoEntry; }
   size_t prefix_size() const {
     return (expires() ? sizeof(TtlBlock) : 0) + (has_custom_charge() ? sizeof(ChargeBlock) : 0);
   }
@@ -160,18 +158,11 @@ struct Entry {
   bool GracePeriodEnded(uint64_t now) const {
     return static_cast<uint32_t>(static_cast<uint32_t>(now) - retired.epoch) >= 2;
   }
-
-  static Entry* FromTimer(ListNode* node) {
-    return reinterpret_cast<Entry*>(reinterpret_cast<char*>(node) + sizeof(ListNode));
-  }
 };
 static_assert(std::is_standard_layout_v<Entry>, "offsetof needs standard layout");
 static_assert(offsetof(Entry, data) == 16, "what every entry needs (docs/design.md, Entries)");
-static_assert(sizeof(OutOfLine) == 16 && sizeof(ChargeBlock) == 8 && sizeof(TtlBlock) == 32,
+static_assert(sizeof(OutOfLine) == 16 && sizeof(ChargeBlock) == 8 && sizeof(TtlBlock) == 24,
               "blocks keep the header 8-byte aligned (references count 8-byte units)");
-static_assert(sizeof(TtlBlock) % alignof(Entry) == 0 &&
-                  offsetof(TtlBlock, timer) + sizeof(ListNode) == sizeof(TtlBlock),
-              "Entry::FromTimer: the wheel links end where the Entry starts");
 
 inline Entry* EntryAt(EntryRef ref) { return static_cast<Entry*>(SlotAt(ref)); }
 inline EntryRef RefOf(const Entry* e) { return RefOfSlot(e); }
@@ -238,8 +229,9 @@ inline Entry* NewEntry(std::string_view key, std::string_view value, int64_t exp
     auto* ttl = new (header) TtlBlock;
     ttl->expiry_nanos = expiry_nanos;
     ttl->delta_micros = delta_micros;
+    ttl->timer_prev = ttl->timer_next = kNoEntry;
+    ttl->timer_bucket = 0;
     ttl->unused = 0;
-    ttl->timer.prev = ttl->timer.next = nullptr;
     header += sizeof(TtlBlock);
   }
   Entry* e = new (header) Entry;

@@ -781,8 +781,8 @@ void Stripe::PrefetchNextVictimLocked() {
   if (tail == nullptr) return;
   if (tail->lru.prev != kNoEntry) __builtin_prefetch(EntryAt(tail->lru.prev), 1);
   if (tail->in_wheel()) {
-    __builtin_prefetch(tail->ttl().timer.prev, 1);
-    __builtin_prefetch(tail->ttl().timer.next, 1);
+    __builtin_prefetch(&EntryAt(tail->ttl().timer_prev)->ttl(), 1);
+    __builtin_prefetch(&EntryAt(tail->ttl().timer_next)->ttl(), 1);
   }
   SlotTable* table = table_.load(std::memory_order_relaxed);
   __builtin_prefetch(table->LineOf(table->Home(IndexHash(tail))), 1);

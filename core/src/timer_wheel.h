@@ -11,8 +11,12 @@
 // are cascaded again until due.
 //
 // Invariants (the owning stripe's lock guards everything):
-//  * Every entry in the wheel is in exactly one bucket, linked through
-//    its TtlBlock::timer, whose next is nullptr for an entry not in it.
+//  * Every entry in the wheel is in exactly one bucket: a circular list of
+//    entries through TtlBlock::timer_prev/timer_next (32-bit references),
+//    entered at heads_, with the bucket's number in TtlBlock::timer_bucket.
+//    timer_next is kNoEntry for an entry not in the wheel. No sentinel node:
+//    a bucket is its head reference, so links need no pointer into the wheel
+//    and an entry with a TTL carries 8 bytes less than with pointer links.
 //  * current_ is the last tick whose level-0 bucket was emptied; every entry
 //    in the wheel is due at a tick > current_ (one inserted already due goes
 //    to the bucket of current_ + 1).
@@ -58,14 +62,18 @@ class TimerWheel {
 
   // Removes e (which must be in the wheel).
   void Remove(Entry* e) {
-    ListNode& timer = e->ttl().timer;
-    ListNode* prev = timer.prev;
-    ListNode* next = timer.next;
-    prev->next = next;
-    next->prev = prev;
-    timer.prev = timer.next = nullptr;
+    TtlBlock& timer = e->ttl();
+    const EntryRef ref = RefOf(e);
+    const size_t bucket = timer.timer_bucket;
+    if (timer.timer_next == ref) {  // the bucket's only entry
+      occupied_[bucket / kBuckets] &= ~(uint64_t{1} << (bucket % kBuckets));
+    } else {
+      EntryAt(timer.timer_prev)->ttl().timer_next = timer.timer_next;
+      EntryAt(timer.timer_next)->ttl().timer_prev = timer.timer_prev;
+      if (heads_[bucket] == ref) heads_[bucket] = timer.timer_next;
+    }
+    timer.timer_prev = timer.timer_next = kNoEntry;
     --size_;
-    if (prev == next) ClearBit(prev);  // only the bucket's head is left
   }
 
   // Hands every entry due by now_nanos (in ticks that have ended) to reap,
@@ -94,11 +102,10 @@ class TimerWheel {
       const int64_t next = current_ + 1;
       Cascade(next);
       const size_t index = static_cast<size_t>(next) & (kBuckets - 1);
-      ListNode& bucket = buckets_[0][index];
       while (occupied_[0] & (uint64_t{1} << index)) {  // Remove clears it with the last entry
         if (budget == 0) return false;  // `next` is cascaded again next time: harmless
         --budget;
-        reap(FromTimer(bucket.next));  // removes it from the wheel
+        reap(EntryAt(heads_[index]));  // removes it from the wheel
       }
       current_ = next;
     }
@@ -110,7 +117,6 @@ class TimerWheel {
   static bool Aligned(int64_t tick, int level) {
     return (tick & ((int64_t{1} << (kBucketBits * level)) - 1)) == 0;
   }
-  static Entry* FromTimer(ListNode* node) { return Entry::FromTimer(node); }
 
   int64_t DueTick(const Entry* e) const {
     const int64_t expiry = e->ttl().expiry_nanos;
@@ -130,14 +136,22 @@ class TimerWheel {
     int level = 0;
     while (level < kLevels - 1 && delta >= (uint64_t{1} << (kBucketBits * (level + 1)))) ++level;
     const size_t index = static_cast<size_t>(tick >> (kBucketBits * level)) & (kBuckets - 1);
-    ListNode& bucket = buckets_[level][index];
-    if ((occupied_[level] & (uint64_t{1} << index)) == 0) bucket.prev = bucket.next = &bucket;
-    ListNode& timer = e->ttl().timer;
-    timer.next = &bucket;
-    timer.prev = bucket.prev;
-    bucket.prev->next = &timer;
-    bucket.prev = &timer;
-    occupied_[level] |= uint64_t{1} << index;
+    const size_t bucket = static_cast<size_t>(level) * kBuckets + index;
+    TtlBlock& timer = e->ttl();
+    const EntryRef ref = RefOf(e);
+    timer.timer_bucket = static_cast<uint16_t>(bucket);
+    if ((occupied_[level] & (uint64_t{1} << index)) == 0) {
+      heads_[bucket] = ref;
+      timer.timer_prev = timer.timer_next = ref;
+      occupied_[level] |= uint64_t{1} << index;
+      return;
+    }
+    // Last in the circle, just before the head.
+    TtlBlock& head = EntryAt(heads_[bucket])->ttl();
+    timer.timer_next = heads_[bucket];
+    timer.timer_prev = head.timer_prev;
+    EntryAt(head.timer_prev)->ttl().timer_next = ref;
+    head.timer_prev = ref;
   }
 
   // Before tick `next` is reaped: every level whose bucket boundary `next`
@@ -147,38 +161,30 @@ class TimerWheel {
       if (!Aligned(next, level)) continue;
       const size_t index = static_cast<size_t>(next >> (kBucketBits * level)) & (kBuckets - 1);
       if ((occupied_[level] & (uint64_t{1} << index)) == 0) continue;
-      ListNode& bucket = buckets_[level][index];
-      ListNode moving;  // detach the whole list, then place each entry again
-      moving.next = bucket.next;
-      moving.prev = bucket.prev;
-      moving.next->prev = &moving;
-      moving.prev->next = &moving;
-      bucket.prev = bucket.next = &bucket;
+      // Empty the bucket, then walk its old circle placing each entry again.
+      // Place rewrites the placed entry's links and those of the head and
+      // the last entry of the bucket it lands in: entries of other buckets,
+      // or ones already placed (entries beyond the top level's span may land
+      // in this very bucket, a new circle by then), never an entry of this
+      // circle not yet placed. So the walk still leads round the old circle.
+      const EntryRef first = heads_[static_cast<size_t>(level) * kBuckets + index];
       occupied_[level] &= ~(uint64_t{1} << index);
-      while (moving.next != &moving) {
-        ListNode* node = moving.next;
-        moving.next = node->next;
-        node->next->prev = &moving;
-        Place(FromTimer(node));
-      }
+      EntryRef ref = first;
+      do {
+        Entry* e = EntryAt(ref);
+        ref = e->ttl().timer_next;
+        Place(e);
+      } while (ref != first);
     }
-  }
-
-  void ClearBit(ListNode* head) {
-    const ListNode* first = &buckets_[0][0];
-    const ptrdiff_t offset = head - first;
-    if (offset < 0 || offset >= kLevels * kBuckets) return;  // not a bucket head (cannot happen)
-    occupied_[offset / kBuckets] &= ~(uint64_t{1} << (offset % kBuckets));
   }
 
   const int64_t grace_;
   int64_t current_;
   size_t size_ = 0;
-  // A bucket head's links mean something only while its occupied_ bit is
-  // set: a head is linked to itself when its first entry arrives, not up
-  // front (a new cache does not write 6 KiB of heads per stripe).
+  // A bucket's head means something only while its occupied_ bit is set: it
+  // is written when the bucket's first entry arrives, not up front.
   uint64_t occupied_[kLevels] = {};
-  ListNode buckets_[kLevels][kBuckets];
+  EntryRef heads_[kLevels * kBuckets];  // bucket level * kBuckets + index
 };
 
 }  // namespace larder::internal

@@ -24,6 +24,9 @@ TEST(EntryMemory, AnEntryWithoutTtlCarriesNoExpiryBookkeeping) {
   ASSERT_NE(plain, nullptr);
   ASSERT_NE(expiring, nullptr);
   EXPECT_EQ(plain->allocation_size(), 136u);  // 16-byte header + 120 bytes
+  // Expiry 8, load time 4, wheel links as two 32-bit references and the
+  // bucket's number: 24 bytes, 160 in all.
+  EXPECT_EQ(sizeof(TtlBlock), 24u);
   EXPECT_EQ(expiring->allocation_size(), 136u + sizeof(TtlBlock));
   EXPECT_FALSE(plain->expires());
   EXPECT_EQ(plain->expiry_nanos(), 0);
@@ -36,9 +39,9 @@ TEST(EntryMemory, AnEntryWithoutTtlCarriesNoExpiryBookkeeping) {
   EXPECT_EQ(plain->delta_micros(), 0u);
   EXPECT_EQ(expiring->delta_micros(), 1234u);
   EXPECT_TRUE(expiring->ExpiredAt(5'000'000'000));
-  // The block sits right before the header, and the wheel finds the entry
-  // from its links.
-  EXPECT_EQ(Entry::FromTimer(&expiring->ttl().timer), expiring);
+  // The block sits right before the header; outside the wheel, it has no
+  // timer links.
+  EXPECT_FALSE(expiring->in_wheel());
   EXPECT_EQ(expiring->allocation(), static_cast<void*>(&expiring->ttl()));
   EXPECT_EQ(plain->allocation(), static_cast<void*>(plain));
   EXPECT_EQ(plain->key(), key);

@@ -99,6 +99,49 @@ TEST(TimerWheel, RemovedEntriesNeverComeOut) {
   EXPECT_TRUE(m.live.empty());
 }
 
+TEST(TimerWheel, RemovingABucketsHeadLastOrMiddleEntryKeepsTheRest) {
+  // A bucket is a circle of entries entered at its head: removing the head,
+  // the last entry or one between them must leave the others reapable.
+  const int64_t start = kTick * 1000;
+  Model m(start);
+  std::vector<Entry*> same_tick;
+  for (int i = 0; i < 10; ++i) same_tick.push_back(m.Add(start + 3 * kTick + i));
+  for (size_t i : {size_t{0}, size_t{9}, size_t{4}, size_t{1}}) {  // head, last, middle, new head
+    m.wheel.Remove(same_tick[i]);
+    m.live.erase(same_tick[i]);
+    Unref(same_tick[i]);
+  }
+  EXPECT_EQ(m.wheel.size(), 6u);
+  m.AdvanceTo(start + 5 * kTick);
+  EXPECT_TRUE(m.live.empty());
+  // A bucket emptied by removals takes entries again.
+  Entry* alone = m.Add(start + 9 * kTick);
+  m.wheel.Remove(alone);
+  m.live.erase(alone);
+  Unref(alone);
+  m.Add(start + 9 * kTick);
+  m.AdvanceTo(start + 11 * kTick);
+  EXPECT_TRUE(m.live.empty());
+}
+
+TEST(TimerWheel, EntriesBeyondTheTopLevelsSpanCascadeBackIntoTheirOwnBucket) {
+  // Due in 2^57 ns, twice the wheel's span: they wait in one top-level
+  // bucket, which, when cascaded, places them into itself again.
+  const int64_t start = kTick * 5;
+  Model m(start);
+  const int64_t far = start + (int64_t{1} << 57);
+  for (int i = 0; i < 5; ++i) m.Add(far + i * kTick);
+  m.Add(far + (int64_t{1} << 50));  // the next bucket of the top level
+  for (int64_t now = start; now < far - kTick; now += int64_t{1} << 52) {
+    m.AdvanceTo(now);
+    ASSERT_EQ(m.live.size(), 6u);
+  }
+  for (int64_t now = far - kTick; now < far + 8 * kTick; now += kTick) m.AdvanceTo(now);
+  EXPECT_EQ(m.live.size(), 1u);
+  m.AdvanceTo(far + (int64_t{1} << 50) + 2 * kTick);
+  EXPECT_TRUE(m.live.empty());
+}
+
 TEST(TimerWheel, TheBudgetStopsAndTheNextAdvanceResumes) {
   const int64_t start = kTick * 64 * 64;
   Model m(start);

@@ -292,7 +292,7 @@ class Cache(collections.abc.MutableMapping):
     """A bounded, thread-safe, in-process cache with TTLs, LRU eviction and
     single-flight loading: a MutableMapping of keys (str or bytes) to values.
 
-    max_bytes: capacity in bytes (key + value + about 70 bytes per entry).
+    max_bytes: capacity in bytes (key + value + 56 bytes per entry).
     max_entries: an optional bound on the number of entries (0: none).
     ttl: default time to live in seconds (None: no expiry).
     serializer: how values are stored. None (the default) stores bytes and
