@@ -453,7 +453,10 @@ class WriteBehind::Impl : public internal::PendingWrites {
   std::list<std::string> order_;  // keys with a queued write, oldest first
   std::set<uint64_t> live_;
   uint64_t next_sequence_ = 1;
-  std::vector<std::string> replayed_keys_;  // from Start until DropCachedValuesOfReplayedKeys
+  // From Start until DropCachedValuesOfReplayedKeys. Not derived from keys_:
+  // the flusher may deliver a replayed write before the drop, and the cache
+  // must lose its older value of that key all the same.
+  std::vector<std::string> replayed_keys_;
   size_t bytes_ = 0;
   size_t reserved_ = 0;  // part of bytes_ held for writes being journaled
   int flush_requests_ = 0;
