@@ -685,7 +685,17 @@ TieredCache::Impl::SessionEnd TieredCache::Impl::RunSession(RedisConnection* inv
       }
     }
     const int64_t now = MonoNow();
-    if (outstanding && now - ping_sent >= ping_deadline) return SessionEnd::kLost;  // missed
+    if (outstanding && now - ping_sent >= ping_deadline) {
+      // Missed, unless the pong is already waiting on the socket: this thread
+      // may itself have been held past the deadline (a sweep, a scheduler
+      // that ran others), and that says nothing of the server.
+      pollfd readable{inv->fd(), POLLIN, 0};
+      if (poll(&readable, 1, 0) == 1 && (readable.revents & POLLIN) != 0) {
+        if (redisBufferRead(c) != REDIS_OK) return SessionEnd::kLost;
+        continue;  // drained above; the deadline is checked again after
+      }
+      return SessionEnd::kLost;
+    }
     if (!outstanding && now >= next_check) {
       if (redisAppendCommand(c, "PING") != REDIS_OK) return SessionEnd::kLost;
       for (int done = 0; !done;) {
@@ -694,6 +704,7 @@ TieredCache::Impl::SessionEnd TieredCache::Impl::RunSession(RedisConnection* inv
       ping_sent = now;
       outstanding = true;
       next_check = now + o_.health_interval.count();
+      internal::ReachTestPoint(internal::TestPoint::kTierPingSent, {});
       // Data connections Redis dropped while idle are found now, not at their
       // next use: their tracking ended with them.
       SweepIdleConnections();

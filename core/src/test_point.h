@@ -23,6 +23,9 @@ enum class TestPoint {
   // The Redis tier's L1 flight for the key got Redis's answer to its GET;
   // the flight completes next (redis_tier.cc).
   kTierL2Answered,
+  // The Redis tier's invalidation session sent a health ping and has read
+  // nothing since; the key is empty (redis_tier.cc).
+  kTierPingSent,
 };
 
 using TestHook = void (*)(TestPoint point, std::string_view key);

@@ -310,6 +310,33 @@ TEST_F(Tier, InvalidationDuringTheGetKeepsItsResultOutOfL1) {
   EXPECT_EQ(ValueOf(t->Get("race")), "v2");
 }
 
+// The hook of AnAnsweredPingIsNotMissedBecauseTheSessionThreadWasHeld.
+std::atomic<int> g_held_pings{0};
+
+TEST_F(Tier, AnAnsweredPingIsNotMissedBecauseTheSessionThreadWasHeld) {
+  auto t = Make();
+  ASSERT_EQ(redis_.Command({"SET", "k", "v"}), "OK");
+  ASSERT_EQ(ValueOf(t->Get("k")), "v");
+  g_held_pings = 0;
+  // After each of three pings the session thread is held for three command
+  // timeouts before it reads again (as a long sweep or a busy scheduler
+  // would hold it). Redis answered long before the deadline; the pong is on
+  // the socket.
+  internal::SetTestHook([](internal::TestPoint point, std::string_view) {
+    if (point != internal::TestPoint::kTierPingSent || g_held_pings.load() >= 3) return;
+    std::this_thread::sleep_for(300ms);
+    g_held_pings.fetch_add(1);
+  });
+  const bool held = WaitFor([&] { return g_held_pings.load() >= 3; }, 5000ms);
+  internal::SetTestHook(nullptr);
+  ASSERT_TRUE(held);
+  // A missed ping ends the session at once, before the next ping is sent:
+  // the first hold's loss would be counted by now.
+  EXPECT_EQ(t->GetStats().tracking_losses, 0u);
+  EXPECT_EQ(t->GetStats().reconnects, 0u);
+  EXPECT_TRUE(t->l1().Contains("k"));  // a lost session would have cleared L1
+}
+
 TEST_F(Tier, FlushMessageDropsEveryEntry) {
   auto t = Make();
   for (const char* k : {"a", "b", "c"}) ASSERT_EQ(redis_.Command({"SET", k, k}), "OK");
