@@ -363,10 +363,19 @@ def test_the_stampede_lock_loads_once_across_instances(tiers, key):
 
     def slow(k):
         calls.append(k)
-        time.sleep(0.2)
+        # Hold the lock until the other instance has found it taken. (A fixed
+        # sleep loses the race on a loaded machine: an instance that starts
+        # late finds the value in Redis and never waits.) Well inside the 5 s
+        # lease, after which the other may take the lock.
+        give_up = time.monotonic() + 3
+        while a.stats().lock_waits + b.stats().lock_waits < 1 and time.monotonic() < give_up:
+            time.sleep(0.001)
         return b"v"
     assert _together(lambda: a.get(key, slow), lambda: b.get(key, slow)) == [b"v", b"v"]
     assert calls == [key]
     s_a, s_b = a.stats(), b.stats()
-    assert s_a.lock_acquired + s_b.lock_acquired == 1
+    # A waiter whose poll found nothing just before the holder filled and let
+    # go may take the lock next; it then finds the value and loads nothing.
+    assert s_a.lock_acquired + s_b.lock_acquired >= 1
+    assert s_a.lock_waits + s_b.lock_waits == 1
     assert s_a.lock_wait_hits + s_b.lock_wait_hits == 1
