@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <thread>
@@ -150,6 +151,11 @@ void RedisServer::Stop() {
 void RedisServer::Pause() {
   if (pid_ > 0 && !paused_) {
     kill(pid_, SIGSTOP);
+    // Returns once it has stopped, so a test can take "paused since" after
+    // this call: nothing it answers later was asked after that moment.
+    int status = 0;
+    while (waitpid(pid_, &status, WUNTRACED) < 0 && errno == EINTR) {
+    }
     paused_ = true;
   }
 }

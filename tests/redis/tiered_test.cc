@@ -198,17 +198,26 @@ TEST_F(Tier, L2HitFillsL1NoLongerThanTheRedisTtlNorL1Max) {
 }
 
 TEST_F(Tier, AnL1HitNeverWaitsForRedis) {
-  auto t = Make();
+  TieredOptions o = Opts(redis_.port());
+  // Long enough that L1 stays usable however late this thread runs after
+  // the pause: the check below is of what the hit asked, not of how long.
+  o.redis.command_timeout = 2s;
+  o.max_staleness = 5s;
+  auto t = Make(o);
   ASSERT_EQ(redis_.Command({"SET", "k", "v"}), "OK");
   ASSERT_EQ(ValueOf(t->Get("k")), "v");
+  const TieredStats before = t->GetStats();
   redis_.Pause();  // Redis hangs: every command would time out
-  const auto start = Clock::now();
   FetchResult r = t->Get("k");
-  const auto took = Clock::now() - start;
+  const TieredStats after = t->GetStats();
   redis_.Resume();
   EXPECT_EQ(ValueOf(r), "v");
   EXPECT_EQ(r.source, FetchSource::kHit);
-  EXPECT_LT(took, 60ms);  // one that asked Redis would wait its 100 ms timeout
+  // Nothing was asked of Redis (a GET that timed out would count an error).
+  EXPECT_EQ(after.l2_hits, before.l2_hits);
+  EXPECT_EQ(after.l2_misses, before.l2_misses);
+  EXPECT_EQ(after.l2_errors, before.l2_errors);
+  EXPECT_EQ(after.l2_skipped, before.l2_skipped);
 }
 
 TEST_F(Tier, OneFlightPerKeyAcrossThreads) {
@@ -245,7 +254,7 @@ TEST_F(Tier, AnExpiredL1EntryIsServedStaleWhileItRefreshesThroughRedis) {
   ASSERT_EQ(redis_.Command({"SET", "k", "v2"}), "OK");
   // The write's message drops the entry: nothing stale is served after a
   // write, only after a TTL.
-  ASSERT_TRUE(WaitFor([&] { return !t->l1().Contains("k"); }, 400ms));
+  ASSERT_TRUE(WaitFor([&] { return !t->l1().Contains("k"); }));
   ASSERT_EQ(ValueOf(t->Get("k")), "v2");
   clock->Advance(1500ms);  // past l1_max_ttl, within the grace
   FetchResult r = t->Get("k");
@@ -380,12 +389,14 @@ TEST_F(Tier, AMissedPingStopsL1WithinTheBound) {
   auto t = Make(o);
   ASSERT_EQ(redis_.Command({"SET", "k", "v"}), "OK");
   ASSERT_EQ(ValueOf(t->Get("k")), "v");
-  const auto start = Clock::now();
   redis_.Pause();  // no EOF, no answers: only the pings can tell
-  ASSERT_TRUE(WaitFor([&] { return !t->tracking(); }, 1000ms));
-  const auto noticed = Clock::now() - start;
-  EXPECT_LE(noticed, 400ms + 30ms);  // max_staleness (plus a coarse clock tick)
-  FetchResult r = t->Get("k");       // not from L1: Redis times out, the loader answers
+  // Every ping answered from now on was sent before this moment, so L1 is
+  // unusable max_staleness (plus a coarse clock tick) after it, however the
+  // threads were scheduled in between.
+  const auto paused = Clock::now();
+  std::this_thread::sleep_until(paused + 400ms + 30ms);
+  EXPECT_FALSE(t->tracking());
+  FetchResult r = t->Get("k");  // not from L1: Redis times out, the loader answers
   EXPECT_EQ(ValueOf(r), "from-loader");
   EXPECT_EQ(r.source, FetchSource::kLoaded);
   redis_.Resume();
@@ -397,7 +408,7 @@ TEST_F(Tier, RedisFailuresOpenTheCircuitBreaker) {
   std::atomic<int> loads{0};
   TieredOptions o = Opts(redis_.port());
   o.l1.loader = CountingLoader(&loads, "db");
-  o.breaker_open = 300ms;
+  o.breaker_open = 2s;  // open for the whole check however late this thread runs
   auto t = Make(o);
   redis_.Pause();
   for (int i = 0; i < 3; ++i) EXPECT_EQ(ValueOf(t->Get("k" + std::to_string(i))), "db");
@@ -405,10 +416,9 @@ TEST_F(Tier, RedisFailuresOpenTheCircuitBreaker) {
   EXPECT_EQ(s.breaker_state, BreakerState::kOpen);
   EXPECT_GE(s.l2_errors, 3u);
   EXPECT_EQ(s.breaker_opens, 1u);
-  const auto start = Clock::now();
   EXPECT_EQ(ValueOf(t->Get("k9")), "db");  // skipped: no timeout to wait for
-  EXPECT_LT(Clock::now() - start, 90ms);   // asking Redis would take its 100 ms timeout
-  EXPECT_GE(t->GetStats().l2_skipped, 1u);
+  EXPECT_EQ(t->GetStats().l2_skipped, s.l2_skipped + 1);
+  EXPECT_EQ(t->GetStats().l2_errors, s.l2_errors);  // Redis was not asked
   redis_.Resume();
   // After breaker_open one trial goes through and closes it.
   EXPECT_TRUE(WaitFor(
@@ -416,7 +426,7 @@ TEST_F(Tier, RedisFailuresOpenTheCircuitBreaker) {
         t->Get("probe");
         return t->GetStats().breaker_state == BreakerState::kClosed;
       },
-      3000ms));
+      10000ms));
 }
 
 TEST_F(Tier, LosingADataConnectionDropsL1InDefaultMode) {
@@ -446,7 +456,7 @@ TEST_F(Tier, CacheAsideInvalidateDeletesRedisAndTellsOthers) {
   ASSERT_EQ(a->Invalidate("k"), Status::kOk);
   EXPECT_EQ(redis_.Command({"EXISTS", "k"}), "0");
   EXPECT_FALSE(a->l1().Contains("k"));
-  EXPECT_TRUE(WaitFor([&] { return !b->l1().Contains("k"); }, 400ms));
+  EXPECT_TRUE(WaitFor([&] { return !b->l1().Contains("k"); }));
 }
 
 TEST_F(Tier, WriteThroughWritesTheStoreFirstThenRedis) {
