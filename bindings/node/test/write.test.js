@@ -59,7 +59,7 @@ test('write-behind: the cache now, the store in coalesced batches', async () => 
   const batches = [];
   const c = new LarderCache({
     max: 100,
-    writeBehind: { writeBatch: async (writes) => { batches.push(writes); }, maxDelay: 20 },
+    writeBehind: { writeBatch: async (writes) => { batches.push(writes); }, maxDelay: 60000 },
   });
   await c.write('a', 1);
   await c.write('a', 2);  // coalesces with the first

@@ -39,7 +39,7 @@ def test_write_behind_batches_coalesces_and_reads_its_writes():
         delivered.set()
 
     c = larder.Cache(max_bytes=1 << 20)
-    with c.write_behind(writer, max_delay=0.05, max_batch=100) as wb:
+    with c.write_behind(writer, max_delay=60, max_batch=100) as wb:
         wb.put("a", b"1")
         wb.put("a", b"2")  # coalesces with the first
         wb.put("b", b"x")
