@@ -1,4 +1,6 @@
 """Shared helpers for the binding's tests."""
+import time
+
 import pytest
 
 
@@ -15,3 +17,20 @@ class FakeClock:
 @pytest.fixture
 def clock():
     return FakeClock()
+
+
+@pytest.fixture
+def eventually():
+    """Polls check() until it holds or `within` seconds pass; returns whether it held.
+
+    For "these threads have all joined the load" before a test lets the load
+    finish: a fixed sleep is too short on a loaded machine.
+    """
+    def poll(check, within=5.0):
+        deadline = time.monotonic() + within
+        while not check():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
+        return True
+    return poll

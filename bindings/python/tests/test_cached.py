@@ -87,7 +87,7 @@ def test_calling_itself_with_the_same_arguments_is_refused():
     assert loop.cache_info().currsize == 0
 
 
-def test_concurrent_callers_compute_once():
+def test_concurrent_callers_compute_once(eventually):
     calls = []
     release = threading.Event()
 
@@ -101,11 +101,11 @@ def test_concurrent_callers_compute_once():
     threads = [threading.Thread(target=lambda: results.append(slow(3))) for _ in range(8)]
     for t in threads:
         t.start()
-    time.sleep(0.2)
+    joined = eventually(lambda: slow.cache.stats().coalesced_waits == 7)
     release.set()
     for t in threads:
         t.join()
-    assert calls == [3] and results == [{"x": 3}] * 8
+    assert joined and calls == [3] and results == [{"x": 3}] * 8
     assert slow.cache_info().misses == 8  # one computed, seven waited
 
 
