@@ -297,10 +297,17 @@ TEST(Touch, ReadersSnapshotsAndTouchesRunTogether) {
       cache->Put("extra" + std::to_string(snap.size()), "value");
     }
   });
-  std::this_thread::sleep_for(200ms);
+  // At least 200 ms together, and until the readers have read (a loaded
+  // machine may start them late).
+  const auto together = std::chrono::steady_clock::now() + 200ms;
+  const auto give_up = together + 10s;
+  while ((std::chrono::steady_clock::now() < together || reads.load() < 1000) &&
+         std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(1ms);
+  }
   stop.store(true);
   for (std::thread& t : threads) t.join();
-  EXPECT_GT(reads.load(), 0);
+  EXPECT_GE(reads.load(), 1000);
   EXPECT_LE(cache->Size(), 256u);
 }
 

@@ -345,18 +345,26 @@ test('fetch: a rejection deletes the stale value unless noDeleteOnFetchRejection
 
 test('fetch with allowStale returns the stale value and refreshes behind it', async () => {
   let calls = 0;
+  let releaseRefresh;
+  const refreshHeld = new Promise((r) => { releaseRefresh = r; });
   const c = new LarderCache({
     max: 10, ttl: 30, allowStale: true,
-    fetchMethod: async (k) => { calls += 1; await new Promise((r) => setTimeout(r, 20)); return `${k}${calls}`; },
+    // The refresh (the second load) waits for the test, so "still refreshing"
+    // below holds however late the test's own callbacks run.
+    fetchMethod: async (k) => { calls += 1; if (calls === 2) await refreshHeld; return `${k}${calls}`; },
   });
   assert.strictEqual(await c.fetch('a'), 'a1');
   await new Promise((r) => setTimeout(r, 50));
   assert.strictEqual(await c.fetch('a'), 'a1');  // stale, at once
   assert.strictEqual(await c.fetch('a'), 'a1');  // still refreshing: no second load
-  // The refresh lands about 20 ms later. Wait well past it (a loaded machine
-  // delays timers) but do not poll with get: a stale get deletes the entry,
-  // which supersedes the refresh. a2 may be stale by then: allowStale.
-  await new Promise((r) => setTimeout(r, 200));
+  const putsBefore = c.stats().puts;
+  releaseRefresh();
+  // Wait for the refresh to store a2, but not by polling with get: a stale
+  // get deletes the entry, which supersedes the refresh. a2 may be stale by
+  // then: allowStale.
+  for (const end = Date.now() + 5000; c.stats().puts === putsBefore && Date.now() < end;) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
   assert.strictEqual(c.get('a'), 'a2');
   assert.strictEqual(calls, 2);
 });
