@@ -405,8 +405,10 @@ class TieredCache::Impl {
   std::vector<Command> DelCommands(std::string_view key, std::string* lock_key) const;
 
   // ---- the background thread ----
-  std::unique_ptr<RedisConnection> OpenSession(Status* status, std::string* error);
-  void BecomeUp(RedisConnection* inv);
+  // *subscribed_at: when the SUBSCRIBE that Redis answered last was sent.
+  std::unique_ptr<RedisConnection> OpenSession(Status* status, std::string* error,
+                                               int64_t* subscribed_at);
+  void BecomeUp(RedisConnection* inv, int64_t subscribed_at);
   void BecomeDown();
   void ThreadMain();
   enum class SessionEnd { kLost, kStopping };
@@ -505,9 +507,10 @@ Status TieredCache::Impl::Start(std::string* error) {
     return s;
   }
   Status s = Status::kOk;
-  first_inv_ = OpenSession(&s, error);
+  int64_t subscribed_at = 0;
+  first_inv_ = OpenSession(&s, error, &subscribed_at);
   if (!first_inv_) return s;
-  BecomeUp(first_inv_.get());
+  BecomeUp(first_inv_.get(), subscribed_at);
   if (o_.tracking == Tracking::kDefault) {
     // Checks CLIENT TRACKING ... REDIRECT now, so a server without it (or
     // one that refuses) fails here rather than on the first read.
@@ -572,8 +575,8 @@ std::unique_ptr<RedisConnection> TieredCache::Impl::NewDataConnection(Status* st
   return c;
 }
 
-std::unique_ptr<RedisConnection> TieredCache::Impl::OpenSession(Status* status,
-                                                                std::string* error) {
+std::unique_ptr<RedisConnection> TieredCache::Impl::OpenSession(Status* status, std::string* error,
+                                                                int64_t* subscribed_at) {
   std::unique_ptr<RedisConnection> c = RedisConnection::Open(o_.redis, status, error);
   if (!c) return nullptr;
   if (o_.tracking == Tracking::kBroadcast) {
@@ -597,6 +600,7 @@ std::unique_ptr<RedisConnection> TieredCache::Impl::OpenSession(Status* status,
       return nullptr;
     }
   }
+  *subscribed_at = MonoNow();
   Reply r = c->Run({"SUBSCRIBE", "__redis__:invalidate"});
   if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
       ReplyText(r->element[0]) != "subscribe") {
@@ -608,11 +612,14 @@ std::unique_ptr<RedisConnection> TieredCache::Impl::OpenSession(Status* status,
   return c;
 }
 
-void TieredCache::Impl::BecomeUp(RedisConnection* inv) {
+void TieredCache::Impl::BecomeUp(RedisConnection* inv, int64_t subscribed_at) {
   std::lock_guard<std::mutex> lock(session_mu_);
   redirect_id_ = inv->client_id;
   session_.fetch_add(1);
-  confirmed_until_.store(MonoNow() + window_);
+  // The SUBSCRIBE's answer is the session's first pong: L1 is confirmed from
+  // when it was sent, as after a ping, not from now. (This thread may run
+  // long after Redis answered, and Redis may have stopped answering since.)
+  confirmed_until_.store(subscribed_at + window_);
   up_.store(true);
 }
 
@@ -644,14 +651,16 @@ void TieredCache::Impl::ThreadMain() {
     if (!inv) {
       Status s = Status::kOk;
       std::string why;
-      inv = OpenSession(&s, &why);
+      int64_t subscribed_at = 0;
+      inv = OpenSession(&s, &why, &subscribed_at);
       if (!inv) {
         if (!SleepUnlessStopping(Jittered(backoff))) break;
         backoff = std::min(backoff * 2, o_.reconnect_max);
         continue;
       }
       backoff = o_.reconnect_min;
-      BecomeUp(inv.get());
+      internal::ReachTestPoint(internal::TestPoint::kTierSessionOpened, {});
+      BecomeUp(inv.get(), subscribed_at);
       Bump(n_.reconnects);
     }
     SessionEnd end = RunSession(inv.get());
@@ -690,9 +699,13 @@ TieredCache::Impl::SessionEnd TieredCache::Impl::RunSession(RedisConnection* inv
       // may itself have been held past the deadline (a sweep, a scheduler
       // that ran others), and that says nothing of the server.
       pollfd readable{inv->fd(), POLLIN, 0};
-      if (poll(&readable, 1, 0) == 1 && (readable.revents & POLLIN) != 0) {
+      int ready;
+      do {
+        ready = poll(&readable, 1, 0);
+      } while (ready < 0 && errno == EINTR);
+      if (ready == 1 && (readable.revents & POLLIN) != 0) {
         if (redisBufferRead(c) != REDIS_OK) return SessionEnd::kLost;
-        continue;  // drained above; the deadline is checked again after
+        continue;  // drained at the loop's top; the deadline is checked again after
       }
       return SessionEnd::kLost;
     }

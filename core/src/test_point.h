@@ -26,6 +26,9 @@ enum class TestPoint {
   // The Redis tier's invalidation session sent a health ping and has read
   // nothing since; the key is empty (redis_tier.cc).
   kTierPingSent,
+  // The Redis tier's background thread opened a new session (Redis answered
+  // its SUBSCRIBE) and has not yet marked tracking up; the key is empty.
+  kTierSessionOpened,
 };
 
 using TestHook = void (*)(TestPoint point, std::string_view key);

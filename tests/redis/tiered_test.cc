@@ -321,24 +321,30 @@ TEST_F(Tier, InvalidationDuringTheGetKeepsItsResultOutOfL1) {
   EXPECT_EQ(ValueOf(t->Get("race")), "v2");
 }
 
-// The hook of AnAnsweredPingIsNotMissedBecauseTheSessionThreadWasHeld.
+// The hooks of AnAnsweredPingIsNotMissedBecauseTheSessionThreadWasHeld and
+// ANewSessionIsConfirmedFromItsSubscribeNotFromWhenItIsMarkedUp.
 std::atomic<int> g_held_pings{0};
+RedisServer* g_server = nullptr;
+Clock::time_point g_paused_at;
 
 TEST_F(Tier, AnAnsweredPingIsNotMissedBecauseTheSessionThreadWasHeld) {
   auto t = Make();
   ASSERT_EQ(redis_.Command({"SET", "k", "v"}), "OK");
   ASSERT_EQ(ValueOf(t->Get("k")), "v");
   g_held_pings = 0;
+  g_server = &redis_;
   // After each of three pings the session thread is held for three command
   // timeouts before it reads again (as a long sweep or a busy scheduler
-  // would hold it). Redis answered long before the deadline; the pong is on
-  // the socket.
+  // would hold it). Redis has answered by then: it answers commands in the
+  // order they arrive, so once it has answered a PING sent after ours, the
+  // pong is on the session's socket.
   internal::SetTestHook([](internal::TestPoint point, std::string_view) {
     if (point != internal::TestPoint::kTierPingSent || g_held_pings.load() >= 3) return;
     std::this_thread::sleep_for(300ms);
+    g_server->Command({"PING"});
     g_held_pings.fetch_add(1);
   });
-  const bool held = WaitFor([&] { return g_held_pings.load() >= 3; }, 5000ms);
+  const bool held = WaitFor([&] { return g_held_pings.load() >= 3; }, 10000ms);
   internal::SetTestHook(nullptr);
   ASSERT_TRUE(held);
   // A missed ping ends the session at once, before the next ping is sent:
@@ -346,6 +352,39 @@ TEST_F(Tier, AnAnsweredPingIsNotMissedBecauseTheSessionThreadWasHeld) {
   EXPECT_EQ(t->GetStats().tracking_losses, 0u);
   EXPECT_EQ(t->GetStats().reconnects, 0u);
   EXPECT_TRUE(t->l1().Contains("k"));  // a lost session would have cleared L1
+}
+
+TEST_F(Tier, ANewSessionIsConfirmedFromItsSubscribeNotFromWhenItIsMarkedUp) {
+  TieredOptions o = Opts(redis_.port());
+  o.reconnect_min = o.reconnect_max = 1ms;
+  // The first ping of the new session comes a second after it opens, so only
+  // the confirmation's own start decides what tracking() says below.
+  o.health_interval = 1s;
+  o.max_staleness = 1250ms;  // the least allowed: health + 2 x command timeout + 50 ms
+  auto t = Make(o);
+  g_server = &redis_;
+  g_held_pings = 0;
+  // The session thread reconnects; Redis answers its SUBSCRIBE, then stops
+  // answering anything, and the thread is held 600 ms before it marks
+  // tracking up.
+  internal::SetTestHook([](internal::TestPoint point, std::string_view) {
+    if (point != internal::TestPoint::kTierSessionOpened || g_held_pings.exchange(1) != 0) return;
+    g_server->Pause();
+    g_paused_at = Clock::now();
+    std::this_thread::sleep_for(600ms);
+    g_held_pings.store(2, std::memory_order_release);  // publishes the two above
+  });
+  ASSERT_EQ(redis_.Command({"CLIENT", "KILL", "TYPE", "pubsub"}), "1");
+  const bool held =
+      WaitFor([&] { return g_held_pings.load(std::memory_order_acquire) == 2; }, 10000ms);
+  const bool reconnected = WaitFor([&] { return t->GetStats().reconnects == 1; });
+  internal::SetTestHook(nullptr);
+  ASSERT_TRUE(held && reconnected);
+  // Nothing Redis answered was asked after the pause, so L1 is unusable
+  // max_staleness (plus a coarse clock tick) after it.
+  std::this_thread::sleep_until(g_paused_at + 1250ms + 30ms);
+  EXPECT_FALSE(t->tracking());
+  redis_.Resume();
 }
 
 TEST_F(Tier, FlushMessageDropsEveryEntry) {
