@@ -154,7 +154,12 @@ void RedisServer::Pause() {
     // Returns once it has stopped, so a test can take "paused since" after
     // this call: nothing it answers later was asked after that moment.
     int status = 0;
-    while (waitpid(pid_, &status, WUNTRACED) < 0 && errno == EINTR) {
+    pid_t r;
+    while ((r = waitpid(pid_, &status, WUNTRACED)) < 0 && errno == EINTR) {
+    }
+    if (r == pid_ && !WIFSTOPPED(status)) {
+      pid_ = -1;  // it had died, and is reaped now: nothing to resume or stop
+      return;
     }
     paused_ = true;
   }

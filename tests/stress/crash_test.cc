@@ -82,7 +82,9 @@ TEST(Crash, KillingTheWriterAtRandomMomentsLosesNoAcknowledgedWrite) {
     ssize_t n = 0;
     while (printed.find('\n') == std::string::npos) {
       pollfd ready{out[0], POLLIN, 0};
-      if (::poll(&ready, 1, 30'000) != 1) break;
+      const int polled = ::poll(&ready, 1, 30'000);
+      if (polled < 0 && errno == EINTR) continue;
+      if (polled != 1) break;
       if ((n = ::read(out[0], buf, sizeof buf)) <= 0) break;
       printed.append(buf, static_cast<size_t>(n));
     }

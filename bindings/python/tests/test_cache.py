@@ -75,7 +75,7 @@ def test_get_or_load_single_flight_across_threads(eventually):
 
     def loader(key):
         calls.append(key)
-        release.wait(5)
+        release.wait(30)
         return "loaded " + key
 
     results = []

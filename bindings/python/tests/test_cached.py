@@ -94,7 +94,7 @@ def test_concurrent_callers_compute_once(eventually):
     @larder.cached(ttl=60)
     def slow(x):
         calls.append(x)
-        release.wait(5)
+        release.wait(30)
         return {"x": x}
 
     results = []

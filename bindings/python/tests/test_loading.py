@@ -21,7 +21,7 @@ def test_every_waiter_gets_the_loaders_own_exception(eventually):
 
     def failing(key):
         calls.append(key)
-        release.wait(5)
+        release.wait(30)
         raise Boom("database down", detail=42)
 
     caught = []
@@ -79,22 +79,29 @@ def test_the_cache_loader_runs_for_get_or_load_refresh_and_aget():
 
 def test_a_plain_loader_in_aget_or_load_does_not_block_the_loop():
     c = larder.Cache(max_bytes=1 << 20)
-    loop_ran = threading.Event()
+    started, loop_ran = threading.Event(), threading.Event()
+    loader_threads = []
 
     def slow(key):
-        # Returns once another task has run on the loop meanwhile. A loader
-        # run on the loop's own thread would block it: the task could not
-        # run, and the wait would run out.
-        return b"slow " + key.encode() if loop_ran.wait(5) else b"the loop was blocked"
+        # Returns once the loop has run a task after this loader started. A
+        # loader run on the loop's own thread would block it: the task could
+        # not run, and the wait would run out.
+        loader_threads.append(threading.get_ident())
+        started.set()
+        return b"slow " + key.encode() if loop_ran.wait(30) else b"the loop was blocked"
 
     async def main():
         async def other_task():
+            while not started.is_set():
+                await asyncio.sleep(0.001)
             loop_ran.set()
 
         value, _ = await asyncio.gather(c.aget_or_load("k", slow), other_task())
-        return value
+        return value, threading.get_ident()
 
-    assert asyncio.run(main()) == b"slow k"
+    value, loop_thread = asyncio.run(main())
+    assert value == b"slow k"
+    assert loader_threads and loop_thread not in loader_threads
 
 
 def test_aget_waiters_get_the_leaders_exception_and_values():
@@ -124,7 +131,7 @@ def test_thread_and_task_waiters_share_one_load():
     def loader(key):
         calls.append(key)
         started.set()
-        release.wait(5)
+        release.wait(30)
         return b"shared"
 
     holder = []
@@ -185,7 +192,7 @@ def test_timeouts_and_recursion():
 
     def slow(key):
         started.set()
-        release.wait(5)
+        release.wait(30)
         return b"v"
 
     t = threading.Thread(target=c.get_or_load, args=("k", slow))
