@@ -324,7 +324,7 @@ TEST_F(Tier, InvalidationDuringTheGetKeepsItsResultOutOfL1) {
 // The hooks of AnAnsweredPingIsNotMissedBecauseTheSessionThreadWasHeld and
 // ANewSessionIsConfirmedFromItsSubscribeNotFromWhenItIsMarkedUp.
 std::atomic<int> g_held_pings{0};
-RedisServer* g_server = nullptr;
+std::atomic<RedisServer*> g_server{nullptr};  // atomic: set before the hook, read in it
 Clock::time_point g_paused_at;
 
 TEST_F(Tier, AnAnsweredPingIsNotMissedBecauseTheSessionThreadWasHeld) {
@@ -341,7 +341,7 @@ TEST_F(Tier, AnAnsweredPingIsNotMissedBecauseTheSessionThreadWasHeld) {
   internal::SetTestHook([](internal::TestPoint point, std::string_view) {
     if (point != internal::TestPoint::kTierPingSent || g_held_pings.load() >= 3) return;
     std::this_thread::sleep_for(300ms);
-    g_server->Command({"PING"});
+    g_server.load()->Command({"PING"});
     g_held_pings.fetch_add(1);
   });
   const bool held = WaitFor([&] { return g_held_pings.load() >= 3; }, 10000ms);
@@ -369,7 +369,7 @@ TEST_F(Tier, ANewSessionIsConfirmedFromItsSubscribeNotFromWhenItIsMarkedUp) {
   // tracking up.
   internal::SetTestHook([](internal::TestPoint point, std::string_view) {
     if (point != internal::TestPoint::kTierSessionOpened || g_held_pings.exchange(1) != 0) return;
-    g_server->Pause();
+    g_server.load()->Pause();
     g_paused_at = Clock::now();
     std::this_thread::sleep_for(600ms);
     g_held_pings.store(2, std::memory_order_release);  // publishes the two above
